@@ -1,0 +1,284 @@
+//! Deciding what to do with an incoming request, as the reference's `makeWorker` does
+//! (`matchSyncRequest`, CORS, `validatePayload`, the 426 rule). Pure: the Worker entry point
+//! turns a [`Decision`] into a response.
+
+use serde_json::Value;
+
+use crate::config::{Auth, Config};
+use crate::util::ct::secrets_equal;
+use crate::util::uri::decode_uri_component;
+
+/// A sync transport selectable in the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `transport=ws`: a WebSocket carrying Effect RPC JSON frames.
+    Ws,
+    /// `transport=http`: one Effect RPC request per POST.
+    Http,
+}
+
+/// The search parameters of a sync request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncParams {
+    /// Which store; one Durable Object per storeId.
+    pub store_id: String,
+    /// Which transport.
+    pub transport: Transport,
+    /// The client's `syncPayload`, decoded (it arrives percent-encoded twice).
+    pub payload: Option<Value>,
+}
+
+/// Recognises a sync request by its query string alone, whatever the path, like the reference's
+/// `matchSyncRequest`: `storeId` and `transport` (`ws` or `http`) are required, `payload` is
+/// optional but must decode. Anything else is not a sync request.
+pub fn match_sync_request(query: Option<&str>) -> Option<SyncParams> {
+    let query = query?;
+    let mut store_id = None;
+    let mut transport = None;
+    let mut payload = None;
+    // URLSearchParams.get returns the first occurrence; so does this.
+    for (key, value) in form_urlencoded_pairs(query) {
+        match key.as_str() {
+            "storeId" if store_id.is_none() => store_id = Some(value),
+            "transport" if transport.is_none() => transport = Some(value),
+            "payload" if payload.is_none() => payload = Some(value),
+            _ => {}
+        }
+    }
+    let transport = match transport?.as_str() {
+        "ws" => Transport::Ws,
+        "http" => Transport::Http,
+        _ => return None,
+    };
+    let payload = match payload {
+        None => None,
+        Some(encoded) => {
+            let json = decode_uri_component(&encoded)?;
+            Some(serde_json::from_str::<Value>(&json).ok()?)
+        }
+    };
+    Some(SyncParams {
+        store_id: store_id?,
+        transport,
+        payload,
+    })
+}
+
+fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    worker::url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
+/// Why a sync request was refused before reaching its store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: u16,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// Body of the refusal for a wrong or missing token: the text the reference's `validatePayload`
+/// 400 carries (`UnknownError.toString()`), so clients and logs see the same thing.
+pub const INVALID_TOKEN_BODY: &str =
+    r#"UnknownError: { "cause": Error: Invalid auth token, "note": undefined, "payload": undefined }"#;
+
+/// Body of the refusal when the operator configured no way to authenticate.
+pub const UNCONFIGURED_BODY: &str = "This sync backend has no auth token configured, so it refuses sync requests. \
+Set the AUTH_TOKEN secret (`npx wrangler secret put AUTH_TOKEN`, or AUTH_TOKEN=... in .dev.vars for local development), \
+or set the var ALLOW_ANONYMOUS=\"true\" to let anyone open any store.";
+
+/// Checks a sync request's parameters and credentials. Runs before the request reaches the
+/// Durable Object, for every WebSocket upgrade and every HTTP request.
+pub fn admit(config: &Config, params: &SyncParams) -> Result<(), Refusal> {
+    if params.store_id.is_empty() || params.store_id.len() > config.max_store_id_bytes {
+        return Err(Refusal {
+            status: 400,
+            body: format!(
+                "Invalid storeId: it must be 1 to {} bytes long",
+                config.max_store_id_bytes
+            ),
+        });
+    }
+    match &config.auth {
+        Auth::Open => Ok(()),
+        Auth::Unconfigured => Err(Refusal {
+            status: 500,
+            body: UNCONFIGURED_BODY.to_owned(),
+        }),
+        Auth::Token(expected) => {
+            let provided = params
+                .payload
+                .as_ref()
+                .and_then(|p| p.get("authToken"))
+                .and_then(Value::as_str);
+            match provided {
+                Some(token) if secrets_equal(token.as_bytes(), expected.as_bytes()) => Ok(()),
+                _ => Err(Refusal {
+                    status: 400,
+                    body: INVALID_TOKEN_BODY.to_owned(),
+                }),
+            }
+        }
+    }
+}
+
+/// The reference's 426 rule: a WebSocket sync request must carry `Upgrade: websocket`, exactly.
+pub fn upgrade_required(params: &SyncParams, upgrade_header: Option<&str>) -> Option<Refusal> {
+    (params.transport == Transport::Ws && upgrade_header != Some("websocket")).then(|| Refusal {
+        status: 426,
+        body: "Durable Object expected Upgrade: websocket".to_owned(),
+    })
+}
+
+/// The CORS headers of the reference's `makeWorker({ enableCORS: true })`; none when CORS is off.
+pub fn cors_headers(config: &Config, access_control_request_headers: Option<&str>) -> Vec<(&'static str, String)> {
+    if !config.cors {
+        return Vec::new();
+    }
+    vec![
+        ("Access-Control-Allow-Origin", "*".to_owned()),
+        ("Access-Control-Allow-Methods", "GET, POST, OPTIONS".to_owned()),
+        (
+            "Access-Control-Allow-Headers",
+            access_control_request_headers.unwrap_or("*").to_owned(),
+        ),
+    ]
+}
+
+/// What the Worker does with a request that is not a sync request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonSync {
+    /// CORS preflight: 204 with the CORS headers.
+    Preflight,
+    /// `GET /`: 200 with the info text.
+    Info,
+    /// Anything else: 400 `Invalid path`.
+    InvalidPath,
+}
+
+/// Text of the info page at `GET /`, the reference's.
+pub const INFO_BODY: &str = "Info: Sync backend endpoint for @livestore/sync-cf.";
+
+/// Classifies a request that is not (yet) known to be a sync request. Preflights are answered
+/// before sync matching, as the reference does.
+pub fn classify(config: &Config, method: &str, path: &str, is_sync: bool) -> Option<NonSync> {
+    if method == "OPTIONS" && config.cors {
+        return Some(NonSync::Preflight);
+    }
+    if is_sync {
+        return None;
+    }
+    Some(if method == "GET" && path == "/" {
+        NonSync::Info
+    } else {
+        NonSync::InvalidPath
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> Config {
+        Config {
+            auth: Auth::Open,
+            ..Config::default()
+        }
+    }
+
+    fn token(t: &str) -> Config {
+        Config {
+            auth: Auth::Token(t.into()),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn matches_the_captured_url() {
+        let p = match_sync_request(Some(
+            "storeId=store-ws&payload=%257B%2522authToken%2522%253A%2522tok%2522%257D&transport=ws",
+        ))
+        .unwrap();
+        assert_eq!(p.store_id, "store-ws");
+        assert_eq!(p.transport, Transport::Ws);
+        assert_eq!(p.payload, Some(serde_json::json!({"authToken": "tok"})));
+    }
+
+    #[test]
+    fn what_is_not_a_sync_request() {
+        assert!(match_sync_request(None).is_none());
+        assert!(match_sync_request(Some("")).is_none());
+        assert!(match_sync_request(Some("storeId=a")).is_none());
+        assert!(match_sync_request(Some("transport=ws")).is_none());
+        assert!(match_sync_request(Some("storeId=a&transport=do-rpc")).is_none());
+        assert!(match_sync_request(Some("storeId=a&transport=ws&payload=%25zz")).is_none());
+        assert!(match_sync_request(Some("storeId=a&transport=ws&payload=notjson")).is_none());
+        // Extra parameters are ignored; the first of repeated ones wins.
+        let p = match_sync_request(Some("x=1&storeId=a&storeId=b&transport=http")).unwrap();
+        assert_eq!((p.store_id.as_str(), p.transport), ("a", Transport::Http));
+        assert_eq!(p.payload, None);
+    }
+
+    #[test]
+    fn auth() {
+        let params = |payload: Option<Value>| SyncParams {
+            store_id: "s".into(),
+            transport: Transport::Ws,
+            payload,
+        };
+        let good = params(Some(serde_json::json!({"authToken": "tok"})));
+        assert!(admit(&token("tok"), &good).is_ok());
+        for bad in [
+            params(None),
+            params(Some(serde_json::json!({"authToken": "tok2"}))),
+            params(Some(serde_json::json!({"authToken": 1}))),
+            params(Some(serde_json::json!("tok"))),
+        ] {
+            let refusal = admit(&token("tok"), &bad).unwrap_err();
+            assert_eq!((refusal.status, refusal.body.as_str()), (400, INVALID_TOKEN_BODY));
+        }
+        assert!(admit(&open(), &params(None)).is_ok());
+        let refusal = admit(&Config::default(), &good).unwrap_err();
+        assert_eq!(refusal.status, 500);
+        assert!(refusal.body.contains("AUTH_TOKEN"));
+        assert!(refusal.body.contains("ALLOW_ANONYMOUS"));
+    }
+
+    #[test]
+    fn store_id_bounds() {
+        let cfg = Config {
+            max_store_id_bytes: 8,
+            ..open()
+        };
+        let with_id = |id: &str| SyncParams {
+            store_id: id.into(),
+            transport: Transport::Http,
+            payload: None,
+        };
+        assert!(admit(&cfg, &with_id("12345678")).is_ok());
+        assert_eq!(admit(&cfg, &with_id("123456789")).unwrap_err().status, 400);
+        assert_eq!(admit(&cfg, &with_id("")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn upgrade_rule_and_cors() {
+        let ws = match_sync_request(Some("storeId=a&transport=ws")).unwrap();
+        assert_eq!(upgrade_required(&ws, None).unwrap().status, 426);
+        assert_eq!(upgrade_required(&ws, Some("WebSocket")).unwrap().status, 426);
+        assert!(upgrade_required(&ws, Some("websocket")).is_none());
+        let http = match_sync_request(Some("storeId=a&transport=http")).unwrap();
+        assert!(upgrade_required(&http, None).is_none());
+
+        assert_eq!(cors_headers(&open(), Some("x-a"))[2].1, "x-a");
+        assert_eq!(cors_headers(&open(), None)[2].1, "*");
+        let no_cors = Config { cors: false, ..open() };
+        assert!(cors_headers(&no_cors, None).is_empty());
+
+        assert_eq!(classify(&open(), "OPTIONS", "/x", true), Some(NonSync::Preflight));
+        assert_eq!(classify(&no_cors, "OPTIONS", "/", false), Some(NonSync::InvalidPath));
+        assert_eq!(classify(&open(), "GET", "/", false), Some(NonSync::Info));
+        assert_eq!(classify(&open(), "POST", "/", false), Some(NonSync::InvalidPath));
+        assert_eq!(classify(&open(), "GET", "/foo", false), Some(NonSync::InvalidPath));
+        assert_eq!(classify(&open(), "GET", "/foo", true), None);
+    }
+}

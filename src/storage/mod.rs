@@ -1,0 +1,109 @@
+//! Where the event log lives. The sync rules talk to storage only through [`EventLog`], so the
+//! same rules run on Durable Object SQLite in the Worker and on `rusqlite` in native tests.
+//!
+//! The layout is the reference's (format version 7, see [`sql`]), so a store written by the
+//! TypeScript server is served by this one and the other way round.
+
+pub mod sql;
+
+#[cfg(target_arch = "wasm32")]
+pub mod do_sqlite;
+
+use crate::protocol::EventIn;
+
+/// What the server keeps about a store besides its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMeta {
+    /// Identifies this incarnation of the store's storage; clients reset when it changes.
+    pub backend_id: String,
+    /// The `seqNum` of the last event; a push must start right after it. 0 for an empty store.
+    pub head: i64,
+}
+
+/// A stored event, already encoded as a `PullResponse.batch` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    /// The event's sequence number (to continue reading after it).
+    pub seq_num: i64,
+    /// `{"eventEncoded":{…},"metadata":{…}}` as JSON text.
+    pub json: String,
+}
+
+/// The `context_7` row of a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextRow {
+    /// Stored head.
+    pub current_head: i64,
+    /// Stored backendId.
+    pub backend_id: String,
+}
+
+/// A failure inside the storage engine (SQL error, engine unavailable). The sync rules report
+/// it to the client as `UnknownError`; nothing is half-written, since writes are atomic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StorageError(pub String);
+
+/// One store's event log and context, as a storage engine provides them.
+///
+/// Methods are `async` because some engines (D1) are remote; Durable Object SQLite completes
+/// them without yielding.
+#[allow(async_fn_in_trait)]
+pub trait EventLog {
+    /// Creates the eventlog and context tables when they do not exist.
+    async fn create_tables(&self) -> Result<(), StorageError>;
+    /// Reads the store's context row, if any.
+    async fn load_context(&self) -> Result<Option<ContextRow>, StorageError>;
+    /// Writes the store's context row.
+    async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError>;
+    /// The highest stored `seqNum`, if any event is stored.
+    async fn max_seq_num(&self) -> Result<Option<i64>, StorageError>;
+    /// How many events have a `seqNum` greater than `after` (all events for `None`).
+    async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError>;
+    /// Up to `limit` events after `after`, in ascending `seqNum` order.
+    async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError>;
+    /// Appends `batch` with one `createdAt` and moves the head to the batch's last `seqNum`,
+    /// atomically: either every event and the new head are stored, or nothing is.
+    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError>;
+}
+
+/// Opens a store: creates its tables, then loads its context, or creates it with a new
+/// backendId on first use.
+///
+/// The log is the source of truth for the head. The reference never checks the stored head
+/// against the log; if they disagree (a context row lost or older than the events), appending
+/// at the stale head would fail on every push, so the head is moved up to the last stored event.
+pub async fn open_store<L: EventLog>(
+    log: &L,
+    new_backend_id: impl FnOnce() -> String,
+) -> Result<StoreMeta, StorageError> {
+    log.create_tables().await?;
+    let context = log.load_context().await?;
+    let max_seq = log.max_seq_num().await?;
+    let (row, dirty) = match context {
+        Some(row) => match max_seq {
+            Some(max) if max > row.current_head => (
+                ContextRow {
+                    current_head: max,
+                    backend_id: row.backend_id,
+                },
+                true,
+            ),
+            _ => (row, false),
+        },
+        None => (
+            ContextRow {
+                current_head: max_seq.unwrap_or(0).max(0),
+                backend_id: new_backend_id(),
+            },
+            true,
+        ),
+    };
+    if dirty {
+        log.save_context(&row).await?;
+    }
+    Ok(StoreMeta {
+        backend_id: row.backend_id,
+        head: row.current_head,
+    })
+}

@@ -1,0 +1,145 @@
+//! The SQL of the event log, shared by every SQLite-dialect engine, in the reference's layout
+//! (`@livestore/sync-cf` 0.4.0, `PERSISTENCE_FORMAT_VERSION = 7`).
+//!
+//! Writes send a whole batch as one bound JSON text that SQLite expands with `json_each`, and
+//! reads have SQLite build each event's JSON, so a push or a page is one call into the runtime
+//! instead of one per event or per column.
+
+use crate::protocol::EventIn;
+use crate::util::json::push_str_literal;
+
+/// The reference's persistence format version; part of every table name.
+pub const FORMAT_VERSION: u32 = 7;
+
+/// The context table (one row per store: head and backendId).
+pub const CONTEXT_TABLE: &str = "context_7";
+
+/// Bound in place of a cursor when pulling from the start: below every possible `seqNum`.
+pub const NO_CURSOR: i64 = -crate::protocol::seq::MAX_SAFE_INTEGER;
+
+/// Name of a store's eventlog table: `eventlog_7_` followed by the storeId with every character
+/// outside `[A-Za-z0-9]` replaced by `_`.
+///
+/// The reference does this with a JavaScript regex over UTF-16 code units, so a character outside
+/// the Basic Multilingual Plane (an emoji) becomes two underscores; so it does here. The result
+/// contains only `[A-Za-z0-9_]` and is always safe to quote as an identifier.
+pub fn eventlog_table(store_id: &str) -> String {
+    let mut name = format!("eventlog_{FORMAT_VERSION}_");
+    for c in store_id.chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c);
+        } else {
+            for _ in 0..c.len_utf16() {
+                name.push('_');
+            }
+        }
+    }
+    name
+}
+
+/// The reference's eventlog DDL, whitespace included.
+pub fn create_eventlog(table: &str) -> String {
+    format!(
+        r#"CREATE TABLE IF NOT EXISTS "{table}" ("seqNum" integer primary key   , "parentSeqNum" integer   not null , "name" text   not null , "args" text    , "createdAt" text   not null , "clientId" text   not null , "sessionId" text   not null ) strict"#
+    )
+}
+
+/// The reference's context DDL.
+pub const CREATE_CONTEXT: &str = r#"CREATE TABLE IF NOT EXISTS "context_7" ("storeId" text primary key   , "currentHead" integer   not null , "backendId" text   not null ) strict"#;
+
+/// Reads a store's context row. Binds: storeId.
+pub const SELECT_CONTEXT: &str = r#"SELECT currentHead, backendId FROM "context_7" WHERE storeId = ?"#;
+
+/// Writes a store's context row, as the reference does. Binds: storeId, currentHead, backendId.
+pub const UPSERT_CONTEXT: &str =
+    r#"INSERT OR REPLACE INTO "context_7" (storeId, currentHead, backendId) VALUES (?, ?, ?)"#;
+
+/// The highest stored `seqNum` (NULL when empty); O(1) since `seqNum` is the rowid.
+pub fn select_max_seq(table: &str) -> String {
+    format!(r#"SELECT MAX(seqNum) FROM "{table}""#)
+}
+
+/// Counts events after a cursor. Binds: cursor (or [`NO_CURSOR`]).
+pub fn count_after(table: &str) -> String {
+    format!(r#"SELECT COUNT(*) FROM "{table}" WHERE seqNum > ?"#)
+}
+
+/// Reads a page of events as `(seqNum, batch item JSON)`. Binds: cursor, limit.
+///
+/// The JSON is exactly what `protocol::server::push_batch_item` writes for a pushed event.
+/// Stored `args` are embedded as they are when they are valid JSON (the reference and we only
+/// ever store `JSON.stringify` output); anything else is sent as a JSON string rather than
+/// breaking the page.
+pub fn read_after(table: &str) -> String {
+    format!(
+        r#"SELECT seqNum, '{{"eventEncoded":{{"name":' || json_quote(name) || ',"args":' || CASE WHEN args IS NULL THEN 'null' WHEN json_valid(args) THEN args ELSE json_quote(args) END || ',"seqNum":' || seqNum || ',"parentSeqNum":' || parentSeqNum || ',"clientId":' || json_quote(clientId) || ',"sessionId":' || json_quote(sessionId) || '}},"metadata":{{"_tag":"Some","value":{{"_tag":"SyncMessage.SyncMetadata","createdAt":' || json_quote(createdAt) || '}}}}}}' FROM "{table}" WHERE seqNum > ? ORDER BY seqNum ASC LIMIT ?"#
+    )
+}
+
+/// Inserts the rows of one JSON array built by [`rows_json`]. Binds: createdAt, rows JSON.
+///
+/// Each row is `[seqNum, parentSeqNum, name, clientId, sessionId, args?]`: `args` comes last
+/// and is left out when the event has none, so `value -> 5` is SQL NULL for a missing `args`
+/// and the JSON text (`'null'` included) otherwise — what the reference stores.
+pub fn insert_rows(table: &str) -> String {
+    format!(
+        r#"INSERT INTO "{table}" (seqNum, parentSeqNum, name, clientId, sessionId, args, createdAt) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 5, ? FROM json_each(?)"#
+    )
+}
+
+/// Largest JSON text bound to one insert. Durable Object SQLite refuses strings over 2 MB;
+/// half of that leaves room.
+pub const MAX_INSERT_JSON_BYTES: usize = 1_000_000;
+
+/// Encodes a batch as JSON arrays of rows for [`insert_rows`], split so no text exceeds
+/// `max_bytes` (a single larger event gets an array of its own).
+pub fn rows_json(batch: &[EventIn<'_>], max_bytes: usize) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut current = String::from("[");
+    for event in batch {
+        let mut row = String::with_capacity(64 + event.args.map_or(0, |a| a.get().len()));
+        row.push('[');
+        row.push_str(&event.seq_num.0.to_string());
+        row.push(',');
+        row.push_str(&event.parent_seq_num.0.to_string());
+        row.push(',');
+        push_str_literal(&mut row, &event.name);
+        row.push(',');
+        push_str_literal(&mut row, &event.client_id);
+        row.push(',');
+        push_str_literal(&mut row, &event.session_id);
+        if let Some(args) = event.args {
+            row.push(',');
+            row.push_str(args.get());
+        }
+        row.push(']');
+        if current.len() > 1 && current.len() + row.len() + 2 > max_bytes {
+            current.push(']');
+            chunks.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&row);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_follow_the_reference() {
+        assert_eq!(eventlog_table("store-ws"), "eventlog_7_store_ws");
+        assert_eq!(eventlog_table("a_b"), "eventlog_7_a_b");
+        assert_eq!(eventlog_table("Ab9"), "eventlog_7_Ab9");
+        assert_eq!(eventlog_table("é"), "eventlog_7__");
+        assert_eq!(eventlog_table("😀"), "eventlog_7___");
+        assert_eq!(eventlog_table("x\"; DROP TABLE y; --"), "eventlog_7_x___DROP_TABLE_y____");
+    }
+}
