@@ -1,0 +1,45 @@
+//! The few things taken straight from the JavaScript runtime: time, randomness, error text.
+
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::util::nanoid::{nanoid_from_bytes, NANOID_LEN};
+
+/// Milliseconds since the Unix epoch, from `Date.now()`.
+pub fn now_millis() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// A new backendId: a nanoid from `crypto.getRandomValues`.
+///
+/// `Math.random` is the fallback should WebCrypto be missing; a backendId must be unique, not
+/// secret.
+pub fn new_backend_id() -> String {
+    let mut bytes = [0u8; NANOID_LEN];
+    if fill_random(&mut bytes).is_err() {
+        for b in bytes.iter_mut() {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    nanoid_from_bytes(&bytes)
+}
+
+fn fill_random(bytes: &mut [u8]) -> Result<(), JsValue> {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
+    let get_random_values: js_sys::Function =
+        js_sys::Reflect::get(&crypto, &JsValue::from_str("getRandomValues"))?.dyn_into()?;
+    let array = js_sys::Uint8Array::new_with_length(bytes.len() as u32);
+    get_random_values.call1(&crypto, &array)?;
+    array.copy_to(bytes);
+    Ok(())
+}
+
+/// A readable message for a thrown JavaScript value.
+pub fn error_message(value: &JsValue) -> String {
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        String::from(error.message())
+    } else if let Some(s) = value.as_string() {
+        s
+    } else {
+        format!("{value:?}")
+    }
+}

@@ -1,0 +1,35 @@
+//! A LiveStore sync backend for Cloudflare Workers, in Rust.
+//!
+//! It speaks the protocol of `@livestore/sync-cf` 0.4.0 — the unmodified `makeWsSync` client
+//! syncs through it — and keeps the event log in the reference's storage layout, so a deployment
+//! can switch between the two and keep its data.
+//!
+//! How a request flows, and where each part lives:
+//!
+//! - [`entry`] (Worker `fetch`): recognises sync requests by their search parameters
+//!   ([`router`]), answers CORS and info requests, authenticates, and forwards each store's
+//!   traffic to its own Durable Object.
+//! - [`durable_object`]: the per-store object. Accepts WebSockets in hibernation mode, decodes
+//!   Effect RPC frames ([`protocol`]), runs the sync rules ([`sync`]) against the store's event
+//!   log ([`storage`]), and fans every accepted push out to all live pulls.
+//! - [`config`]: the vars and secrets that configure all of the above.
+//!
+//! Everything except `entry`, `durable_object` and `storage::do_sqlite` is plain Rust and is
+//! tested natively (`cargo test`); those three are the thin layer over the Workers runtime.
+
+pub mod config;
+pub mod protocol;
+pub mod router;
+pub mod storage;
+pub mod sync;
+pub mod util;
+
+#[cfg(target_arch = "wasm32")]
+pub mod durable_object;
+#[cfg(target_arch = "wasm32")]
+pub mod entry;
+#[cfg(target_arch = "wasm32")]
+pub mod js;
+
+#[cfg(target_arch = "wasm32")]
+pub use durable_object::SyncBackendDO;

@@ -1,0 +1,161 @@
+//! The event log in the Durable Object's own SQLite database (`ctx.storage.sql`), the default
+//! engine and the reference's `do-sqlite` storage.
+
+use js_sys::{Array, Function, Reflect};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::worker_sys::types::{SqlStorage, SqlStorageCursor};
+
+use super::sql;
+use super::{ContextRow, EventLog, StorageError, StoredItem};
+use crate::js::error_message;
+use crate::protocol::EventIn;
+
+/// One store's log in Durable Object SQLite. Cheap to build: it holds handles, not data.
+pub struct DoSqliteLog {
+    storage: JsValue,
+    sql: SqlStorage,
+    store_id: String,
+    table: String,
+}
+
+fn js_err(e: JsValue) -> StorageError {
+    StorageError(error_message(&e))
+}
+
+fn binds(values: &[JsValue]) -> Array {
+    values.iter().collect()
+}
+
+impl DoSqliteLog {
+    /// The log of `store_id` in the object's storage (`ctx.storage`).
+    pub fn new(storage: &worker::Storage, store_id: &str) -> Self {
+        let storage: JsValue = AsRef::<JsValue>::as_ref(storage.as_raw()).clone();
+        let sql = Reflect::get(&storage, &JsValue::from_str("sql"))
+            .unwrap_or(JsValue::UNDEFINED)
+            .unchecked_into::<SqlStorage>();
+        DoSqliteLog {
+            storage,
+            sql,
+            store_id: store_id.to_owned(),
+            table: sql::eventlog_table(store_id),
+        }
+    }
+
+    fn exec(&self, query: &str, values: &[JsValue]) -> Result<SqlStorageCursor, StorageError> {
+        self.sql.exec(query, binds(values)).map_err(js_err)
+    }
+
+    /// Every row of a query as arrays of column values.
+    fn rows(&self, query: &str, values: &[JsValue]) -> Result<Array, StorageError> {
+        let cursor = self.exec(query, values)?;
+        Ok(Array::from(&cursor.raw()))
+    }
+
+    fn first_value(&self, query: &str, values: &[JsValue]) -> Result<JsValue, StorageError> {
+        let rows = self.rows(query, values)?;
+        Ok(Reflect::get_u32(&rows.get(0), 0).unwrap_or(JsValue::NULL))
+    }
+}
+
+fn cursor_value(after: Option<i64>) -> JsValue {
+    JsValue::from_f64(after.unwrap_or(sql::NO_CURSOR) as f64)
+}
+
+impl EventLog for DoSqliteLog {
+    async fn create_tables(&self) -> Result<(), StorageError> {
+        self.exec(&sql::create_eventlog(&self.table), &[])?;
+        self.exec(sql::CREATE_CONTEXT, &[])?;
+        Ok(())
+    }
+
+    async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
+        let rows = self.rows(sql::SELECT_CONTEXT, &[JsValue::from_str(&self.store_id)])?;
+        if rows.length() == 0 {
+            return Ok(None);
+        }
+        let row = rows.get(0);
+        let head = Reflect::get_u32(&row, 0).map_err(js_err)?.as_f64();
+        let backend_id = Reflect::get_u32(&row, 1).map_err(js_err)?.as_string();
+        match (head, backend_id) {
+            (Some(head), Some(backend_id)) => Ok(Some(ContextRow {
+                current_head: head as i64,
+                backend_id,
+            })),
+            _ => Err(StorageError("context_7 row has unexpected column types".into())),
+        }
+    }
+
+    async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError> {
+        self.exec(
+            sql::UPSERT_CONTEXT,
+            &[
+                JsValue::from_str(&self.store_id),
+                JsValue::from_f64(row.current_head as f64),
+                JsValue::from_str(&row.backend_id),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn max_seq_num(&self) -> Result<Option<i64>, StorageError> {
+        Ok(self.first_value(&sql::select_max_seq(&self.table), &[])?.as_f64().map(|n| n as i64))
+    }
+
+    async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError> {
+        let count = self.first_value(&sql::count_after(&self.table), &[cursor_value(after)])?;
+        Ok(count.as_f64().unwrap_or(0.0) as u64)
+    }
+
+    async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError> {
+        let rows = self.rows(
+            &sql::read_after(&self.table),
+            &[cursor_value(after), JsValue::from_f64(limit as f64)],
+        )?;
+        let mut items = Vec::with_capacity(rows.length() as usize);
+        for row in rows.iter() {
+            let seq = Reflect::get_u32(&row, 0).map_err(js_err)?.as_f64();
+            let json = Reflect::get_u32(&row, 1).map_err(js_err)?.as_string();
+            match (seq, json) {
+                (Some(seq), Some(json)) => items.push(StoredItem {
+                    seq_num: seq as i64,
+                    json,
+                }),
+                _ => return Err(StorageError("eventlog row has unexpected column types".into())),
+            }
+        }
+        Ok(items)
+    }
+
+    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
+        // Everything is prepared first, so the transaction callback only executes statements.
+        let insert = sql::insert_rows(&self.table);
+        let created_at = JsValue::from_str(created_at);
+        let mut statements: Vec<(String, Array)> = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES)
+            .into_iter()
+            .map(|rows| (insert.clone(), binds(&[created_at.clone(), JsValue::from_str(&rows)])))
+            .collect();
+        statements.push((
+            sql::UPSERT_CONTEXT.to_owned(),
+            binds(&[
+                JsValue::from_str(&self.store_id),
+                JsValue::from_f64(context.current_head as f64),
+                JsValue::from_str(&context.backend_id),
+            ]),
+        ));
+        let sql = self.sql.clone();
+        // `transactionSync` rolls every statement back if one throws: a batch is stored whole,
+        // together with its head, or not at all.
+        let callback = Closure::once_into_js(move || -> Result<(), JsValue> {
+            for (query, values) in statements {
+                sql.exec(&query, values)?;
+            }
+            Ok(())
+        });
+        let transaction_sync: Function = Reflect::get(&self.storage, &JsValue::from_str("transactionSync"))
+            .and_then(|f| f.dyn_into::<Function>())
+            .map_err(js_err)?;
+        transaction_sync.call1(&self.storage, &callback).map_err(js_err)?;
+        Ok(())
+    }
+}
