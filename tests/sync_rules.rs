@@ -1,0 +1,301 @@
+//! The sync rules (push, pull, paging, store opening) against real SQLite, running the same SQL
+//! the Durable Object runs.
+
+mod support;
+
+use futures::executor::block_on;
+use livestore_sync::protocol::payload::parse_payload;
+use livestore_sync::protocol::{Cursor, PushPayload, SeqNum, SyncError};
+use livestore_sync::storage::{open_store, EventLog, StoreMeta};
+use livestore_sync::sync::{pull, push, Limits};
+use serde_json::{json, Value};
+use support::SqliteLog;
+
+const T0: i64 = 1_795_376_491_539; // 2026-11-22T19:41:31.539Z
+
+fn open(log: &SqliteLog) -> StoreMeta {
+    block_on(open_store(log, || "backend-aaaaaaaaaaaaa".to_owned())).unwrap()
+}
+
+fn events(start: i64, parent: i64, count: i64) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            json!({
+                "name": "v1.TodoCreated",
+                "args": {"id": format!("t{}", start + i), "text": "hello"},
+                "seqNum": start + i,
+                "parentSeqNum": if i == 0 { parent } else { start + i - 1 },
+                "clientId": "client-a",
+                "sessionId": "session-a",
+            })
+        })
+        .collect()
+}
+
+fn push_json(batch: &[Value], backend_id: Option<&str>) -> String {
+    let backend = match backend_id {
+        Some(b) => json!({"_tag": "Some", "value": b}),
+        None => json!({"_tag": "None"}),
+    };
+    json!({"storeId": "s", "batch": batch, "backendId": backend}).to_string()
+}
+
+fn do_push(log: &SqliteLog, meta: &mut StoreMeta, batch: &[Value], backend_id: Option<&str>) -> Result<Vec<String>, SyncError> {
+    let text = push_json(batch, backend_id);
+    let raw = serde_json::from_str(&text).unwrap();
+    let payload: PushPayload = parse_payload("SyncWsRpc.Push", Some(raw))?;
+    block_on(push(log, meta, &payload, T0, &Limits::default()))
+}
+
+fn do_pull(log: &SqliteLog, meta: &StoreMeta, cursor: Option<(&str, i64)>, limits: Limits) -> Result<Vec<Value>, SyncError> {
+    let cursor = cursor.map(|(b, n)| Cursor {
+        backend_id: b.to_owned(),
+        event_sequence_number: SeqNum(n),
+    });
+    let mut pages = Vec::new();
+    block_on(pull(log, meta, cursor.as_ref(), &limits, |p| pages.push(serde_json::from_str::<Value>(&p).unwrap())))?;
+    Ok(pages)
+}
+
+fn seqs(pages: &[Value]) -> Vec<i64> {
+    pages
+        .iter()
+        .flat_map(|p| p["batch"].as_array().unwrap().iter().map(|b| b["eventEncoded"]["seqNum"].as_i64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_new_store_starts_at_root_with_a_stable_backend_id() {
+    let log = SqliteLog::new("store-1");
+    let meta = open(&log);
+    assert_eq!(meta.head, 0);
+    let again = block_on(open_store(&log, || panic!("must reuse the stored backendId"))).unwrap();
+    assert_eq!(again, meta);
+    assert_eq!(log.table(), "eventlog_7_store_1");
+}
+
+#[test]
+fn push_appends_with_one_created_at_and_moves_the_head() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    let batch = events(1, 0, 3);
+    let pages = do_push(&log, &mut meta, &batch, None).unwrap();
+    assert_eq!(meta.head, 3);
+    let rows = log.rows();
+    assert_eq!(rows.len(), 3);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.0, i as i64 + 1);
+        assert_eq!(row.3.as_deref(), Some(batch[i]["args"].to_string().as_str()));
+        assert_eq!(row.4, "2026-11-22T19:41:31.539Z");
+    }
+    // The broadcast page carries the events, NoMore, and the backendId.
+    assert_eq!(pages.len(), 1);
+    let page: Value = serde_json::from_str(&pages[0]).unwrap();
+    assert_eq!(page["pageInfo"], json!({"_tag": "NoMore"}));
+    assert_eq!(page["backendId"], json!(meta.backend_id));
+    assert_eq!(page["batch"][2]["eventEncoded"], batch[2]);
+    assert_eq!(page["batch"][0]["metadata"]["value"]["createdAt"], json!("2026-11-22T19:41:31.539Z"));
+    // Reopening restores the head from storage.
+    assert_eq!(open(&log).head, 3);
+}
+
+#[test]
+fn push_rules_and_typed_errors() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    assert_eq!(do_push(&log, &mut meta, &[], None).unwrap(), Vec::<String>::new());
+    do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
+    assert_eq!(
+        do_push(&log, &mut meta, &events(1, 0, 1), None).unwrap_err(),
+        SyncError::ServerAhead { minimum_expected_num: 2, provided_num: 0 }
+    );
+    assert_eq!(
+        do_push(&log, &mut meta, &events(9, 8, 1), None).unwrap_err(),
+        SyncError::ServerAhead { minimum_expected_num: 2, provided_num: 8 }
+    );
+    assert!(matches!(
+        do_push(&log, &mut meta, &events(3, 2, 1), Some("other")).unwrap_err(),
+        SyncError::BackendIdMismatch { received, .. } if received == "other"
+    ));
+    let backend = meta.backend_id.clone();
+    do_push(&log, &mut meta, &events(3, 2, 1), Some(&backend)).unwrap();
+    assert_eq!(seqs(&do_pull(&log, &meta, None, Limits::default()).unwrap()), [1, 2, 3]);
+}
+
+#[test]
+fn invalid_batches_store_nothing() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    let mut dup = events(1, 0, 2);
+    dup[1]["seqNum"] = json!(1);
+    let mut backwards = events(1, 0, 3);
+    backwards[2]["seqNum"] = json!(2);
+    let mut negative = events(1, 0, 1);
+    negative[0]["seqNum"] = json!(-1);
+    negative[0]["parentSeqNum"] = json!(-2);
+    for bad in [dup, backwards, negative] {
+        let err = do_push(&log, &mut meta, &bad, None).unwrap_err();
+        assert!(matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidPushBatchError"), "{err:?}");
+    }
+    assert!(log.rows().is_empty());
+    assert_eq!(meta.head, 0);
+}
+
+#[test]
+fn a_failed_append_leaves_log_and_head_unchanged() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
+    *log.fail_next_append.borrow_mut() = true;
+    let err = do_push(&log, &mut meta, &events(3, 2, 5), None).unwrap_err();
+    assert!(matches!(err, SyncError::Unknown { ref name, .. } if name == "StorageError"));
+    assert_eq!(meta.head, 2);
+    assert_eq!(log.rows().len(), 2);
+    assert_eq!(open(&log).head, 2);
+    do_push(&log, &mut meta, &events(3, 2, 5), None).unwrap();
+    assert_eq!(log.rows().len(), 7);
+}
+
+#[test]
+fn pull_pages_by_count_with_exact_remaining() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    for start in (1..=250).step_by(50) {
+        do_push(&log, &mut meta, &events(start, start - 1, 50), None).unwrap();
+    }
+    let pages = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let sizes: Vec<usize> = pages.iter().map(|p| p["batch"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!(pages[0]["pageInfo"], json!({"_tag": "MoreKnown", "remaining": 150}));
+    assert_eq!(pages[1]["pageInfo"], json!({"_tag": "MoreKnown", "remaining": 50}));
+    assert_eq!(pages[2]["pageInfo"], json!({"_tag": "NoMore"}));
+    assert_eq!(seqs(&pages), (1..=250).collect::<Vec<_>>());
+
+    // Storage is read in chunks; paging must not depend on where a chunk ends.
+    let small_reads = Limits { read_batch: 7, ..Limits::default() };
+    assert_eq!(do_pull(&log, &meta, None, small_reads).unwrap(), pages);
+
+    let from_cursor = do_pull(&log, &meta, Some((&meta.backend_id.clone(), 120)), Limits::default()).unwrap();
+    assert_eq!(seqs(&from_cursor), (121..=250).collect::<Vec<_>>());
+    assert_eq!(from_cursor[0]["pageInfo"], json!({"_tag": "MoreKnown", "remaining": 30}));
+}
+
+#[test]
+fn pull_edge_cases() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    let empty = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    assert_eq!(empty, [json!({"batch": [], "pageInfo": {"_tag": "NoMore"}, "backendId": meta.backend_id})]);
+    do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
+    let backend = meta.backend_id.clone();
+    // A cursor ahead of the head is not an error: the client gets the empty page.
+    assert_eq!(do_pull(&log, &meta, Some((&backend, 99)), Limits::default()).unwrap(), empty);
+    assert!(matches!(
+        do_pull(&log, &meta, Some(("stale", 1)), Limits::default()).unwrap_err(),
+        SyncError::BackendIdMismatch { ref expected, ref received } if *expected == backend && received == "stale"
+    ));
+}
+
+#[test]
+fn pull_splits_by_bytes() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    let big = "x".repeat(120_000);
+    for start in (1..=60).step_by(6) {
+        let mut batch = events(start, start - 1, 6);
+        for e in batch.iter_mut() {
+            e["args"]["text"] = json!(big);
+        }
+        do_push(&log, &mut meta, &batch, None).unwrap();
+    }
+    let pages = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    assert_eq!(seqs(&pages), (1..=60).collect::<Vec<_>>());
+    for p in &pages {
+        assert!(p.to_string().len() <= 900_000);
+    }
+    assert!(pages.len() >= 9);
+}
+
+#[test]
+fn stored_and_broadcast_encodings_are_identical() {
+    // SQLite builds the JSON of stored events, Rust the JSON of pushed ones; a client must not be
+    // able to tell them apart.
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    let tricky = [
+        json!({"t": "quote \" backslash \\ slash / tab \t nl \n"}),
+        json!({"t": "ctl \u{1} \u{1f} del \u{7f}", "u": "é ✓ 😀 \u{2028}"}),
+        json!([1, 2.5, -3e-7, true, null, {"deep": [[[]]]}]),
+        json!("just a string"),
+        json!(12345678901234567u64),
+        Value::Null,
+    ];
+    let mut batch = events(1, 0, tricky.len() as i64 + 1);
+    for (e, args) in batch.iter_mut().zip(tricky.iter()) {
+        e["args"] = args.clone();
+        e["name"] = json!("name \"with\" \u{1} ctl");
+        e["clientId"] = json!("cli\\ent");
+    }
+    batch.last_mut().unwrap().as_object_mut().unwrap().remove("args");
+    let broadcast = do_push(&log, &mut meta, &batch, None).unwrap();
+    let stored = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let broadcast: Value = serde_json::from_str(&broadcast[0]).unwrap();
+    assert_eq!(broadcast["batch"], stored[0]["batch"]);
+    // A missing `args` is stored as NULL and sent as null; an explicit null is stored as 'null'.
+    let rows = log.rows();
+    assert_eq!(rows[5].3.as_deref(), Some("null"));
+    assert_eq!(rows[6].3, None);
+    assert_eq!(stored[0]["batch"][6]["eventEncoded"]["args"], Value::Null);
+}
+
+#[test]
+fn serves_rows_written_the_reference_way() {
+    // The reference inserts with VALUES and JSON.stringify(args); create such rows directly.
+    let log = SqliteLog::new("ref-store");
+    block_on(log.create_tables()).unwrap();
+    let t = log.table().to_owned();
+    log.conn
+        .execute_batch(&format!(
+            r#"INSERT INTO "{t}" (seqNum, parentSeqNum, args, name, createdAt, clientId, sessionId) VALUES
+               (1, 0, '{{"id":"a"}}', 'todoCreated', '2025-01-01T00:00:00.000Z', 'c', 's'),
+               (2, 1, NULL, 'todoCleared', '2025-01-01T00:00:00.000Z', 'c', 's'),
+               (3, 2, 'not json', 'weird', '2025-01-01T00:00:00.000Z', 'c', 's');
+               INSERT OR REPLACE INTO "context_7" (storeId, currentHead, backendId) VALUES ('ref-store', 3, 'refBackendId000000000');"#
+        ))
+        .unwrap();
+    let meta = open(&log);
+    assert_eq!(meta, StoreMeta { backend_id: "refBackendId000000000".into(), head: 3 });
+    let pages = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let batch = &pages[0]["batch"];
+    assert_eq!(batch[0]["eventEncoded"]["args"], json!({"id": "a"}));
+    assert_eq!(batch[1]["eventEncoded"]["args"], Value::Null);
+    // A row that is not valid JSON is sent as a string rather than breaking the page.
+    assert_eq!(batch[2]["eventEncoded"]["args"], json!("not json"));
+    assert_eq!(batch[0]["metadata"]["value"]["createdAt"], json!("2025-01-01T00:00:00.000Z"));
+}
+
+#[test]
+fn opening_repairs_a_head_behind_the_log() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    do_push(&log, &mut meta, &events(1, 0, 4), None).unwrap();
+    log.conn.execute(r#"UPDATE "context_7" SET currentHead = 1"#, []).unwrap();
+    assert_eq!(open(&log).head, 4);
+    log.conn.execute(r#"DELETE FROM "context_7""#, []).unwrap();
+    let reopened = block_on(open_store(&log, || "fresh-backend-id-0000".into())).unwrap();
+    assert_eq!(reopened.head, 4);
+}
+
+#[test]
+fn reference_ddl_is_reproduced_exactly() {
+    let log = SqliteLog::new("a-b");
+    block_on(log.create_tables()).unwrap();
+    let ddl: String = log
+        .conn
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'eventlog_7_a_b'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        ddl,
+        r#"CREATE TABLE "eventlog_7_a_b" ("seqNum" integer primary key   , "parentSeqNum" integer   not null , "name" text   not null , "args" text    , "createdAt" text   not null , "clientId" text   not null , "sessionId" text   not null ) strict"#
+    );
+}
