@@ -1,0 +1,70 @@
+// A complete LiveStore app in one Node process: the todo schema, a store on
+// @livestore/adapter-node (SQLite on disk) syncing through `makeWsSync`. The test process drives
+// it over IPC: `create` commits an event, `list` reads the materialized table, `shutdown` stops.
+//
+//   node todo-node.mjs <syncUrl> <storeId> <clientId> <dataDir> <authToken>
+import WebSocket from 'ws'
+
+globalThis.WebSocket ??= WebSocket
+
+const { makeAdapter } = await import('@livestore/adapter-node')
+const { createStorePromise, Events, makeSchema, Schema, State } = await import('@livestore/livestore')
+const { makeWsSync } = await import('@livestore/sync-cf/client')
+
+const [url, storeId, clientId, baseDirectory, authToken] = process.argv.slice(2)
+
+const todos = State.SQLite.table({
+  name: 'todos',
+  columns: {
+    id: State.SQLite.text({ primaryKey: true }),
+    text: State.SQLite.text({ default: '' }),
+    author: State.SQLite.text({ default: '' }),
+  },
+})
+
+const events = {
+  todoCreated: Events.synced({
+    name: 'v1.TodoCreated',
+    schema: Schema.Struct({ id: Schema.String, text: Schema.String, author: Schema.String }),
+  }),
+}
+
+const materializers = State.SQLite.materializers(events, {
+  'v1.TodoCreated': ({ id, text, author }) => todos.insert({ id, text, author }),
+})
+
+const schema = makeSchema({ events, state: State.SQLite.makeState({ tables: { todos }, materializers }) })
+
+const adapter = makeAdapter({
+  storage: { type: 'fs', baseDirectory },
+  clientId,
+  sync: { backend: makeWsSync({ url }) },
+})
+
+const store = await createStorePromise({
+  adapter,
+  schema,
+  storeId,
+  syncPayload: { authToken },
+  disableDevtools: true,
+})
+
+process.on('message', async (msg) => {
+  try {
+    if (msg.cmd === 'create') {
+      store.commit(events.todoCreated({ id: msg.id, text: msg.text, author: clientId }))
+      process.send({ reply: msg.seq })
+    } else if (msg.cmd === 'list') {
+      const rows = store.query(todos.orderBy('id', 'asc'))
+      process.send({ reply: msg.seq, rows: rows.map((r) => ({ ...r })) })
+    } else if (msg.cmd === 'shutdown') {
+      await store.shutdownPromise()
+      process.send({ reply: msg.seq })
+      process.exit(0)
+    }
+  } catch (error) {
+    process.send({ reply: msg.seq, error: String(error?.stack ?? error) })
+  }
+})
+
+process.send({ ready: true })

@@ -1,0 +1,72 @@
+// The real LiveStore client, `makeWsSync` from @livestore/sync-cf@0.4.0, unmodified, driven
+// through its SyncBackend interface the way LiveStore's leader thread drives it.
+import WebSocket from 'ws'
+
+// Node 20 has no global WebSocket without a flag; the client looks it up on globalThis.
+globalThis.WebSocket ??= WebSocket
+
+const { makeWsSync } = await import('@livestore/sync-cf/client')
+const { Effect, Exit, FetchHttpClient, KeyValueStore, Layer, Option, Scope, Stream, Chunk, Fiber } = await import(
+  '@livestore/utils/effect'
+)
+
+export { Chunk, Effect, Exit, Fiber, Option, Stream }
+
+const layer = Layer.mergeAll(KeyValueStore.layerMemory, FetchHttpClient.layer)
+
+/**
+ * Builds a sync backend with the real client. Returns helpers that run its effects as promises:
+ * { backend, run(effect), pullAll(cursor), firstNonEmpty(live), push(batch), close() }.
+ */
+export async function connectClient({ url, storeId, payload = { authToken: 'insecure-token-change-me' }, clientId = 'test-client', makeBackend = makeWsSync }) {
+  const scope = Effect.runSync(Scope.make())
+  const backend = await Effect.runPromise(
+    makeBackend({ url })({ storeId, clientId, payload }).pipe(Effect.provide(layer), Scope.extend(scope)),
+  )
+  const run = (effect) => Effect.runPromise(effect.pipe(Effect.scoped, Effect.provide(layer)))
+  const runExit = (effect) => Effect.runPromiseExit(effect.pipe(Effect.scoped, Effect.provide(layer)))
+  return {
+    storeId,
+    backend,
+    run,
+    runExit,
+    /** Every page of a non-live pull from `cursor` (an Option of {eventSequenceNumber, metadata}). */
+    pullPages: (cursor = Option.none()) =>
+      run(backend.pull(cursor).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))),
+    push: (batch) => run(backend.push(batch)),
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void)),
+  }
+}
+
+/** The cursor LiveStore derives from a pull result (its last event). */
+export const cursorFrom = (page) => {
+  const last = page.batch.at(-1)
+  return Option.some({ eventSequenceNumber: last.eventEncoded.seqNum, metadata: last.metadata })
+}
+
+/** Starts a live pull in the background; `items` fills as pages arrive, `stop()` interrupts it. */
+export function livePull(client, cursor = Option.none()) {
+  const items = []
+  const fiber = Effect.runFork(
+    client.backend.pull(cursor, { live: true }).pipe(
+      Stream.runForEach((item) => Effect.sync(() => items.push(item))),
+      Effect.provide(layer),
+    ),
+  )
+  return {
+    items,
+    events: () => items.flatMap((i) => i.batch.map((b) => b.eventEncoded)),
+    fiber,
+    stop: () => Effect.runPromise(Fiber.interrupt(fiber)),
+    /** The fiber's exit if it ended (it should not, for a live pull). */
+    poll: () => Effect.runSync(Fiber.poll(fiber)),
+  }
+}
+
+export const waitFor = async (condition, { timeout = 15_000, interval = 50, message = 'condition' } = {}) => {
+  const deadline = Date.now() + timeout
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message}`)
+    await new Promise((r) => setTimeout(r, interval))
+  }
+}

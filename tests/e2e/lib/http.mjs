@@ -1,0 +1,21 @@
+// Plain HTTP requests with full control of the headers (fetch refuses to send `Upgrade`).
+import http from 'node:http'
+
+export const rawHttp = (url, { method = 'GET', headers = {}, body } = {}) =>
+  new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () =>
+        resolve({ status: res.statusCode, statusText: res.statusMessage, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+      )
+    })
+    req.on('error', reject)
+    // A 101 would hand the socket over; the tests here only expect refusals.
+    req.on('upgrade', (res, socket) => {
+      socket.destroy()
+      resolve({ status: res.statusCode, headers: res.headers, body: '' })
+    })
+    if (body !== undefined) req.write(body)
+    req.end()
+  })

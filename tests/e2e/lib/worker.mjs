@@ -1,0 +1,158 @@
+// Starts the built worker (or the reference worker) under `wrangler dev` on a free port, the way
+// a developer runs it, and stops it again. Each server gets its own wrangler config in
+// tests/e2e/.tmp, derived from the project's wrangler.toml minus the [build] step (the suite
+// builds once, up front), and its own persistence directory unless one is given.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+export const TMP = path.join(ROOT, 'tests/e2e/.tmp')
+export const DEFAULT_TOKEN = 'insecure-token-change-me'
+
+let counter = 0
+const uniq = (label) => `${label}-${process.pid}-${Date.now().toString(36)}-${counter++}`
+
+export const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+
+/** The project's wrangler.toml without its [build] section, pointing at the already built worker. */
+export const ourConfigText = () => {
+  const lines = readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').split('\n')
+  const out = []
+  let skipping = false
+  for (const line of lines) {
+    if (/^\s*\[/.test(line)) skipping = /^\s*\[build\]\s*$/.test(line)
+    if (skipping) continue
+    out.push(line.replace(/^main\s*=.*$/, `main = ${JSON.stringify(path.join(ROOT, 'build/index.js'))}`))
+  }
+  return out.join('\n')
+}
+
+/** A wrangler config for the TypeScript reference server, sharing our worker and class names. */
+export const referenceConfigText = () => `
+name = "livestore-sync"
+main = ${JSON.stringify(path.join(ROOT, 'tests/reference-worker/index.js'))}
+compatibility_date = "2026-04-01"
+compatibility_flags = ["enable_request_signal"]
+
+[[durable_objects.bindings]]
+name = "SYNC_BACKEND_DO"
+class_name = "SyncBackendDO"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["SyncBackendDO"]
+`
+
+/**
+ * Starts a worker. Returns { url, wsUrl, port, persistTo, logs(), stop(), kill() }.
+ * `vars` become `--var` flags; `persistTo` reuses a state directory and `port` a port (for restart
+ * tests); the server counts as up once `GET /` answers `readyStatus`.
+ */
+export async function startWorker({ vars = { AUTH_TOKEN: DEFAULT_TOKEN }, persistTo, reference = false, label = 'worker', readyStatus = 200, port: fixedPort } = {}) {
+  const dir = path.join(TMP, uniq(label))
+  mkdirSync(dir, { recursive: true })
+  const config = path.join(dir, 'wrangler.toml')
+  writeFileSync(config, reference ? referenceConfigText() : ourConfigText())
+  const state = persistTo ?? path.join(dir, 'state')
+  const port = fixedPort ?? (await freePort())
+  const inspectorPort = await freePort()
+  const args = [
+    path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js'),
+    'dev',
+    '-c', config,
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--inspector-port', String(inspectorPort),
+    '--persist-to', state,
+    '--show-interactive-dev-session=false',
+    '--log-level', 'log',
+  ]
+  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
+  const logFile = path.join(dir, 'wrangler.log')
+  const logStream = createWriteStream(logFile)
+  let output = ''
+  const child = spawn(process.execPath, args, {
+    cwd: dir,
+    detached: true, // own process group, so stop() reaches workerd too
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.on('data', (d) => {
+      output += d.toString()
+      logStream.write(d)
+    })
+  }
+  let exited = false
+  child.on('exit', () => (exited = true))
+  const stopGroup = async (signal) => {
+    if (exited) return
+    try {
+      process.kill(-child.pid, signal)
+    } catch {}
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, 'SIGKILL')
+      } catch {}
+    }, 5000)
+    if (!exited) await once(child, 'exit').catch(() => {})
+    clearTimeout(timer)
+    logStream.end()
+  }
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 90_000
+  for (;;) {
+    if (exited) throw new Error(`wrangler dev exited early:\n${output}`)
+    try {
+      const res = await fetch(`${url}/`)
+      await res.arrayBuffer()
+      if (res.status === readyStatus) break
+    } catch {}
+    if (Date.now() > deadline) {
+      await stopGroup('SIGKILL')
+      throw new Error(`wrangler dev did not answer within 90 s:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  const handle = {
+    url,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    port,
+    persistTo: state,
+    dir,
+    logs: () => output,
+    stop: () => stopGroup('SIGTERM'),
+    kill: () => stopGroup('SIGKILL'),
+  }
+  activeWorkers.add(handle)
+  return handle
+}
+
+const activeWorkers = new Set()
+process.on('exit', () => {
+  for (const w of activeWorkers) w.kill()
+})
+
+/** A storeId no other test uses. */
+export const storeId = (label) => uniq(`test-${label}`).replace(/[^A-Za-z0-9-]/g, '-')
+
+/** The query string the LiveStore client builds: payload JSON, percent-encoded twice (`payload: null` leaves it out). */
+export const syncQuery = (store, { payload = { authToken: DEFAULT_TOKEN }, transport = 'ws' } = {}) => {
+  const params = new URLSearchParams({ storeId: store })
+  if (payload !== null) params.set('payload', encodeURIComponent(JSON.stringify(payload)))
+  params.set('transport', transport)
+  return params.toString()
+}

@@ -1,0 +1,147 @@
+// The Worker's routing, CORS, auth and configuration rules (spec §1), over plain HTTP.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+
+import { rawHttp } from './lib/http.mjs'
+import { RawSocket, makeEvents, push } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, startWorker, syncQuery } from './lib/worker.mjs'
+
+const INVALID_TOKEN = 'UnknownError: { "cause": Error: Invalid auth token, "note": undefined, "payload": undefined }'
+const cors = (headers) => ({
+  origin: headers['access-control-allow-origin'],
+  methods: headers['access-control-allow-methods'],
+  allow: headers['access-control-allow-headers'],
+})
+const upgrade = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' }
+
+describe('with a token configured (the default set-up)', () => {
+  let w
+  before(async () => (w = await startWorker({ label: 'routing' })))
+  after(() => w?.stop())
+
+  test('GET / without sync parameters is the info page', async () => {
+    const res = await rawHttp(`${w.url}/`)
+    assert.equal(res.status, 200)
+    assert.equal(res.headers['content-type'], 'text/plain')
+    assert.equal(res.body, 'Info: Sync backend endpoint for @livestore/sync-cf.')
+  })
+
+  test('anything else that is not a sync request is 400 Invalid path, with CORS headers', async () => {
+    for (const [method, path] of [['GET', '/other'], ['POST', '/'], ['GET', '/x?storeId=a'], ['GET', '/x?storeId=a&transport=do-rpc']]) {
+      const res = await rawHttp(`${w.url}${path}`, { method })
+      assert.equal(res.status, 400, `${method} ${path}`)
+      assert.equal(res.body, 'Invalid path')
+      assert.equal(res.headers['content-type'], 'text/plain')
+      assert.deepEqual(cors(res.headers), { origin: '*', methods: 'GET, POST, OPTIONS', allow: '*' })
+    }
+  })
+
+  test('GET / with incomplete sync parameters is still the info page, as in the reference', async () => {
+    assert.equal((await rawHttp(`${w.url}/?storeId=a`)).status, 200)
+  })
+
+  test('a payload that does not decode makes it a non-sync request, as in the reference', async () => {
+    const res = await rawHttp(`${w.url}/?storeId=a&transport=ws&payload=%25zz`)
+    assert.equal(res.status, 200)
+    assert.equal((await rawHttp(`${w.url}/p?storeId=a&transport=ws&payload=notjson`)).status, 400)
+  })
+
+  test('CORS preflight is 204 and echoes the requested headers', async () => {
+    const res = await rawHttp(`${w.url}/anything?storeId=a&transport=http`, {
+      method: 'OPTIONS',
+      headers: { 'Access-Control-Request-Headers': 'content-type,x-livestore-store-id' },
+    })
+    assert.equal(res.status, 204)
+    assert.equal(res.body, '')
+    assert.deepEqual(cors(res.headers), { origin: '*', methods: 'GET, POST, OPTIONS', allow: 'content-type,x-livestore-store-id' })
+  })
+
+  test('transport=ws without Upgrade: websocket is 426', async () => {
+    // (A mis-cased `Upgrade: WebSocket` never reaches the worker: the runtime answers it itself.)
+    for (const headers of [{}, { Upgrade: 'h2c' }]) {
+      const res = await rawHttp(`${w.url}/?${syncQuery('s426')}`, { headers })
+      assert.equal(res.status, 426, JSON.stringify(headers))
+      assert.equal(res.body, 'Durable Object expected Upgrade: websocket')
+      assert.equal(cors(res.headers).origin, '*')
+    }
+  })
+
+  test('a wrong, missing or mistyped token is refused with the reference\'s 400, before the upgrade', async () => {
+    for (const payload of [{ authToken: 'wrong' }, null, { authToken: 7 }, { token: DEFAULT_TOKEN }, 'just-a-string']) {
+      const res = await rawHttp(`${w.url}/?${syncQuery('sauth', { payload })}`, { headers: upgrade })
+      assert.equal(res.status, 400, JSON.stringify(payload))
+      assert.equal(res.body, INVALID_TOKEN)
+      assert.equal(cors(res.headers).origin, '*')
+    }
+    // Also for a would-be token that is a prefix of, or longer than, the real one.
+    for (const authToken of [DEFAULT_TOKEN.slice(0, -1), DEFAULT_TOKEN + 'x', '']) {
+      const res = await rawHttp(`${w.url}/?${syncQuery('sauth', { payload: { authToken } })}`, { headers: upgrade })
+      assert.equal(res.status, 400)
+    }
+  })
+
+  test('the path is ignored: sync parameters on any path reach the store, and 101 carries no CORS headers', async () => {
+    const sock = await RawSocket.open(`${w.wsUrl}/some/deep/path?${syncQuery('any-path')}`)
+    assert.deepEqual((await push(sock, 'any-path', makeEvents(1))).exit, { _tag: 'Success', value: {} })
+    sock.close()
+    const res = await rawHttp(`${w.url}/x?${syncQuery('any-path')}`, { headers: upgrade })
+    assert.equal(res.status, 101)
+    assert.equal(res.headers['access-control-allow-origin'], undefined)
+  })
+
+  test('storeIds must be 1 to 512 bytes', async () => {
+    assert.equal((await rawHttp(`${w.url}/?${syncQuery('')}`, { headers: upgrade })).status, 400)
+    const long = await rawHttp(`${w.url}/?${syncQuery('s'.repeat(513))}`, { headers: upgrade })
+    assert.equal(long.status, 400)
+    assert.match(long.body, /storeId/)
+    assert.equal((await rawHttp(`${w.url}/?${syncQuery('s'.repeat(512))}`, { headers: upgrade })).status, 101)
+  })
+})
+
+describe('without a token', () => {
+  let w
+  before(async () => (w = await startWorker({ label: 'no-token', vars: {} })))
+  after(() => w?.stop())
+
+  test('sync requests are refused with a message that says how to configure a token', async () => {
+    const res = await rawHttp(`${w.url}/?${syncQuery('s')}`, { headers: upgrade })
+    assert.equal(res.status, 500)
+    assert.match(res.body, /AUTH_TOKEN/)
+    assert.match(res.body, /wrangler secret put AUTH_TOKEN/)
+    assert.match(res.body, /ALLOW_ANONYMOUS/)
+    assert.equal((await rawHttp(`${w.url}/`)).status, 200, 'the info page still answers')
+  })
+})
+
+describe('open access and CORS switched off', () => {
+  let w
+  before(async () => (w = await startWorker({ label: 'open', vars: { ALLOW_ANONYMOUS: 'true', CORS: 'false' } })))
+  after(() => w?.stop())
+
+  test('anyone may sync when ALLOW_ANONYMOUS is set explicitly', async () => {
+    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery('anon', { payload: null })}`)
+    assert.deepEqual((await push(sock, 'anon', makeEvents(1))).exit, { _tag: 'Success', value: {} })
+    sock.close()
+  })
+
+  test('without CORS there is no preflight answer and no CORS header', async () => {
+    const pre = await rawHttp(`${w.url}/?storeId=a&transport=http`, { method: 'OPTIONS' })
+    assert.equal(pre.status, 400)
+    assert.equal(pre.headers['access-control-allow-origin'], undefined)
+    const res = await rawHttp(`${w.url}/?${syncQuery('x')}`)
+    assert.equal(res.status, 426)
+    assert.equal(res.headers['access-control-allow-origin'], undefined)
+  })
+})
+
+describe('an invalid configuration', () => {
+  let w
+  before(async () => (w = await startWorker({ label: 'bad-config', vars: { AUTH_TOKEN: 't', CORS: 'perhaps' }, readyStatus: 500 })))
+  after(() => w?.stop())
+
+  test('is reported instead of guessed', async () => {
+    const res = await rawHttp(`${w.url}/`)
+    assert.equal(res.status, 500)
+    assert.match(res.body, /CORS/)
+  })
+})

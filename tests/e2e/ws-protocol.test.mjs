@@ -1,0 +1,231 @@
+// The WebSocket protocol frame by frame, with a bare socket: exact bytes, fan-out, hibernation
+// state, persistence across restarts, and malformed input. Each bad frame must get a clear
+// answer (a typed Exit failure for its request, or a protocol Defect when the frame names no
+// request), and the socket, the store and every other client must keep working with the log
+// unchanged.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+
+import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
+import { startWorker, storeId, syncQuery } from './lib/worker.mjs'
+
+let worker
+before(async () => {
+  worker = await startWorker({ label: 'ws-protocol' })
+})
+after(() => worker?.stop())
+
+const sockets = []
+const open = async (store, opts) => {
+  const s = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store, opts)}`)
+  sockets.push(s)
+  return s
+}
+after(() => sockets.forEach((s) => s.close()))
+
+const livePull = async (sock, store, id) => {
+  sock.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: { _tag: 'None' } }, id))
+  await sock.next((m) => m._tag === 'Chunk' && m.requestId === id)
+}
+
+describe('exact frames', () => {
+  test('Ping is answered with the exact Pong bytes, also when spelled differently', async () => {
+    const s = await open(storeId('ping'))
+    s.send('{"_tag":"Ping"}')
+    s.send('{ "_tag" : "Ping" }')
+    await s.next(() => s.frames.length >= 2)
+    assert.deepEqual(s.frames.slice(0, 2), ['{"_tag":"Pong"}', '{"_tag":"Pong"}'])
+  })
+
+  test('an empty pull is one empty NoMore chunk, then Exit Success without a value', async () => {
+    const store = storeId('empty')
+    const s = await open(store)
+    const req = request('SyncWsRpc.Pull', { storeId: store, live: false, cursor: { _tag: 'None' } }, '7')
+    s.send(req)
+    await s.exit('7')
+    assert.equal(s.frames.length, 2)
+    const chunk = JSON.parse(s.frames[0])
+    assert.match(chunk.values[0].backendId, /^[A-Za-z0-9_-]{21}$/)
+    assert.equal(
+      s.frames[0],
+      `{"_tag":"Chunk","requestId":"7","values":[{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"${chunk.values[0].backendId}"}]}`,
+    )
+    assert.equal(s.frames[1], '{"_tag":"Exit","requestId":"7","exit":{"_tag":"Success"}}')
+  })
+
+  test('push: empty batch → {}, captured shapes for success and ServerAheadError', async () => {
+    const store = storeId('push-shapes')
+    const s = await open(store)
+    assert.deepEqual((await push(s, store, [])).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(s, store, makeEvents(2))).exit, { _tag: 'Success', value: {} })
+    const stale = await push(s, store, makeEvents(1, { start: 9, parent: 8 }))
+    assert.deepEqual(stale.exit, {
+      _tag: 'Failure',
+      cause: { _tag: 'Fail', error: { _tag: 'ServerAheadError', minimumExpectedNum: 2, providedNum: 8 } },
+    })
+  })
+
+  test('BackendIdMismatchError on push and on pull, as typed failures', async () => {
+    const store = storeId('mismatch')
+    const s = await open(store)
+    await push(s, store, makeEvents(1))
+    const { pages } = await pullAll(s, store)
+    const backendId = pages[0].backendId
+    const failure = (received) => ({
+      _tag: 'Failure',
+      cause: { _tag: 'Fail', error: { _tag: 'BackendIdMismatchError', expected: backendId, received } },
+    })
+    assert.deepEqual((await push(s, store, makeEvents(1, { start: 2, parent: 1 }), 'old-backend')).exit, failure('old-backend'))
+    const pulled = await pullAll(s, store, { cursor: { backendId: 'old-backend', eventSequenceNumber: 1 } })
+    assert.deepEqual(pulled.exit.exit, failure('old-backend'))
+    assert.deepEqual(pulled.pages, [])
+    // The right backendId works.
+    assert.deepEqual((await push(s, store, makeEvents(1, { start: 2, parent: 1 }), backendId)).exit, { _tag: 'Success', value: {} })
+  })
+})
+
+describe('live pulls', () => {
+  test('every accepted push reaches every live pull, the pusher\'s own included, before its Exit', async () => {
+    const store = storeId('fanout')
+    const a = await open(store)
+    const b = await open(store)
+    await livePull(a, store, '1')
+    await livePull(b, store, '1')
+    await livePull(b, store, '2')
+    const events = makeEvents(3)
+    const req = request('SyncWsRpc.Push', { storeId: store, batch: events, backendId: { _tag: 'None' } }, '5')
+    a.send(req)
+    await a.exit('5')
+    await b.next((m) => m._tag === 'Chunk' && m.requestId === '2' && m.values[0].batch.length > 0)
+    const echoIndex = a.frames.findIndex((f) => f.includes('"requestId":"1"') && f.includes('v1.TodoCreated'))
+    const exitIndex = a.frames.findIndex((f) => f.includes('"_tag":"Exit","requestId":"5"'))
+    assert.ok(echoIndex >= 0 && echoIndex < exitIndex, 'the echo precedes the push Exit')
+    for (const [sock, id] of [[a, '1'], [b, '1'], [b, '2']]) {
+      const delivered = sock.chunks(id).flatMap((v) => v.batch.map((x) => x.eventEncoded))
+      assert.deepEqual(delivered, events, `socket/request ${id}`)
+      assert.deepEqual(sock.chunks(id).at(-1).pageInfo, { _tag: 'NoMore' })
+    }
+    // A live pull never sends an Exit of its own.
+    assert.equal(b.messages().filter((m) => m._tag === 'Exit').length, 0)
+  })
+
+  test('Interrupt ends a live pull; Ack and Interrupt for unknown ids are accepted silently', async () => {
+    const store = storeId('interrupt')
+    const a = await open(store)
+    const b = await open(store)
+    await livePull(b, store, '3')
+    b.send({ _tag: 'Ack', requestId: '3' })
+    b.send({ _tag: 'Ack', requestId: 'never-seen' })
+    b.send({ _tag: 'Interrupt', requestId: 'never-seen' })
+    b.send({ _tag: 'Interrupt', requestId: '3' })
+    const exit = await b.exit('3')
+    assert.deepEqual(exit.exit, { _tag: 'Failure', cause: { _tag: 'Interrupt', fiberId: { _tag: 'None' } } })
+    await push(a, store, makeEvents(1))
+    await pullAll(b, store)
+    assert.equal(b.chunks('3').length, 1, 'no broadcast after the interrupt')
+    assert.ok(!b.frames.some((f) => f.includes('never-seen')), 'unknown ids get no reply')
+  })
+
+  test('a big push is broadcast in pages of at most 100 events and 900 KB', async () => {
+    const store = storeId('fanout-pages')
+    const a = await open(store)
+    await livePull(a, store, '1')
+    // 102 events of ~9.5 KB: one frame under the 1 MiB message limit, but 100 of them would
+    // make a page over 900 KB, so the broadcast must split by bytes as well as by count.
+    const events = makeEvents(102, { text: () => 'p'.repeat(9_500) })
+    assert.deepEqual((await push(a, store, events)).exit, { _tag: 'Success', value: {} })
+    await a.next(() => a.chunks('1').reduce((n, v) => n + v.batch.length, 0) === 102)
+    const pages = a.chunks('1').filter((v) => v.batch.length > 0)
+    assert.ok(pages.length >= 2)
+    assert.ok(pages[0].batch.length < 100, 'the first page was cut by bytes')
+    for (const p of pages) {
+      assert.ok(p.batch.length <= 100)
+      assert.ok(JSON.stringify(p).length <= 900_000)
+      assert.deepEqual(p.pageInfo, { _tag: 'NoMore' })
+    }
+    assert.deepEqual(pages.flatMap((p) => p.batch.map((b) => b.eventEncoded.seqNum)), events.map((e) => e.seqNum))
+  })
+})
+
+describe('bad input', () => {
+  const store = storeId('bad-input')
+  const ev = (over = {}) => ({ ...makeEvents(1, { start: 3, parent: 2 })[0], ...over })
+  const pushReq = (batch, extra = {}) => request('SyncWsRpc.Push', { storeId: store, batch, backendId: { _tag: 'None' }, ...extra })
+  const typed = (name) => (m) => m._tag === 'Exit' && m.exit?.cause?.error?._tag === 'UnknownError' && (!name || m.exit.cause.error.cause.name === name)
+  const defect = (m) => m._tag === 'Defect' && typeof m.defect === 'string' && m.defect.length > 0
+
+  // [name, frame, how the answer is recognised]
+  const cases = [
+    ['not JSON', 'this is not json', defect],
+    ['truncated JSON', '{"_tag":"Request","id":"1","tag":"SyncWsRpc.Pull","payload":{"storeId"', defect],
+    ['a JSON array', '[{"_tag":"Ping"}]', defect],
+    ['a JSON string', '"Ping"', defect],
+    ['no _tag', '{"id":"1"}', defect],
+    ['unknown message _tag', '{"_tag":"Hello"}', defect],
+    ['request id is a number', { _tag: 'Request', id: 1, tag: 'SyncWsRpc.Pull', payload: {} }, defect],
+    ['request id is too long', { _tag: 'Request', id: '9'.repeat(100), tag: 'SyncWsRpc.Pull', payload: {} }, defect],
+    ['request tag is not a string', { _tag: 'Request', id: 'bad-tag', tag: 42, payload: {} }, typed('InvalidRequestError')],
+    ['unknown RPC tag', request('SyncWsRpc.Delete', { storeId: store }), typed('UnknownRpcError')],
+    ['HTTP RPC tag on the socket', request('SyncHttpRpc.Ping', { storeId: store }), typed('UnknownRpcError')],
+    ['push without payload', { _tag: 'Request', id: 'np', tag: 'SyncWsRpc.Push' }, typed('InvalidRequestError')],
+    ['push payload is an array', request('SyncWsRpc.Push', []), typed('InvalidRequestError')],
+    ['batch is an object', pushReq({}), typed('InvalidRequestError')],
+    ['event without name', pushReq([{ ...ev(), name: undefined }]), typed('InvalidRequestError')],
+    ['seqNum is a string', pushReq([ev({ seqNum: '3' })]), typed('InvalidRequestError')],
+    ['seqNum is not an integer', pushReq([ev({ seqNum: 3.5 })]), typed('InvalidRequestError')],
+    ['seqNum is huge', pushReq([ev({ seqNum: 1e300 })]), typed('InvalidRequestError')],
+    ['seqNum beyond 2^53', '{"_tag":"Request","id":"big","tag":"SyncWsRpc.Push","payload":{"storeId":"' + store + '","batch":[{"name":"n","args":{},"seqNum":9007199254740993,"parentSeqNum":2,"clientId":"c","sessionId":"s"}],"backendId":{"_tag":"None"}}}', typed('InvalidRequestError')],
+    ['negative seqNum', pushReq([ev({ seqNum: -3, parentSeqNum: -4 })]), typed('InvalidPushBatchError')],
+    ['negative parentSeqNum', pushReq([ev({ parentSeqNum: -1 })]), typed('InvalidPushBatchError')],
+    ['seqNum not after its parent', pushReq([ev({ seqNum: 2, parentSeqNum: 2 })]), typed('InvalidPushBatchError')],
+    ['duplicate seqNums in a batch', pushReq([ev(), ev({ parentSeqNum: 3 })]), typed('InvalidPushBatchError')],
+    ['seqNums going backwards', pushReq([ev({ seqNum: 4 }), ev({ seqNum: 3, parentSeqNum: 4 })]), typed('InvalidPushBatchError')],
+    ['backendId is a bare string', pushReq([ev()], { backendId: 'x' }), typed('InvalidRequestError')],
+    ['pull cursor is a number', request('SyncWsRpc.Pull', { storeId: store, live: false, cursor: 5 }), typed('InvalidRequestError')],
+    ['pull live is a string', request('SyncWsRpc.Pull', { storeId: store, live: 'yes', cursor: { _tag: 'None' } }), typed('InvalidRequestError')],
+    ['another store\'s id', pushReq([ev()], { storeId: 'someone-else' }), typed('InvalidRequestError')],
+    ['deeply nested args', `{"_tag":"Request","id":"deep","tag":"SyncWsRpc.Push","payload":{"storeId":"${store}","batch":[{"name":"n","args":${'['.repeat(50_000)}${']'.repeat(50_000)},"seqNum":3,"parentSeqNum":2,"clientId":"c","sessionId":"s"}],"backendId":{"_tag":"None"}}}`, typed()],
+    ['oversize frame (1.5 MB)', pushReq([ev({ args: { text: 'o'.repeat(1_500_000) } })]), typed('MessageTooLargeError')],
+    ['binary frame', Buffer.from([0x7b, 0x00, 0xff, 0xfe]), defect],
+    ['invalid UTF-8 in a binary frame', Buffer.from([0xc3, 0x28]), defect],
+  ]
+
+  let a
+  let b
+  let baseline
+  before(async () => {
+    a = await open(store)
+    b = await open(store)
+    await push(a, store, makeEvents(2))
+    baseline = (await pullAll(a, store)).events
+    await livePull(b, store, 'watch')
+  })
+
+  for (const [name, frame, answered] of cases) {
+    test(`${name}: answered, socket and store keep working, log unchanged`, async () => {
+      const from = a.frames.length
+      a.send(frame)
+      await a.next(answered, { from })
+      assert.ok(!a.closed, 'the socket stays open')
+      const { exit, events } = await pullAll(a, store)
+      assert.equal(exit.exit._tag, 'Success')
+      assert.deepEqual(events, baseline)
+    })
+  }
+
+  test('after all of that, the same socket pushes normally and the other client receives it', async () => {
+    const next = makeEvents(1, { start: 3, parent: 2 })
+    assert.deepEqual((await push(a, store, next)).exit, { _tag: 'Success', value: {} })
+    await b.next((m) => m._tag === 'Chunk' && m.requestId === 'watch' && m.values[0].batch.length > 0)
+    // The live pull saw the two initial events and then exactly this push: nothing from the bad frames.
+    assert.deepEqual(b.chunks('watch').flatMap((v) => v.batch.map((x) => x.eventEncoded)), [...baseline, ...next])
+    assert.deepEqual((await pullAll(a, store)).events, [...baseline, ...next])
+  })
+})
+
+describe('HTTP-level refusals of the upgrade', () => {
+  test('a wrong or missing token is refused with 400 before the upgrade', async () => {
+    await assert.rejects(RawSocket.open(`${worker.wsUrl}/?${syncQuery('x', { payload: { authToken: 'wrong' } })}`), { status: 400 })
+    await assert.rejects(RawSocket.open(`${worker.wsUrl}/?${syncQuery('x', { payload: null })}`), { status: 400 })
+  })
+})
