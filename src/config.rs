@@ -159,8 +159,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -179,7 +178,9 @@ mod tests {
         assert_eq!(config(&[("ALLOW_ANONYMOUS", "true")]).unwrap().auth, Auth::Open);
         // A configured token always wins over open access.
         assert_eq!(
-            config(&[("ALLOW_ANONYMOUS", "true"), ("AUTH_TOKEN", "s3")]).unwrap().auth,
+            config(&[("ALLOW_ANONYMOUS", "true"), ("AUTH_TOKEN", "s3")])
+                .unwrap()
+                .auth,
             Auth::Token("s3".into())
         );
         assert!(!format!("{:?}", config(&[("AUTH_TOKEN", "s3cret")]).unwrap()).contains("s3cret"));

@@ -6,6 +6,9 @@
 //! attachment, the head and backendId in SQLite. The in-memory copy of the head is a cache,
 //! rebuilt from SQLite on the first event after a wake.
 
+// `#[durable_object]` generates the JavaScript-facing methods without doc comments.
+#![allow(missing_docs)]
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -132,7 +135,10 @@ impl SyncBackendDO {
             Ok(message) => message,
             Err(error) => {
                 match error.request_id() {
-                    Some(id) => send(ws, &server::exit_failure(id, &SyncError::invalid_request(error.to_string()))),
+                    Some(id) => send(
+                        ws,
+                        &server::exit_failure(id, &SyncError::invalid_request(error.to_string())),
+                    ),
                     None => send(ws, &server::defect(&error.to_string())),
                 }
                 return;
@@ -244,7 +250,9 @@ impl SyncBackendDO {
         let id = request.id.as_ref();
         if payload.live {
             if att.live_pulls.iter().any(|live| live == id) {
-                return Err(SyncError::invalid_request(format!("request id {id} is already a live pull")));
+                return Err(SyncError::invalid_request(format!(
+                    "request id {id} is already a live pull"
+                )));
             }
             if att.live_pulls.len() >= MAX_LIVE_PULLS_PER_SOCKET {
                 return Err(SyncError::unknown(
@@ -290,7 +298,14 @@ impl SyncBackendDO {
         let att = Self::socket_store(ws, &payload.store_id)?;
         let _guard = self.push_lock.lock().await;
         let mut meta = self.meta(&att.store_id).await?;
-        let pages = sync::push(&self.log(&att.store_id), &mut meta, &payload, now_millis(), &self.limits).await?;
+        let pages = sync::push(
+            &self.log(&att.store_id),
+            &mut meta,
+            &payload,
+            now_millis(),
+            &self.limits,
+        )
+        .await?;
         if let Some((_, cached)) = self.store.borrow_mut().as_mut() {
             *cached = meta;
         }

@@ -17,6 +17,8 @@
 //! Everything except `entry`, `durable_object` and `storage::do_sqlite` is plain Rust and is
 //! tested natively (`cargo test`); those three are the thin layer over the Workers runtime.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod protocol;
 pub mod router;

@@ -40,27 +40,45 @@ fn push_json(batch: &[Value], backend_id: Option<&str>) -> String {
     json!({"storeId": "s", "batch": batch, "backendId": backend}).to_string()
 }
 
-fn do_push(log: &SqliteLog, meta: &mut StoreMeta, batch: &[Value], backend_id: Option<&str>) -> Result<Vec<String>, SyncError> {
+fn do_push(
+    log: &SqliteLog,
+    meta: &mut StoreMeta,
+    batch: &[Value],
+    backend_id: Option<&str>,
+) -> Result<Vec<String>, SyncError> {
     let text = push_json(batch, backend_id);
     let raw = serde_json::from_str(&text).unwrap();
     let payload: PushPayload = parse_payload("SyncWsRpc.Push", Some(raw))?;
     block_on(push(log, meta, &payload, T0, &Limits::default()))
 }
 
-fn do_pull(log: &SqliteLog, meta: &StoreMeta, cursor: Option<(&str, i64)>, limits: Limits) -> Result<Vec<Value>, SyncError> {
+fn do_pull(
+    log: &SqliteLog,
+    meta: &StoreMeta,
+    cursor: Option<(&str, i64)>,
+    limits: Limits,
+) -> Result<Vec<Value>, SyncError> {
     let cursor = cursor.map(|(b, n)| Cursor {
         backend_id: b.to_owned(),
         event_sequence_number: SeqNum(n),
     });
     let mut pages = Vec::new();
-    block_on(pull(log, meta, cursor.as_ref(), &limits, |p| pages.push(serde_json::from_str::<Value>(&p).unwrap())))?;
+    block_on(pull(log, meta, cursor.as_ref(), &limits, |p| {
+        pages.push(serde_json::from_str::<Value>(&p).unwrap())
+    }))?;
     Ok(pages)
 }
 
 fn seqs(pages: &[Value]) -> Vec<i64> {
     pages
         .iter()
-        .flat_map(|p| p["batch"].as_array().unwrap().iter().map(|b| b["eventEncoded"]["seqNum"].as_i64().unwrap()))
+        .flat_map(|p| {
+            p["batch"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["eventEncoded"]["seqNum"].as_i64().unwrap())
+        })
         .collect()
 }
 
@@ -94,7 +112,10 @@ fn push_appends_with_one_created_at_and_moves_the_head() {
     assert_eq!(page["pageInfo"], json!({"_tag": "NoMore"}));
     assert_eq!(page["backendId"], json!(meta.backend_id));
     assert_eq!(page["batch"][2]["eventEncoded"], batch[2]);
-    assert_eq!(page["batch"][0]["metadata"]["value"]["createdAt"], json!("2026-11-22T19:41:31.539Z"));
+    assert_eq!(
+        page["batch"][0]["metadata"]["value"]["createdAt"],
+        json!("2026-11-22T19:41:31.539Z")
+    );
     // Reopening restores the head from storage.
     assert_eq!(open(&log).head, 3);
 }
@@ -107,11 +128,17 @@ fn push_rules_and_typed_errors() {
     do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
     assert_eq!(
         do_push(&log, &mut meta, &events(1, 0, 1), None).unwrap_err(),
-        SyncError::ServerAhead { minimum_expected_num: 2, provided_num: 0 }
+        SyncError::ServerAhead {
+            minimum_expected_num: 2,
+            provided_num: 0
+        }
     );
     assert_eq!(
         do_push(&log, &mut meta, &events(9, 8, 1), None).unwrap_err(),
-        SyncError::ServerAhead { minimum_expected_num: 2, provided_num: 8 }
+        SyncError::ServerAhead {
+            minimum_expected_num: 2,
+            provided_num: 8
+        }
     );
     assert!(matches!(
         do_push(&log, &mut meta, &events(3, 2, 1), Some("other")).unwrap_err(),
@@ -135,7 +162,10 @@ fn invalid_batches_store_nothing() {
     negative[0]["parentSeqNum"] = json!(-2);
     for bad in [dup, backwards, negative] {
         let err = do_push(&log, &mut meta, &bad, None).unwrap_err();
-        assert!(matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidPushBatchError"), "{err:?}");
+        assert!(
+            matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidPushBatchError"),
+            "{err:?}"
+        );
     }
     assert!(log.rows().is_empty());
     assert_eq!(meta.head, 0);
@@ -172,12 +202,18 @@ fn pull_pages_by_count_with_exact_remaining() {
     assert_eq!(seqs(&pages), (1..=250).collect::<Vec<_>>());
 
     // Storage is read in chunks; paging must not depend on where a chunk ends.
-    let small_reads = Limits { read_batch: 7, ..Limits::default() };
+    let small_reads = Limits {
+        read_batch: 7,
+        ..Limits::default()
+    };
     assert_eq!(do_pull(&log, &meta, None, small_reads).unwrap(), pages);
 
     let from_cursor = do_pull(&log, &meta, Some((&meta.backend_id.clone(), 120)), Limits::default()).unwrap();
     assert_eq!(seqs(&from_cursor), (121..=250).collect::<Vec<_>>());
-    assert_eq!(from_cursor[0]["pageInfo"], json!({"_tag": "MoreKnown", "remaining": 30}));
+    assert_eq!(
+        from_cursor[0]["pageInfo"],
+        json!({"_tag": "MoreKnown", "remaining": 30})
+    );
 }
 
 #[test]
@@ -185,11 +221,17 @@ fn pull_edge_cases() {
     let log = SqliteLog::new("s");
     let mut meta = open(&log);
     let empty = do_pull(&log, &meta, None, Limits::default()).unwrap();
-    assert_eq!(empty, [json!({"batch": [], "pageInfo": {"_tag": "NoMore"}, "backendId": meta.backend_id})]);
+    assert_eq!(
+        empty,
+        [json!({"batch": [], "pageInfo": {"_tag": "NoMore"}, "backendId": meta.backend_id})]
+    );
     do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
     let backend = meta.backend_id.clone();
     // A cursor ahead of the head is not an error: the client gets the empty page.
-    assert_eq!(do_pull(&log, &meta, Some((&backend, 99)), Limits::default()).unwrap(), empty);
+    assert_eq!(
+        do_pull(&log, &meta, Some((&backend, 99)), Limits::default()).unwrap(),
+        empty
+    );
     assert!(matches!(
         do_pull(&log, &meta, Some(("stale", 1)), Limits::default()).unwrap_err(),
         SyncError::BackendIdMismatch { ref expected, ref received } if *expected == backend && received == "stale"
@@ -264,14 +306,23 @@ fn serves_rows_written_the_reference_way() {
         ))
         .unwrap();
     let meta = open(&log);
-    assert_eq!(meta, StoreMeta { backend_id: "refBackendId000000000".into(), head: 3 });
+    assert_eq!(
+        meta,
+        StoreMeta {
+            backend_id: "refBackendId000000000".into(),
+            head: 3
+        }
+    );
     let pages = do_pull(&log, &meta, None, Limits::default()).unwrap();
     let batch = &pages[0]["batch"];
     assert_eq!(batch[0]["eventEncoded"]["args"], json!({"id": "a"}));
     assert_eq!(batch[1]["eventEncoded"]["args"], Value::Null);
     // A row that is not valid JSON is sent as a string rather than breaking the page.
     assert_eq!(batch[2]["eventEncoded"]["args"], json!("not json"));
-    assert_eq!(batch[0]["metadata"]["value"]["createdAt"], json!("2025-01-01T00:00:00.000Z"));
+    assert_eq!(
+        batch[0]["metadata"]["value"]["createdAt"],
+        json!("2025-01-01T00:00:00.000Z")
+    );
 }
 
 #[test]
@@ -279,7 +330,9 @@ fn opening_repairs_a_head_behind_the_log() {
     let log = SqliteLog::new("s");
     let mut meta = open(&log);
     do_push(&log, &mut meta, &events(1, 0, 4), None).unwrap();
-    log.conn.execute(r#"UPDATE "context_7" SET currentHead = 1"#, []).unwrap();
+    log.conn
+        .execute(r#"UPDATE "context_7" SET currentHead = 1"#, [])
+        .unwrap();
     assert_eq!(open(&log).head, 4);
     log.conn.execute(r#"DELETE FROM "context_7""#, []).unwrap();
     let reopened = block_on(open_store(&log, || "fresh-backend-id-0000".into())).unwrap();
@@ -292,7 +345,9 @@ fn reference_ddl_is_reproduced_exactly() {
     block_on(log.create_tables()).unwrap();
     let ddl: String = log
         .conn
-        .query_row("SELECT sql FROM sqlite_master WHERE name = 'eventlog_7_a_b'", [], |r| r.get(0))
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'eventlog_7_a_b'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(
         ddl,

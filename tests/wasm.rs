@@ -28,7 +28,10 @@ fn backend_ids_are_random_21_character_nanoids() {
     let ids: Vec<String> = (0..200).map(|_| new_backend_id()).collect();
     for id in &ids {
         assert_eq!(id.len(), 21);
-        assert!(id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'), "{id}");
+        assert!(
+            id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'),
+            "{id}"
+        );
     }
     let mut unique = ids.clone();
     unique.sort();
@@ -38,7 +41,10 @@ fn backend_ids_are_random_21_character_nanoids() {
 
 #[wasm_bindgen_test]
 fn error_messages_from_thrown_values() {
-    assert_eq!(error_message(&js_sys::Error::new("SQLITE_CONSTRAINT").into()), "SQLITE_CONSTRAINT");
+    assert_eq!(
+        error_message(&js_sys::Error::new("SQLITE_CONSTRAINT").into()),
+        "SQLITE_CONSTRAINT"
+    );
     assert_eq!(error_message(&JsValue::from_str("plain")), "plain");
     assert!(!error_message(&JsValue::from_f64(3.0)).is_empty());
 }

@@ -111,8 +111,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage<'_>, FrameError
     if !text.trim_start().starts_with('{') {
         return Err(FrameError::Malformed("expected a JSON object".into()));
     }
-    let raw: RawMessage<'_> =
-        serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let raw: RawMessage<'_> = serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let kind = as_str(raw.kind).unwrap_or(Cow::Borrowed(""));
     match kind.as_ref() {
         "Request" => {
@@ -170,26 +169,44 @@ mod tests {
             ClientMessage::Interrupt { request_id } => assert_eq!(request_id, "7"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(decode_client_message(r#"{"_tag":"Ping"}"#), Ok(ClientMessage::Ping)));
-        assert!(matches!(decode_client_message(r#"{"_tag":"Eof"}"#), Ok(ClientMessage::Eof)));
+        assert!(matches!(
+            decode_client_message(r#"{"_tag":"Ping"}"#),
+            Ok(ClientMessage::Ping)
+        ));
+        assert!(matches!(
+            decode_client_message(r#"{"_tag":"Eof"}"#),
+            Ok(ClientMessage::Eof)
+        ));
     }
 
     #[test]
     fn rejects_bad_frames_with_a_reason() {
-        assert!(matches!(decode_client_message("not json"), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_client_message("not json"),
+            Err(FrameError::Malformed(_))
+        ));
         assert!(matches!(decode_client_message("[1,2]"), Err(FrameError::Malformed(_))));
-        assert!(matches!(decode_client_message(r#"{"_tag":"Request""#), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_client_message(r#"{"_tag":"Request""#),
+            Err(FrameError::Malformed(_))
+        ));
         assert!(matches!(
             decode_client_message(r#"{"_tag":"Hello"}"#),
             Err(FrameError::UnknownMessageTag(t)) if t == "Hello"
         ));
-        assert!(matches!(decode_client_message(r#"{}"#), Err(FrameError::UnknownMessageTag(_))));
+        assert!(matches!(
+            decode_client_message(r#"{}"#),
+            Err(FrameError::UnknownMessageTag(_))
+        ));
         assert!(matches!(
             decode_client_message(r#"{"_tag":"Request","id":5,"tag":"SyncWsRpc.Pull"}"#),
             Err(FrameError::InvalidRequestId(_))
         ));
         let long_id = format!(r#"{{"_tag":"Request","id":"{}","tag":"x"}}"#, "9".repeat(65));
-        assert!(matches!(decode_client_message(&long_id), Err(FrameError::InvalidRequestId(_))));
+        assert!(matches!(
+            decode_client_message(&long_id),
+            Err(FrameError::InvalidRequestId(_))
+        ));
         let err = decode_client_message(r#"{"_tag":"Request","id":"3","tag":7}"#).unwrap_err();
         assert_eq!(err.request_id(), Some("3"));
         assert!(matches!(

@@ -74,11 +74,7 @@ impl SyncError {
                 push_str_literal(&mut out, received);
                 out.push('}');
             }
-            SyncError::Unknown {
-                name,
-                message,
-                note,
-            } => {
+            SyncError::Unknown { name, message, note } => {
                 out.push_str(r#"{"_tag":"UnknownError","cause":{"name":"#);
                 push_str_literal(&mut out, name);
                 out.push_str(r#","message":"#);

@@ -47,8 +47,7 @@ mod tests {
     fn decodes_both_tags() {
         let none: EffectOption<String> = serde_json::from_str(r#"{"_tag":"None"}"#).unwrap();
         assert_eq!(none.0, None);
-        let some: EffectOption<String> =
-            serde_json::from_str(r#"{"_tag":"Some","value":"x"}"#).unwrap();
+        let some: EffectOption<String> = serde_json::from_str(r#"{"_tag":"Some","value":"x"}"#).unwrap();
         assert_eq!(some.0.as_deref(), Some("x"));
         assert!(serde_json::from_str::<EffectOption<String>>(r#"{"_tag":"Some"}"#).is_err());
         assert!(serde_json::from_str::<EffectOption<String>>(r#"{"_tag":"Maybe"}"#).is_err());

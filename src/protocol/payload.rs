@@ -135,13 +135,9 @@ impl PushPayload<'_> {
 }
 
 /// Parses an RPC payload, turning any schema mismatch into the typed error the client receives.
-pub fn parse_payload<'a, T: Deserialize<'a>>(
-    rpc_tag: &str,
-    payload: Option<&'a RawValue>,
-) -> Result<T, SyncError> {
+pub fn parse_payload<'a, T: Deserialize<'a>>(rpc_tag: &str, payload: Option<&'a RawValue>) -> Result<T, SyncError> {
     let raw = payload.ok_or_else(|| SyncError::invalid_request(format!("{rpc_tag}: missing payload")))?;
-    serde_json::from_str(raw.get())
-        .map_err(|e| SyncError::invalid_request(format!("{rpc_tag}: invalid payload: {e}")))
+    serde_json::from_str(raw.get()).map_err(|e| SyncError::invalid_request(format!("{rpc_tag}: invalid payload: {e}")))
 }
 
 #[cfg(test)]
@@ -188,9 +184,15 @@ mod tests {
 
     #[test]
     fn validation_rules() {
-        push(&batch(&[("1", "0"), ("2", "1"), ("3", "2")])).unwrap().validate().unwrap();
+        push(&batch(&[("1", "0"), ("2", "1"), ("3", "2")]))
+            .unwrap()
+            .validate()
+            .unwrap();
         // The reference accepts a first event far ahead of its parent (upstream test #14).
-        push(&batch(&[("100", "0"), ("101", "100")])).unwrap().validate().unwrap();
+        push(&batch(&[("100", "0"), ("101", "100")]))
+            .unwrap()
+            .validate()
+            .unwrap();
         for bad in [
             batch(&[("1", "-1")]),
             batch(&[("0", "0")]),
@@ -200,7 +202,10 @@ mod tests {
             batch(&[("1", "0"), ("2", "-1")]),
         ] {
             let err = push(&bad).unwrap().validate().unwrap_err();
-            assert!(matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidPushBatchError"), "{bad}: {err:?}");
+            assert!(
+                matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidPushBatchError"),
+                "{bad}: {err:?}"
+            );
         }
     }
 
@@ -216,7 +221,10 @@ mod tests {
             r#"[]"#,
         ] {
             let err = push(bad).unwrap_err();
-            assert!(matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidRequestError"), "{bad}");
+            assert!(
+                matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidRequestError"),
+                "{bad}"
+            );
         }
         assert!(parse_payload::<PushPayload>("SyncWsRpc.Push", None).is_err());
     }

@@ -49,7 +49,9 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<i64, String> {
-        serde_json::from_str::<SeqNum>(s).map(|n| n.0).map_err(|e| e.to_string())
+        serde_json::from_str::<SeqNum>(s)
+            .map(|n| n.0)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

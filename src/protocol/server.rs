@@ -147,18 +147,35 @@ mod tests {
             v(&exit_success("2", Some("{}"))),
             v(r#"{"_tag":"Exit","requestId":"2","exit":{"_tag":"Success","value":{}}}"#)
         );
-        assert_eq!(exit_success("0", None), r#"{"_tag":"Exit","requestId":"0","exit":{"_tag":"Success"}}"#);
         assert_eq!(
-            v(&exit_failure("3", &SyncError::ServerAhead { minimum_expected_num: 2, provided_num: 8 })),
-            v(r#"{"_tag":"Exit","requestId":"3","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"minimumExpectedNum":2,"providedNum":8,"_tag":"ServerAheadError"}}}}"#)
+            exit_success("0", None),
+            r#"{"_tag":"Exit","requestId":"0","exit":{"_tag":"Success"}}"#
+        );
+        assert_eq!(
+            v(&exit_failure(
+                "3",
+                &SyncError::ServerAhead {
+                    minimum_expected_num: 2,
+                    provided_num: 8
+                }
+            )),
+            v(
+                r#"{"_tag":"Exit","requestId":"3","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"minimumExpectedNum":2,"providedNum":8,"_tag":"ServerAheadError"}}}}"#
+            )
         );
         assert_eq!(
             v(&exit_interrupted("1")),
             json!({"_tag":"Exit","requestId":"1","exit":{"_tag":"Failure","cause":{"_tag":"Interrupt","fiberId":{"_tag":"None"}}}})
         );
-        assert_eq!(v(&defect("bad \"frame\"")), json!({"_tag":"Defect","defect":"bad \"frame\""}));
         assert_eq!(
-            chunk("0", r#"{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"SmwOu1ExrykEHRNsgCWG_"}"#),
+            v(&defect("bad \"frame\"")),
+            json!({"_tag":"Defect","defect":"bad \"frame\""})
+        );
+        assert_eq!(
+            chunk(
+                "0",
+                r#"{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"SmwOu1ExrykEHRNsgCWG_"}"#
+            ),
             r#"{"_tag":"Chunk","requestId":"0","values":[{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"SmwOu1ExrykEHRNsgCWG_"}]}"#
         );
     }

@@ -99,7 +99,10 @@ impl EventLog for DoSqliteLog {
     }
 
     async fn max_seq_num(&self) -> Result<Option<i64>, StorageError> {
-        Ok(self.first_value(&sql::select_max_seq(&self.table), &[])?.as_f64().map(|n| n as i64))
+        Ok(self
+            .first_value(&sql::select_max_seq(&self.table), &[])?
+            .as_f64()
+            .map(|n| n as i64))
     }
 
     async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError> {

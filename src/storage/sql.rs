@@ -140,6 +140,9 @@ mod tests {
         assert_eq!(eventlog_table("Ab9"), "eventlog_7_Ab9");
         assert_eq!(eventlog_table("é"), "eventlog_7__");
         assert_eq!(eventlog_table("😀"), "eventlog_7___");
-        assert_eq!(eventlog_table("x\"; DROP TABLE y; --"), "eventlog_7_x___DROP_TABLE_y____");
+        assert_eq!(
+            eventlog_table("x\"; DROP TABLE y; --"),
+            "eventlog_7_x___DROP_TABLE_y____"
+        );
     }
 }

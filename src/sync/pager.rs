@@ -177,7 +177,10 @@ mod tests {
 
     #[test]
     fn oversize_item_gets_its_own_page() {
-        let limits = Limits { max_page_bytes: 1_000, ..Limits::default() };
+        let limits = Limits {
+            max_page_bytes: 1_000,
+            ..Limits::default()
+        };
         let pages = run(3, 2_000, limits);
         assert_eq!(pages.len(), 3);
     }

@@ -9,10 +9,7 @@ pub const NANOID_LEN: usize = 21;
 
 /// Builds a 21-character nanoid from 21 random bytes.
 pub fn nanoid_from_bytes(random: &[u8; NANOID_LEN]) -> String {
-    random
-        .iter()
-        .map(|b| ALPHABET[(b & 63) as usize] as char)
-        .collect()
+    random.iter().map(|b| ALPHABET[(b & 63) as usize] as char).collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@ use livestore_sync::protocol::EventIn;
 use livestore_sync::storage::{sql, ContextRow, EventLog, StorageError, StoredItem};
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// One eventlog row: seqNum, parentSeqNum, name, args, createdAt, clientId, sessionId.
+pub type Row = (i64, i64, String, Option<String>, String, String, String);
+
 /// A store's log in an in-memory (or file) SQLite database.
 pub struct SqliteLog {
     /// The connection; public so tests can inspect or tamper with rows.
@@ -43,7 +46,7 @@ impl SqliteLog {
     }
 
     /// Every stored row, as the reference's columns.
-    pub fn rows(&self) -> Vec<(i64, i64, String, Option<String>, String, String, String)> {
+    pub fn rows(&self) -> Vec<Row> {
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -51,10 +54,20 @@ impl SqliteLog {
                 self.table
             ))
             .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
     }
 }
 
@@ -83,13 +96,18 @@ impl EventLog for SqliteLog {
 
     async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError> {
         self.conn
-            .execute(sql::UPSERT_CONTEXT, params![self.store_id, row.current_head, row.backend_id])
+            .execute(
+                sql::UPSERT_CONTEXT,
+                params![self.store_id, row.current_head, row.backend_id],
+            )
             .map_err(err)?;
         Ok(())
     }
 
     async fn max_seq_num(&self) -> Result<Option<i64>, StorageError> {
-        self.conn.query_row(&sql::select_max_seq(&self.table), [], |r| r.get(0)).map_err(err)
+        self.conn
+            .query_row(&sql::select_max_seq(&self.table), [], |r| r.get(0))
+            .map_err(err)
     }
 
     async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError> {
@@ -116,13 +134,17 @@ impl EventLog for SqliteLog {
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
         let tx = self.conn.unchecked_transaction().map_err(err)?;
         for rows in sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES) {
-            tx.execute(&sql::insert_rows(&self.table), params![created_at, rows]).map_err(err)?;
+            tx.execute(&sql::insert_rows(&self.table), params![created_at, rows])
+                .map_err(err)?;
         }
         if self.fail_next_append.replace(false) {
             return Err(StorageError("injected failure".into()));
         }
-        tx.execute(sql::UPSERT_CONTEXT, params![self.store_id, context.current_head, context.backend_id])
-            .map_err(err)?;
+        tx.execute(
+            sql::UPSERT_CONTEXT,
+            params![self.store_id, context.current_head, context.backend_id],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
     }
 }
