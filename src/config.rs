@@ -39,6 +39,44 @@ pub mod vars {
     pub const MAX_MESSAGE_BYTES: &str = "MAX_MESSAGE_BYTES";
     /// Longest storeId accepted, in bytes.
     pub const MAX_STORE_ID_BYTES: &str = "MAX_STORE_ID_BYTES";
+    /// Transports clients may use: `ws`, `http` (comma-separated).
+    pub const ENABLED_TRANSPORTS: &str = "ENABLED_TRANSPORTS";
+    /// Extra headers on every HTTP transport response, as a JSON object.
+    pub const HTTP_RESPONSE_HEADERS: &str = "HTTP_RESPONSE_HEADERS";
+    /// Request headers passed on to the `on_push` / `on_pull` hooks (comma-separated names).
+    pub const FORWARD_HEADERS: &str = "FORWARD_HEADERS";
+    /// Base URL of an OTLP/HTTP collector; spans are exported to `<url>/v1/traces` when set.
+    pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// `service.name` of exported spans.
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+}
+
+/// Which transports the backend serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transports {
+    /// `transport=ws`.
+    pub ws: bool,
+    /// `transport=http`.
+    pub http: bool,
+}
+
+impl Transports {
+    /// Whether `transport` is enabled.
+    pub fn allows(&self, transport: crate::router::Transport) -> bool {
+        match transport {
+            crate::router::Transport::Ws => self.ws,
+            crate::router::Transport::Http => self.http,
+        }
+    }
+}
+
+/// Where spans go, when tracing is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtelConfig {
+    /// The collector's base URL, without `/v1/traces`.
+    pub endpoint: String,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
 }
 
 /// The worker's settings.
@@ -54,6 +92,14 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Longest storeId accepted.
     pub max_store_id_bytes: usize,
+    /// Transports clients may use.
+    pub transports: Transports,
+    /// Headers added to every HTTP transport response.
+    pub http_response_headers: Vec<(String, String)>,
+    /// Lower-case names of the request headers the hooks receive.
+    pub forward_headers: Vec<String>,
+    /// Span export; `None` turns tracing off.
+    pub otel: Option<OtelConfig>,
 }
 
 impl Default for Config {
@@ -65,6 +111,10 @@ impl Default for Config {
             // The reference client never sends more than 900 KB of payload per message.
             max_message_bytes: 1 << 20,
             max_store_id_bytes: 512,
+            transports: Transports { ws: true, http: true },
+            http_response_headers: Vec::new(),
+            forward_headers: Vec::new(),
+            otel: None,
         }
     }
 }
@@ -104,6 +154,68 @@ fn parse_size(name: &'static str, value: &str) -> Result<usize, ConfigError> {
     }
 }
 
+/// An HTTP header name: an RFC 9110 token.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn parse_transports(value: &str) -> Result<Transports, ConfigError> {
+    let error = || ConfigError {
+        name: vars::ENABLED_TRANSPORTS,
+        value: value.to_owned(),
+        expected: "a comma-separated list of ws and http",
+    };
+    let mut transports = Transports { ws: false, http: false };
+    for item in value.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
+        match item {
+            "ws" => transports.ws = true,
+            "http" => transports.http = true,
+            _ => return Err(error()),
+        }
+    }
+    if !transports.ws && !transports.http {
+        return Err(error());
+    }
+    Ok(transports)
+}
+
+fn parse_response_headers(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let error = || ConfigError {
+        name: vars::HTTP_RESPONSE_HEADERS,
+        value: value.to_owned(),
+        expected: "a JSON object of header names to string values",
+    };
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value).map_err(|_| error())?;
+    map.into_iter()
+        .map(|(name, v)| match v {
+            serde_json::Value::String(v) if is_header_name(&name) && !v.contains(['\r', '\n']) => Ok((name, v)),
+            _ => Err(error()),
+        })
+        .collect()
+}
+
+fn parse_header_list(value: &str) -> Result<Vec<String>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            if is_header_name(name) {
+                Ok(name.to_ascii_lowercase())
+            } else {
+                Err(ConfigError {
+                    name: vars::FORWARD_HEADERS,
+                    value: value.to_owned(),
+                    expected: "a comma-separated list of header names",
+                })
+            }
+        })
+        .collect()
+}
+
 impl Config {
     /// Builds the configuration from a var lookup (`None` for unset vars).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -131,6 +243,30 @@ impl Config {
         if let Some(v) = get(vars::MAX_STORE_ID_BYTES) {
             config.max_store_id_bytes = parse_size(vars::MAX_STORE_ID_BYTES, &v)?;
         }
+        if let Some(v) = get(vars::ENABLED_TRANSPORTS) {
+            config.transports = parse_transports(&v)?;
+        }
+        if let Some(v) = get(vars::HTTP_RESPONSE_HEADERS) {
+            config.http_response_headers = parse_response_headers(&v)?;
+        }
+        if let Some(v) = get(vars::FORWARD_HEADERS) {
+            config.forward_headers = parse_header_list(&v)?;
+        }
+        if let Some(endpoint) = get(vars::OTEL_EXPORTER_OTLP_ENDPOINT).filter(|v| !v.is_empty()) {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(ConfigError {
+                    name: vars::OTEL_EXPORTER_OTLP_ENDPOINT,
+                    value: endpoint,
+                    expected: "an http:// or https:// URL",
+                });
+            }
+            config.otel = Some(OtelConfig {
+                endpoint: endpoint.trim_end_matches('/').to_owned(),
+                service_name: get(vars::OTEL_SERVICE_NAME)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "livestore-sync".to_owned()),
+            });
+        }
         Ok(config)
     }
 
@@ -144,10 +280,15 @@ impl Config {
             if let Some(s) = value.as_string() {
                 Some(s)
             } else if let Some(b) = value.as_bool() {
-                // `[vars]` may hold TOML booleans and numbers; wrangler passes them as JSON values.
+                // `[vars]` may hold TOML booleans, numbers and tables; wrangler passes them as
+                // JSON values.
                 Some(b.to_string())
+            } else if let Some(n) = value.as_f64() {
+                Some(n.to_string())
+            } else if value.is_object() {
+                js_sys::JSON::stringify(&value).ok().and_then(|s| s.as_string())
             } else {
-                value.as_f64().map(|n| n.to_string())
+                None
             }
         })
     }
@@ -184,6 +325,58 @@ mod tests {
             Auth::Token("s3".into())
         );
         assert!(!format!("{:?}", config(&[("AUTH_TOKEN", "s3cret")]).unwrap()).contains("s3cret"));
+    }
+
+    #[test]
+    fn transports_headers_and_tracing() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.transports, Transports { ws: true, http: true });
+        assert_eq!(c.otel, None);
+        assert_eq!(
+            config(&[("ENABLED_TRANSPORTS", "ws")]).unwrap().transports,
+            Transports { ws: true, http: false }
+        );
+        assert_eq!(
+            config(&[("ENABLED_TRANSPORTS", " http , ws ")]).unwrap().transports,
+            Transports { ws: true, http: true }
+        );
+        assert!(config(&[("ENABLED_TRANSPORTS", "ws,smoke-signals")]).is_err());
+        assert!(config(&[("ENABLED_TRANSPORTS", "")]).is_err());
+
+        let c = config(&[(
+            "HTTP_RESPONSE_HEADERS",
+            r#"{"X-Custom-Header":"test-value","x-livestore-version":"1.0.0"}"#,
+        )])
+        .unwrap();
+        assert_eq!(
+            c.http_response_headers,
+            [
+                ("X-Custom-Header".to_owned(), "test-value".to_owned()),
+                ("x-livestore-version".to_owned(), "1.0.0".to_owned())
+            ]
+        );
+        assert!(config(&[("HTTP_RESPONSE_HEADERS", r#"{"bad name":"x"}"#)]).is_err());
+        assert!(config(&[("HTTP_RESPONSE_HEADERS", r#"{"x":"a\r\nb"}"#)]).is_err());
+        assert!(config(&[("HTTP_RESPONSE_HEADERS", r#"{"x":1}"#)]).is_err());
+        assert!(config(&[("HTTP_RESPONSE_HEADERS", "[]")]).is_err());
+
+        assert_eq!(
+            config(&[("FORWARD_HEADERS", "Cookie, X-User")])
+                .unwrap()
+                .forward_headers,
+            ["cookie", "x-user"]
+        );
+        assert!(config(&[("FORWARD_HEADERS", "a b")]).is_err());
+
+        let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/")]).unwrap();
+        assert_eq!(
+            c.otel,
+            Some(OtelConfig {
+                endpoint: "http://127.0.0.1:4318".into(),
+                service_name: "livestore-sync".into()
+            })
+        );
+        assert!(config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")]).is_err());
     }
 
     #[test]

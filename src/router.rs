@@ -17,6 +17,39 @@ pub enum Transport {
     Http,
 }
 
+impl Transport {
+    /// The name used in URLs and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// The message refusing a transport that `ENABLED_TRANSPORTS` leaves out.
+pub fn transport_disabled(transport: Transport) -> String {
+    format!(
+        "Transport {} is not enabled on this sync backend (ENABLED_TRANSPORTS)",
+        transport.as_str()
+    )
+}
+
+/// The message for a request or frame over `MAX_MESSAGE_BYTES`.
+pub fn too_large(size: usize, max: usize) -> String {
+    format!("the message has {size} bytes; this server accepts at most {max}")
+}
+
+/// Refuses an HTTP transport request whose declared body is over the limit, before it is read
+/// or forwarded. The body is the JSON array of one `Defect` the HTTP client expects.
+pub fn declared_body_too_large(params: &SyncParams, content_length: Option<&str>, max: usize) -> Option<Refusal> {
+    let declared = content_length?.trim().parse::<usize>().ok()?;
+    (params.transport == Transport::Http && declared > max).then(|| Refusal {
+        status: 413,
+        body: format!("[{}]", crate::protocol::server::defect(&too_large(declared, max))),
+    })
+}
+
 /// The search parameters of a sync request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncParams {
@@ -90,6 +123,12 @@ or set the var ALLOW_ANONYMOUS=\"true\" to let anyone open any store.";
 /// Checks a sync request's parameters and credentials. Runs before the request reaches the
 /// Durable Object, for every WebSocket upgrade and every HTTP request.
 pub fn admit(config: &Config, params: &SyncParams) -> Result<(), Refusal> {
+    if !config.transports.allows(params.transport) {
+        return Err(Refusal {
+            status: 400,
+            body: transport_disabled(params.transport),
+        });
+    }
     if params.store_id.is_empty() || params.store_id.len() > config.max_store_id_bytes {
         return Err(Refusal {
             status: 400,
@@ -242,6 +281,33 @@ mod tests {
         assert_eq!(refusal.status, 500);
         assert!(refusal.body.contains("AUTH_TOKEN"));
         assert!(refusal.body.contains("ALLOW_ANONYMOUS"));
+    }
+
+    #[test]
+    fn disabled_transports_are_refused() {
+        let cfg = Config {
+            transports: crate::config::Transports { ws: true, http: false },
+            ..open()
+        };
+        let http = match_sync_request(Some("storeId=a&transport=http")).unwrap();
+        let refusal = admit(&cfg, &http).unwrap_err();
+        assert_eq!(refusal.status, 400);
+        assert!(refusal.body.contains("http is not enabled"));
+        assert!(admit(&cfg, &match_sync_request(Some("storeId=a&transport=ws")).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn oversize_http_bodies_are_refused_from_their_length() {
+        let http = match_sync_request(Some("storeId=a&transport=http")).unwrap();
+        let refusal = declared_body_too_large(&http, Some("2000"), 1000).unwrap();
+        assert_eq!(refusal.status, 413);
+        let body: Value = serde_json::from_str(&refusal.body).unwrap();
+        assert_eq!(body[0]["_tag"], "Defect");
+        assert!(declared_body_too_large(&http, Some("1000"), 1000).is_none());
+        assert!(declared_body_too_large(&http, None, 1000).is_none());
+        assert!(declared_body_too_large(&http, Some("x"), 1000).is_none());
+        let ws = match_sync_request(Some("storeId=a&transport=ws")).unwrap();
+        assert!(declared_body_too_large(&ws, Some("2000"), 1000).is_none());
     }
 
     #[test]

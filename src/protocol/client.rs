@@ -36,6 +36,10 @@ pub struct RpcRequest<'a> {
     pub tag: Cow<'a, str>,
     /// The RPC payload, parsed later according to `tag`.
     pub payload: Option<&'a RawValue>,
+    /// The client's trace (Effect's `traceId`), for tracing.
+    pub trace_id: Option<Cow<'a, str>>,
+    /// The client's span (Effect's `spanId`), for tracing.
+    pub span_id: Option<Cow<'a, str>>,
 }
 
 /// Why a frame could not be decoded into a [`ClientMessage`].
@@ -81,6 +85,10 @@ struct RawMessage<'a> {
     payload: Option<&'a RawValue>,
     #[serde(rename = "requestId", borrow, default)]
     request_id: Option<&'a RawValue>,
+    #[serde(rename = "traceId", borrow, default)]
+    trace_id: Option<&'a RawValue>,
+    #[serde(rename = "spanId", borrow, default)]
+    span_id: Option<&'a RawValue>,
 }
 
 fn as_str(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
@@ -123,6 +131,8 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage<'_>, FrameError
                 id,
                 tag,
                 payload: raw.payload,
+                trace_id: as_str(raw.trace_id),
+                span_id: as_str(raw.span_id),
             }))
         }
         "Ack" => Ok(ClientMessage::Ack),
@@ -154,6 +164,8 @@ mod tests {
                 assert_eq!(r.id, "0");
                 assert_eq!(r.tag, "SyncWsRpc.Pull");
                 assert!(r.payload.unwrap().get().starts_with(r#"{"storeId""#));
+                assert_eq!(r.trace_id.as_deref(), Some("5137"));
+                assert_eq!(r.span_id.as_deref(), Some("a8"));
             }
             other => panic!("{other:?}"),
         }

@@ -75,14 +75,15 @@ pub async fn push<L: EventLog>(
 /// Streams every event after `cursor` to `emit` as `PullResponse` pages: at most
 /// `limits.max_events_per_page` events and `limits.max_page_bytes` bytes each, `MoreKnown` with
 /// the exact number of events still to come on every page but the last, `NoMore` on the last,
-/// and exactly one empty `NoMore` page when there is nothing to send.
+/// and exactly one empty `NoMore` page when there is nothing to send. Returns the number of
+/// events sent.
 pub async fn pull<L: EventLog>(
     log: &L,
     meta: &StoreMeta,
     cursor: Option<&Cursor>,
     limits: &Limits,
     mut emit: impl FnMut(String),
-) -> Result<(), SyncError> {
+) -> Result<u64, SyncError> {
     if let Some(cursor) = cursor {
         if cursor.backend_id != meta.backend_id {
             return Err(SyncError::BackendIdMismatch {
@@ -94,9 +95,11 @@ pub async fn pull<L: EventLog>(
     let mut after = cursor.map(|c| c.event_sequence_number.0);
     let total = log.count_after(after).await?;
     let mut pager = Pager::counted(&meta.backend_id, total, *limits);
+    let mut sent = 0;
     if total > 0 {
         loop {
             let rows = log.read_after(after, limits.read_batch).await?;
+            sent += rows.len() as u64;
             for row in &rows {
                 if let Some(page) = pager.add(&row.json) {
                     emit(page);
@@ -111,5 +114,5 @@ pub async fn pull<L: EventLog>(
     if let Some(page) = pager.finish() {
         emit(page);
     }
-    Ok(())
+    Ok(sent)
 }
