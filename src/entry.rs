@@ -1,16 +1,23 @@
-//! The Worker's `fetch` entry point: routes sync requests to their store's Durable Object and
-//! answers everything else, exactly as the reference's `makeWorker` does.
+//! The Worker side: routes sync requests to their store's Durable Object and answers everything
+//! else, as the reference's `makeWorker` does. The pieces are public so a Worker of your own can
+//! mount sync beside other routes: [`match_sync_request`] and [`handle_sync_request`] are the
+//! counterparts of the reference's functions of the same names, and [`handle_fetch`] is the
+//! whole stock Worker.
 
-use worker::{event, Context, Env, Headers, Request, Response, Result};
+use worker::{Context, Env, Headers, Request, Response, Result};
 
 use crate::config::Config;
-use crate::router::{self, NonSync, Refusal};
+use crate::hooks::{ConnectContext, SyncHooks};
+use crate::js::{now_millis, post_json, random_bytes};
+use crate::otel::{export_body, Span};
+use crate::router::{self, NonSync, Refusal, SyncParams};
 
-/// Worker entry point.
-#[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+/// The stock Worker's entry point: [`handle_fetch`] without hooks.
+#[cfg(feature = "entrypoint")]
+#[worker::event(fetch)]
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
-    handle(req, &env).await
+    handle_fetch(req, &env, &ctx, &crate::hooks::NoHooks).await
 }
 
 fn text_response(status: u16, body: &str, headers: &[(&'static str, String)]) -> Result<Response> {
@@ -22,14 +29,23 @@ fn text_response(status: u16, body: &str, headers: &[(&'static str, String)]) ->
     Ok(Response::ok(body)?.with_status(status).with_headers(h))
 }
 
-/// Handles one request to the Worker.
-pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+fn config_error(e: crate::config::ConfigError) -> Result<Response> {
+    worker::console_error!("{e}");
+    text_response(500, &e.to_string(), &[])
+}
+
+/// If `req` is a sync request (by its search parameters alone, whatever the path), its
+/// parameters; `None` otherwise.
+pub fn match_sync_request(req: &Request) -> Result<Option<SyncParams>> {
+    Ok(router::match_sync_request(req.url()?.query()))
+}
+
+/// Handles any request as the stock Worker does: CORS preflights, sync requests, the info page at
+/// `GET /`, and `400 Invalid path` for the rest.
+pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, hooks: &H) -> Result<Response> {
     let config = match Config::from_env(env) {
         Ok(config) => config,
-        Err(e) => {
-            worker::console_error!("{e}");
-            return text_response(500, &e.to_string(), &[]);
-        }
+        Err(e) => return config_error(e),
     };
     let url = req.url()?;
     let cors = router::cors_headers(&config, req.headers().get("Access-Control-Request-Headers")?.as_deref());
@@ -40,21 +56,108 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
             for (name, value) in &cors {
                 h.set(name, value)?;
             }
-            return Ok(Response::empty()?.with_status(204).with_headers(h));
+            Ok(Response::empty()?.with_status(204).with_headers(h))
         }
-        Some(NonSync::Info) => return text_response(200, router::INFO_BODY, &[]),
-        Some(NonSync::InvalidPath) => return text_response(400, "Invalid path", &cors),
-        None => {}
+        Some(NonSync::Info) => text_response(200, router::INFO_BODY, &[]),
+        Some(NonSync::InvalidPath) => text_response(400, "Invalid path", &cors),
+        None => match params {
+            Some(params) => sync_request(req, env, ctx, &config, params, hooks).await,
+            None => text_response(400, "Invalid path", &cors),
+        },
     }
-    let Some(params) = params else {
-        return text_response(400, "Invalid path", &cors);
-    };
+}
+
+/// Handles a sync request: checks the token and the transport, runs the `validate_payload`
+/// hook, applies the 426 rule, and forwards the request to the store's Durable Object
+/// (`idFromName(storeId)` on the configured binding).
+pub async fn handle_sync_request<H: SyncHooks>(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    params: SyncParams,
+    hooks: &H,
+) -> Result<Response> {
+    match Config::from_env(env) {
+        Ok(config) => sync_request(req, env, ctx, &config, params, hooks).await,
+        Err(e) => config_error(e),
+    }
+}
+
+async fn sync_request<H: SyncHooks>(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+    params: SyncParams,
+    hooks: &H,
+) -> Result<Response> {
+    let span = config.otel.as_ref().map(|_| {
+        let traceparent = req.headers().get("traceparent").ok().flatten();
+        let parent = traceparent.as_deref().and_then(parse_traceparent);
+        Span::start("sync.connect", now_millis(), random_bytes(), parent)
+    });
+    let response = admit_and_forward(req, env, config, &params, hooks).await;
+    if let (Some(mut span), Some(otel)) = (span, config.otel.as_ref()) {
+        let status = response.as_ref().map(|r| r.status_code()).unwrap_or(500);
+        span.attr("livestore.store_id", params.store_id.as_str())
+            .attr("livestore.transport", params.transport.as_str())
+            .attr_int("http.response.status_code", status as i64)
+            .end(
+                now_millis(),
+                if status < 400 {
+                    Ok(())
+                } else {
+                    Err(format!("refused with {status}"))
+                },
+            );
+        ctx.wait_until(post_json(
+            format!("{}/v1/traces", otel.endpoint),
+            export_body(&otel.service_name, &[span]),
+        ));
+    }
+    response
+}
+
+/// `traceparent: 00-<trace id>-<span id>-<flags>` (W3C Trace Context), as the HTTP client sends.
+fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+    let mut parts = value.split('-');
+    let (_version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((trace, span))
+}
+
+async fn admit_and_forward<H: SyncHooks>(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    params: &SyncParams,
+    hooks: &H,
+) -> Result<Response> {
+    let cors = router::cors_headers(config, req.headers().get("Access-Control-Request-Headers")?.as_deref());
     let refuse = |r: Refusal| text_response(r.status, &r.body, &cors);
-    if let Err(refusal) = router::admit(&config, &params) {
+    if let Err(refusal) = router::admit(config, params) {
         if refusal.status >= 500 {
             worker::console_error!("{}", refusal.body);
         }
         return refuse(refusal);
+    }
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let connect = ConnectContext {
+        store_id: &params.store_id,
+        transport: params.transport,
+        headers: &headers,
+    };
+    if let Err(e) = hooks.validate_payload(params.payload.as_ref(), &connect).await {
+        return refuse(Refusal {
+            status: 400,
+            body: format!(
+                r#"UnknownError: {{ "cause": Error: {}, "note": undefined, "payload": undefined }}"#,
+                e.message
+            ),
+        });
     }
     let Ok(namespace) = env.durable_object(&config.binding) else {
         return text_response(
@@ -66,8 +169,18 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
             &cors,
         );
     };
-    if let Some(refusal) = router::upgrade_required(&params, req.headers().get("Upgrade")?.as_deref()) {
+    if let Some(refusal) = router::upgrade_required(params, req.headers().get("Upgrade")?.as_deref()) {
         return refuse(refusal);
+    }
+    let content_length = req.headers().get("Content-Length")?;
+    if let Some(refusal) = router::declared_body_too_large(params, content_length.as_deref(), config.max_message_bytes)
+    {
+        let h = Headers::new();
+        for (name, value) in &cors {
+            h.set(name, value)?;
+        }
+        h.set("Content-Type", "application/json")?;
+        return Ok(Response::ok(refusal.body)?.with_status(refusal.status).with_headers(h));
     }
     let stub = namespace.id_from_name(&params.store_id)?.get_stub()?;
     stub.fetch_with_request(req).await

@@ -43,3 +43,28 @@ pub fn error_message(value: &JsValue) -> String {
         format!("{value:?}")
     }
 }
+
+/// `N` random bytes from `crypto.getRandomValues` (zeros should WebCrypto be missing).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let _ = fill_random(&mut bytes);
+    bytes
+}
+
+/// POSTs a JSON body and ignores the answer; failures are logged, never raised, since what is
+/// sent this way (spans) must not affect the request that produced it.
+pub async fn post_json(url: String, body: String) {
+    let headers = worker::Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&body)));
+    let result = match worker::Request::new_with_init(&url, &init) {
+        Ok(request) => worker::Fetch::Request(request).send().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        worker::console_warn!("span export to {url} failed: {e}");
+    }
+}

@@ -20,18 +20,27 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod hooks;
+pub mod otel;
 pub mod protocol;
 pub mod router;
 pub mod storage;
 pub mod sync;
 pub mod util;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "entrypoint"))]
 pub mod durable_object;
 #[cfg(target_arch = "wasm32")]
 pub mod entry;
 #[cfg(target_arch = "wasm32")]
 pub mod js;
-
 #[cfg(target_arch = "wasm32")]
+pub mod object;
+
+#[cfg(all(target_arch = "wasm32", feature = "entrypoint"))]
 pub use durable_object::SyncBackendDO;
+#[cfg(target_arch = "wasm32")]
+pub use entry::{handle_fetch, handle_sync_request, match_sync_request};
+pub use hooks::{ConnectContext, HookError, NoHooks, RequestContext, SyncHooks};
+#[cfg(target_arch = "wasm32")]
+pub use object::SyncObject;

@@ -1,5 +1,6 @@
 //! The sync rules (push, pull, paging, store opening) against real SQLite, running the same SQL
-//! the Durable Object runs.
+//! the Durable Object runs. Native only: rusqlite does not build for wasm32.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod support;
 

@@ -1,0 +1,44 @@
+//! The stock Worker's Durable Object class: [`SyncObject`] without hooks.
+//!
+//! The class name matches the reference's documented `SyncBackendDO`, so an existing deployment
+//! keeps its Durable Objects, and with them its data, when it switches.
+
+// `#[durable_object]` generates the JavaScript-facing methods without doc comments.
+#![allow(missing_docs)]
+
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
+};
+
+use crate::hooks::NoHooks;
+use crate::object::SyncObject;
+
+/// The sync Durable Object; one instance per storeId.
+#[durable_object(websocket)]
+pub struct SyncBackendDO {
+    inner: SyncObject<NoHooks>,
+}
+
+impl DurableObject for SyncBackendDO {
+    fn new(state: State, env: Env) -> Self {
+        SyncBackendDO {
+            inner: SyncObject::new(state, env, NoHooks),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        self.inner.fetch(req).await
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        self.inner.websocket_message(ws, message).await
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, code: usize, reason: String, was_clean: bool) -> Result<()> {
+        self.inner.websocket_close(ws, code, reason, was_clean).await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
+        self.inner.websocket_error(ws, error).await
+    }
+}

@@ -1,0 +1,222 @@
+//! The WebSocket transport: one Effect RPC JSON message per text frame (`SyncWsRpc`).
+
+use serde::{Deserialize, Serialize};
+use worker::{Response, Result, WebSocket, WebSocketPair};
+
+use super::SyncObject;
+use crate::hooks::{RequestContext, SyncHooks};
+use crate::protocol::payload::parse_payload;
+use crate::protocol::server::{self, PONG};
+use crate::protocol::{decode_client_message, tags, ClientMessage, PullPayload, PushPayload, RpcRequest, SyncError};
+use crate::router::Transport;
+
+/// Most live pulls one socket may hold open. The LiveStore client opens one per connection;
+/// the cap bounds the attachment, which the runtime keeps small.
+const MAX_LIVE_PULLS_PER_SOCKET: usize = 8;
+
+/// What a socket carries across hibernation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct Attachment {
+    /// The store the socket was opened for.
+    #[serde(rename = "storeId")]
+    pub store_id: String,
+    /// Request ids of the socket's live pulls, which receive every accepted push.
+    #[serde(rename = "livePulls")]
+    pub live_pulls: Vec<String>,
+    /// The upgrade request's headers named in `FORWARD_HEADERS`, for the hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+}
+
+/// Sends a frame; a socket that is already closing cannot be helped, and the others must still
+/// be served, so a failed send is not an error.
+pub(super) fn send(ws: &WebSocket, frame: &str) {
+    let _ = ws.send_with_str(frame);
+}
+
+pub(super) fn attachment(ws: &WebSocket) -> Option<Attachment> {
+    ws.deserialize_attachment::<Attachment>().ok().flatten()
+}
+
+impl<H: SyncHooks> SyncObject<H> {
+    /// Accepts a WebSocket for `store_id` in hibernation mode.
+    pub(super) fn accept_socket(&self, store_id: String, headers: Vec<(String, String)>) -> Result<Response> {
+        let pair = WebSocketPair::new()?;
+        let attached = pair.server.serialize_attachment(Attachment {
+            store_id,
+            live_pulls: Vec::new(),
+            headers,
+        });
+        if let Err(e) = attached {
+            // The runtime caps attachments; large forwarded headers (cookies) can exceed it.
+            return Response::error(format!("Cannot accept the connection: {e}"), 431);
+        }
+        self.state.accept_web_socket(&pair.server);
+        Response::from_websocket(pair.client)
+    }
+
+    pub(super) async fn on_text(&self, ws: &WebSocket, text: &str) {
+        let message = match decode_client_message(text) {
+            Ok(message) => message,
+            Err(error) => {
+                match error.request_id() {
+                    Some(id) => send(
+                        ws,
+                        &server::exit_failure(id, &SyncError::invalid_request(error.to_string())),
+                    ),
+                    None => send(ws, &server::defect(&error.to_string())),
+                }
+                return;
+            }
+        };
+        match message {
+            ClientMessage::Ack | ClientMessage::Eof => {}
+            // Only reached when the ping is not byte-identical to the auto-response's.
+            ClientMessage::Ping => send(ws, PONG),
+            ClientMessage::Interrupt { request_id } => {
+                if let Some(mut att) = attachment(ws) {
+                    let before = att.live_pulls.len();
+                    att.live_pulls.retain(|id| *id != request_id);
+                    if att.live_pulls.len() != before {
+                        let _ = ws.serialize_attachment(&att);
+                        send(ws, &server::exit_interrupted(&request_id));
+                    }
+                }
+            }
+            ClientMessage::Request(request) => {
+                if text.len() > self.config.max_message_bytes {
+                    let error = SyncError::unknown(
+                        "MessageTooLargeError",
+                        crate::router::too_large(text.len(), self.config.max_message_bytes),
+                    );
+                    send(ws, &server::exit_failure(&request.id, &error));
+                    return;
+                }
+                self.on_request(ws, request).await;
+            }
+        }
+    }
+
+    async fn on_request(&self, ws: &WebSocket, request: RpcRequest<'_>) {
+        let id = request.id.as_ref();
+        let result = match request.tag.as_ref() {
+            tags::WS_PULL => self.ws_pull(ws, &request).await,
+            tags::WS_PUSH => self.ws_push(ws, &request).await.map(|()| Some(Some("{}"))),
+            other => Err(SyncError::unknown(
+                "UnknownRpcError",
+                format!(
+                    "unknown RPC tag {other:?}; this endpoint serves {} and {}",
+                    tags::WS_PULL,
+                    tags::WS_PUSH
+                ),
+            )),
+        };
+        match result {
+            Ok(Some(value)) => send(ws, &server::exit_success(id, value)),
+            Ok(None) => {}
+            Err(error) => send(ws, &server::exit_failure(id, &error)),
+        }
+    }
+
+    /// The socket's store, checked against the store the request names.
+    fn socket_store(ws: &WebSocket, requested: &str) -> std::result::Result<Attachment, SyncError> {
+        let att = attachment(ws)
+            .ok_or_else(|| SyncError::unknown("ConnectionStateError", "the connection has no store attached"))?;
+        if att.store_id != requested {
+            return Err(SyncError::invalid_request(format!(
+                "the request names store {requested:?}, but this connection is for another store"
+            )));
+        }
+        Ok(att)
+    }
+
+    /// `SyncWsRpc.Pull`: pages of everything after the cursor; a live pull then stays open and
+    /// receives every later push. Returns the `Exit` value, or `None` while the stream stays open.
+    async fn ws_pull(
+        &self,
+        ws: &WebSocket,
+        request: &RpcRequest<'_>,
+    ) -> std::result::Result<Option<Option<&'static str>>, SyncError> {
+        let payload: PullPayload = parse_payload(tags::WS_PULL, request.payload)?;
+        let att = Self::socket_store(ws, &payload.store_id)?;
+        let span = self.span("sync.pull", request);
+        let ctx = RequestContext {
+            store_id: &att.store_id,
+            transport: Transport::Ws,
+            payload: payload.payload,
+            headers: &att.headers,
+        };
+        let result = self.stream_pull(ws, &request.id, &payload, &att, &ctx).await;
+        self.export(
+            span,
+            &att.store_id,
+            Transport::Ws,
+            *result.as_ref().unwrap_or(&0),
+            result.as_ref().err(),
+        );
+        result.map(|_| if payload.live { None } else { Some(None) })
+    }
+
+    /// Sends a pull's pages on the socket, registering a live pull first; returns the number of
+    /// events sent.
+    async fn stream_pull(
+        &self,
+        ws: &WebSocket,
+        id: &str,
+        payload: &PullPayload<'_>,
+        att: &Attachment,
+        ctx: &RequestContext<'_>,
+    ) -> std::result::Result<u64, SyncError> {
+        let cursor = payload.cursor.as_ref();
+        let meta = self.prepare_pull(cursor, payload.live, ctx).await?;
+        if payload.live {
+            if att.live_pulls.iter().any(|live| live == id) {
+                return Err(SyncError::invalid_request(format!(
+                    "request id {id} is already a live pull"
+                )));
+            }
+            if att.live_pulls.len() >= MAX_LIVE_PULLS_PER_SOCKET {
+                return Err(SyncError::unknown(
+                    "TooManyLivePullsError",
+                    format!("a connection may hold at most {MAX_LIVE_PULLS_PER_SOCKET} live pulls"),
+                ));
+            }
+            // Registered before the initial pages, and within the same turn as reading them, so
+            // no push can fall between the pages and the broadcast.
+            let mut registered = att.clone();
+            registered.live_pulls.push(id.to_owned());
+            ws.serialize_attachment(&registered)
+                .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))?;
+        }
+        let read = self
+            .read_pages(&att.store_id, &meta, cursor, |page| send(ws, &server::chunk(id, &page)))
+            .await;
+        if read.is_err() && payload.live {
+            let _ = ws.serialize_attachment(att);
+        }
+        read
+    }
+
+    /// `SyncWsRpc.Push`: appends the batch if it continues the log and sends it to every live
+    /// pull of the store (the pusher's included); the caller then acknowledges.
+    async fn ws_push(&self, ws: &WebSocket, request: &RpcRequest<'_>) -> std::result::Result<(), SyncError> {
+        let payload: PushPayload = parse_payload(tags::WS_PUSH, request.payload)?;
+        let att = Self::socket_store(ws, &payload.store_id)?;
+        let span = self.span("sync.push", request);
+        let ctx = RequestContext {
+            store_id: &att.store_id,
+            transport: Transport::Ws,
+            payload: payload.payload,
+            headers: &att.headers,
+        };
+        let result = self.push(&payload, &ctx).await;
+        self.export(
+            span,
+            &att.store_id,
+            Transport::Ws,
+            payload.batch.len() as u64,
+            result.as_ref().err(),
+        );
+        result
+    }
+}
