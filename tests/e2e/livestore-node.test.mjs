@@ -1,5 +1,6 @@
 // Two OS processes, each running a full LiveStore store (@livestore/adapter-node, SQLite on
-// disk, the unmodified makeWsSync client), see each other's events through our worker.
+// disk, the unmodified makeWsSync or makeHttpSync client), see each other's events through our
+// worker.
 import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -16,9 +17,9 @@ after(() => worker?.stop())
 const apps = []
 after(() => apps.forEach((a) => a.child.kill('SIGKILL')))
 
-async function startApp(store, clientId) {
+async function startApp(store, clientId, transport) {
   const dataDir = path.join(TMP, `${store}-${clientId}-data`)
-  const child = fork(path.join(ROOT, 'tests/e2e/apps/todo-node.mjs'), [worker.url, store, clientId, dataDir, DEFAULT_TOKEN], {
+  const child = fork(path.join(ROOT, 'tests/e2e/apps/todo-node.mjs'), [worker.url, store, clientId, dataDir, DEFAULT_TOKEN, transport], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
   let output = ''
@@ -51,10 +52,10 @@ async function startApp(store, clientId) {
   return app
 }
 
-test('two LiveStore processes converge on the same todos through the server', { timeout: 180_000 }, async () => {
-  const store = storeId('two-processes')
-  const alice = await startApp(store, 'alice')
-  const bob = await startApp(store, 'bob')
+for (const transport of ['ws', 'http']) test(`two LiveStore processes converge on the same todos through the server (${transport})`, { timeout: 180_000 }, async () => {
+  const store = storeId(`two-processes-${transport}`)
+  const alice = await startApp(store, 'alice', transport)
+  const bob = await startApp(store, 'bob', transport)
 
   for (let i = 0; i < 5; i++) await alice.call({ cmd: 'create', id: `a${i}`, text: `from alice ${i}` })
   for (let i = 0; i < 5; i++) await bob.call({ cmd: 'create', id: `b${i}`, text: `from bob ${i}` })

@@ -125,12 +125,19 @@ describe('open access and CORS switched off', () => {
   })
 
   test('without CORS there is no preflight answer and no CORS header', async () => {
-    const pre = await rawHttp(`${w.url}/?storeId=a&transport=http`, { method: 'OPTIONS' })
+    const pre = await rawHttp(`${w.url}/x`, { method: 'OPTIONS', headers: { 'Access-Control-Request-Headers': 'content-type' } })
     assert.equal(pre.status, 400)
+    assert.equal(pre.body, 'Invalid path')
     assert.equal(pre.headers['access-control-allow-origin'], undefined)
     const res = await rawHttp(`${w.url}/?${syncQuery('x')}`)
     assert.equal(res.status, 426)
     assert.equal(res.headers['access-control-allow-origin'], undefined)
+    const http = await rawHttp(`${w.url}/?${syncQuery('x', { transport: 'http' })}`, {
+      method: 'POST',
+      body: JSON.stringify({ _tag: 'Request', id: '1', tag: 'SyncHttpRpc.Ping', payload: { storeId: 'x' } }),
+    })
+    assert.equal(http.status, 200)
+    assert.equal(http.headers['access-control-allow-origin'], undefined)
   })
 })
 

@@ -2,16 +2,16 @@
 // @livestore/adapter-node (SQLite on disk) syncing through `makeWsSync`. The test process drives
 // it over IPC: `create` commits an event, `list` reads the materialized table, `shutdown` stops.
 //
-//   node todo-node.mjs <syncUrl> <storeId> <clientId> <dataDir> <authToken>
+//   node todo-node.mjs <syncUrl> <storeId> <clientId> <dataDir> <authToken> [ws|http]
 import WebSocket from 'ws'
 
 globalThis.WebSocket ??= WebSocket
 
 const { makeAdapter } = await import('@livestore/adapter-node')
 const { createStorePromise, Events, makeSchema, Schema, State } = await import('@livestore/livestore')
-const { makeWsSync } = await import('@livestore/sync-cf/client')
+const { makeHttpSync, makeWsSync } = await import('@livestore/sync-cf/client')
 
-const [url, storeId, clientId, baseDirectory, authToken] = process.argv.slice(2)
+const [url, storeId, clientId, baseDirectory, authToken, transport = 'ws'] = process.argv.slice(2)
 
 const todos = State.SQLite.table({
   name: 'todos',
@@ -38,7 +38,9 @@ const schema = makeSchema({ events, state: State.SQLite.makeState({ tables: { to
 const adapter = makeAdapter({
   storage: { type: 'fs', baseDirectory },
   clientId,
-  sync: { backend: makeWsSync({ url }) },
+  sync: {
+    backend: transport === 'http' ? makeHttpSync({ url, livePull: { pollInterval: 200 } }) : makeWsSync({ url }),
+  },
 })
 
 const store = await createStorePromise({

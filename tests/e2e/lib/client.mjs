@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 // Node 20 has no global WebSocket without a flag; the client looks it up on globalThis.
 globalThis.WebSocket ??= WebSocket
 
-const { makeWsSync } = await import('@livestore/sync-cf/client')
+const { makeHttpSync, makeWsSync } = await import('@livestore/sync-cf/client')
 const { Effect, Exit, FetchHttpClient, KeyValueStore, Layer, Option, Scope, Stream, Chunk, Fiber } = await import(
   '@livestore/utils/effect'
 )
@@ -14,14 +14,19 @@ export { Chunk, Effect, Exit, Fiber, Option, Stream }
 
 const layer = Layer.mergeAll(KeyValueStore.layerMemory, FetchHttpClient.layer)
 
+/** The client constructor for a transport; HTTP polls every 200 ms, as in the upstream tests. */
+export const makeClient = (transport, url) =>
+  transport === 'http' ? makeHttpSync({ url, livePull: { pollInterval: 200 } }) : makeWsSync({ url })
+
 /**
- * Builds a sync backend with the real client. Returns helpers that run its effects as promises:
- * { backend, run(effect), pullAll(cursor), firstNonEmpty(live), push(batch), close() }.
+ * Builds a sync backend with the real client (`transport`: 'ws' or 'http'). Returns helpers that
+ * run its effects as promises: { backend, run(effect), runExit(effect), pullPages(cursor),
+ * push(batch), close() }.
  */
-export async function connectClient({ url, storeId, payload = { authToken: 'insecure-token-change-me' }, clientId = 'test-client', makeBackend = makeWsSync }) {
+export async function connectClient({ url, storeId, payload = { authToken: 'insecure-token-change-me' }, clientId = 'test-client', transport = 'ws' }) {
   const scope = Effect.runSync(Scope.make())
   const backend = await Effect.runPromise(
-    makeBackend({ url })({ storeId, clientId, payload }).pipe(Effect.provide(layer), Scope.extend(scope)),
+    makeClient(transport, url)({ storeId, clientId, payload }).pipe(Effect.provide(layer), Scope.extend(scope)),
   )
   const run = (effect) => Effect.runPromise(effect.pipe(Effect.scoped, Effect.provide(layer)))
   const runExit = (effect) => Effect.runPromiseExit(effect.pipe(Effect.scoped, Effect.provide(layer)))

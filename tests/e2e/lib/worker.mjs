@@ -27,15 +27,19 @@ export const freePort = () =>
     })
   })
 
-/** The project's wrangler.toml without its [build] section, pointing at the already built worker. */
-export const ourConfigText = () => {
-  const lines = readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').split('\n')
+/**
+ * A project wrangler.toml (the root's, or an example's) without its [build] section, pointing at
+ * the already built worker.
+ */
+export const ourConfigText = (crateDir = '.') => {
+  const dir = path.join(ROOT, crateDir)
+  const lines = readFileSync(path.join(dir, 'wrangler.toml'), 'utf8').split('\n')
   const out = []
   let skipping = false
   for (const line of lines) {
     if (/^\s*\[/.test(line)) skipping = /^\s*\[build\]\s*$/.test(line)
     if (skipping) continue
-    out.push(line.replace(/^main\s*=.*$/, `main = ${JSON.stringify(path.join(ROOT, 'build/index.js'))}`))
+    out.push(line.replace(/^main\s*=.*$/, `main = ${JSON.stringify(path.join(dir, 'build/index.js'))}`))
   }
   return out.join('\n')
 }
@@ -58,14 +62,26 @@ new_sqlite_classes = ["SyncBackendDO"]
 
 /**
  * Starts a worker. Returns { url, wsUrl, port, persistTo, logs(), stop(), kill() }.
+ * `crateDir` picks the worker (the root, or e.g. `examples/custom-worker`); `editConfig` may
+ * rewrite its wrangler.toml text.
  * `vars` become `--var` flags; `persistTo` reuses a state directory and `port` a port (for restart
  * tests); the server counts as up once `GET /` answers `readyStatus`.
  */
-export async function startWorker({ vars = { AUTH_TOKEN: DEFAULT_TOKEN }, persistTo, reference = false, label = 'worker', readyStatus = 200, port: fixedPort } = {}) {
+export async function startWorker({
+  vars = { AUTH_TOKEN: DEFAULT_TOKEN },
+  persistTo,
+  reference = false,
+  crateDir = '.',
+  editConfig = (text) => text,
+  label = 'worker',
+  readyStatus = 200,
+  readyPath = '/',
+  port: fixedPort,
+} = {}) {
   const dir = path.join(TMP, uniq(label))
   mkdirSync(dir, { recursive: true })
   const config = path.join(dir, 'wrangler.toml')
-  writeFileSync(config, reference ? referenceConfigText() : ourConfigText())
+  writeFileSync(config, editConfig(reference ? referenceConfigText() : ourConfigText(crateDir)))
   const state = persistTo ?? path.join(dir, 'state')
   const port = fixedPort ?? (await freePort())
   const inspectorPort = await freePort()
@@ -117,7 +133,7 @@ export async function startWorker({ vars = { AUTH_TOKEN: DEFAULT_TOKEN }, persis
   for (;;) {
     if (exited) throw new Error(`wrangler dev exited early:\n${output}`)
     try {
-      const res = await fetch(`${url}/`)
+      const res = await fetch(`${url}${readyPath}`)
       await res.arrayBuffer()
       if (res.status === readyStatus) break
     } catch {}

@@ -1,0 +1,118 @@
+// examples/custom-worker: a Worker of its own that embeds the sync backend as a library — sync
+// mounted at /sync beside its own route, and hooks (validate_payload, on_push, on_pull) that
+// refuse some connections, events and pulls, with forwarded headers reaching them.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+
+import { connectClient, livePull, waitFor } from './lib/client.mjs'
+import { rawHttp } from './lib/http.mjs'
+import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
+import { startWorker, storeId, syncQuery } from './lib/worker.mjs'
+
+let w
+before(async () => (w = await startWorker({ crateDir: 'examples/custom-worker', label: 'custom-worker', readyPath: '/health' })))
+after(() => w?.stop())
+
+const appStore = (label) => `app-${storeId(label)}`
+const clients = []
+after(() => Promise.all(clients.map((c) => c.close().catch(() => {}))))
+
+describe('routes', () => {
+  test('the app\'s own route answers beside sync', async () => {
+    const res = await rawHttp(`${w.url}/health`)
+    assert.equal(res.status, 200)
+    assert.deepEqual(JSON.parse(res.body), { ok: true, service: 'custom-worker' })
+  })
+
+  test('sync lives at /sync only', async () => {
+    assert.equal((await rawHttp(`${w.url}/`)).status, 404)
+    assert.equal((await rawHttp(`${w.url}/?${syncQuery(appStore('root'))}`)).status, 404)
+    assert.equal((await rawHttp(`${w.url}/sync`)).status, 400)
+    const sock = await RawSocket.open(`${w.wsUrl}/sync?${syncQuery(appStore('mounted'))}`)
+    sock.close()
+    await assert.rejects(RawSocket.open(`${w.wsUrl}/elsewhere?${syncQuery(appStore('mounted'))}`), { status: 404 })
+  })
+})
+
+for (const transport of ['ws', 'http']) {
+  describe(`hooks, with the real ${transport} client`, () => {
+    const client = async (label, opts = {}) => {
+      const c = await connectClient({ url: `${w.url}/sync`, storeId: appStore(`${transport}-${label}`), transport, ...opts })
+      clients.push(c)
+      return c
+    }
+
+    test('on_push refuses forbidden events with a typed UnknownError and stores nothing', async () => {
+      const c = await client('forbidden')
+      const live = livePull(c)
+      await waitFor(() => live.items.length > 0)
+      const ok = makeEvents(2, { clientId: 'test-client' })
+      await c.push(ok)
+      const forbidden = makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' }).map((e) => ({ ...e, name: 'v1.ForbiddenThing' }))
+      const exit = await c.runExit(c.backend.push(forbidden))
+      assert.equal(exit._tag, 'Failure')
+      assert.equal(exit.cause._tag, 'Fail')
+      assert.equal(exit.cause.error._tag, 'UnknownError')
+      // The client decodes the cause into an Error; its message is the hook's.
+      assert.match(exit.cause.error.cause.message, /events named v1\.ForbiddenThing are not accepted/)
+      const next = makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' })
+      await c.push(next)
+      const pulled = (await c.pullPages()).flatMap((p) => p.batch.map((b) => b.eventEncoded))
+      assert.deepEqual(pulled, [...ok, ...next])
+      await waitFor(() => live.events().length === 3)
+      assert.deepEqual(live.events(), [...ok, ...next], 'the refused batch was never broadcast')
+      await live.stop()
+    })
+
+    test('on_pull refuses a client whose payload says it is banned', async () => {
+      const c = await client('banned', { payload: { authToken: 'insecure-token-change-me', role: 'banned' } })
+      const { Effect, Option, Stream } = await import('@livestore/utils/effect')
+      const exit = await c.runExit(c.backend.pull(Option.none()).pipe(Stream.runCollect, Effect.asVoid))
+      assert.equal(exit._tag, 'Failure')
+      assert.equal(exit.cause.error._tag, 'UnknownError')
+      assert.match(exit.cause.error.cause.message, /banned clients may not pull/)
+    })
+
+    test('validate_payload refuses store ids outside app-*', async () => {
+      const res = await rawHttp(`${w.url}/sync?${syncQuery(storeId('not-app'), { transport })}`, {
+        method: transport === 'http' ? 'POST' : 'GET',
+        headers: transport === 'ws' ? { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } : {},
+        body: transport === 'http' ? JSON.stringify(request('SyncHttpRpc.Ping', { storeId: 'x' })) : undefined,
+      })
+      assert.equal(res.status, 400)
+      assert.match(res.body, /store ids must start with app-/)
+    })
+  })
+}
+
+describe('forwarded headers reach the hooks', () => {
+  test('over WebSocket, from the upgrade request, and across an eviction', { timeout: 60_000 }, async () => {
+    const store = appStore('read-only-ws')
+    const { default: WebSocket } = await import('ws')
+    const ws = new WebSocket(`${w.wsUrl}/sync?${syncQuery(store)}`, { headers: { 'x-read-only': 'true' } })
+    const sock = new RawSocket(ws)
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)))
+    const first = await push(sock, store, makeEvents(1))
+    assert.match(first.exit.cause.error.cause.message, /read-only/)
+    // The header lives in the socket's attachment, so it still applies after the object sleeps.
+    await new Promise((r) => setTimeout(r, 15_000))
+    const again = await push(sock, store, makeEvents(1))
+    assert.match(again.exit.cause.error.cause.message, /read-only/)
+    assert.deepEqual((await pullAll(sock, store)).events, [])
+    sock.close()
+  })
+
+  test('over HTTP, on every request', async () => {
+    const store = appStore('read-only-http')
+    const body = JSON.stringify(request('SyncHttpRpc.Push', { storeId: store, batch: makeEvents(1), backendId: { _tag: 'None' } }))
+    const url = `${w.url}/sync?${syncQuery(store, { transport: 'http' })}`
+    const refused = await rawHttp(url, { method: 'POST', headers: { 'x-read-only': 'true' }, body })
+    assert.match(JSON.parse(refused.body)[0].exit.cause.error.cause.message, /read-only/)
+    const accepted = await rawHttp(url, { method: 'POST', body })
+    assert.deepEqual(JSON.parse(accepted.body)[0].exit, { _tag: 'Success', value: {} })
+  })
+
+  test('the token is still required', async () => {
+    await assert.rejects(RawSocket.open(`${w.wsUrl}/sync?${syncQuery(appStore('token'), { payload: { authToken: 'nope' } })}`), { status: 400 })
+  })
+})

@@ -1,0 +1,181 @@
+// The HTTP transport request by request, and the declarative options around it: enabled
+// transports, CORS on HTTP replies, the Durable Object binding name, per-request auth, and
+// malformed bodies, each answered without touching the store.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+
+import { rawHttp } from './lib/http.mjs'
+import { makeEvents, RawSocket, request } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+
+const post = (w, store, body, { payload, headers = {}, chunked = false } = {}) => {
+  const text = typeof body === 'string' ? body : JSON.stringify(body)
+  const length = chunked ? {} : { 'content-length': String(Buffer.byteLength(text)) }
+  return rawHttp(`${w.url}/any/path?${syncQuery(store, { transport: 'http', ...(payload !== undefined ? { payload } : {}) })}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...length, ...headers },
+    body: text,
+  })
+}
+const rpc = async (w, store, tag, payload, opts) => {
+  const res = await post(w, store, request(tag, payload), opts)
+  assert.equal(res.status, 200, res.body)
+  return JSON.parse(res.body)
+}
+const pullEvents = async (w, store) =>
+  (await rpc(w, store, 'SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'None' } }))
+    .filter((m) => m._tag === 'Chunk')
+    .flatMap((m) => m.values[0].batch.map((b) => b.eventEncoded))
+
+describe('HTTP transport', () => {
+  let w
+  before(async () => (w = await startWorker({ label: 'http-protocol' })))
+  after(() => w?.stop())
+
+  test('ping, push, pull and a cursor pull answer one JSON array each, as captured from the reference', async () => {
+    const store = storeId('http-basic')
+    const ping = await rpc(w, store, 'SyncHttpRpc.Ping', { storeId: store, payload: { authToken: DEFAULT_TOKEN } })
+    assert.deepEqual(ping.map((m) => m.exit), [{ _tag: 'Success', value: { _tag: 'SyncMessage.Pong' } }])
+    const events = makeEvents(3)
+    const pushed = await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: events, backendId: { _tag: 'None' } })
+    assert.deepEqual(pushed.map((m) => [m._tag, m.exit]), [['Exit', { _tag: 'Success', value: {} }]])
+    const pulled = await rpc(w, store, 'SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'None' } })
+    assert.deepEqual(pulled.map((m) => m._tag), ['Chunk', 'Exit'])
+    assert.deepEqual(pulled[1].exit, { _tag: 'Success' })
+    assert.deepEqual(pulled[0].values[0].batch.map((b) => b.eventEncoded), events)
+    const backendId = pulled[0].values[0].backendId
+    const after1 = await rpc(w, store, 'SyncHttpRpc.Pull', {
+      storeId: store,
+      cursor: { _tag: 'Some', value: { backendId, eventSequenceNumber: 1 } },
+    })
+    assert.deepEqual(after1[0].values[0].batch.map((b) => b.eventEncoded.seqNum), [2, 3])
+    const stale = await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: makeEvents(1, { start: 9, parent: 8 }), backendId: { _tag: 'Some', value: backendId } })
+    assert.deepEqual(stale[0].exit.cause.error, { _tag: 'ServerAheadError', minimumExpectedNum: 3, providedNum: 8 })
+  })
+
+  test('a pull returns every page in one reply, with exact remaining counts', async () => {
+    const store = storeId('http-pages')
+    const events = makeEvents(250)
+    for (let i = 0; i < 250; i += 50) {
+      await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: events.slice(i, i + 50), backendId: { _tag: 'None' } })
+    }
+    const pulled = await rpc(w, store, 'SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'None' } })
+    const pages = pulled.filter((m) => m._tag === 'Chunk').map((m) => m.values[0])
+    assert.deepEqual(pages.map((p) => p.batch.length), [100, 100, 50])
+    assert.deepEqual(pages.map((p) => p.pageInfo), [
+      { _tag: 'MoreKnown', remaining: 150 },
+      { _tag: 'MoreKnown', remaining: 50 },
+      { _tag: 'NoMore' },
+    ])
+  })
+
+  test('a push over HTTP reaches WebSocket live pulls', async () => {
+    const store = storeId('http-to-ws')
+    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
+    sock.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: { _tag: 'None' } }, 'live'))
+    await sock.next((m) => m._tag === 'Chunk')
+    const events = makeEvents(2)
+    await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: events, backendId: { _tag: 'None' } })
+    await sock.next((m) => m._tag === 'Chunk' && m.values[0].batch.length > 0)
+    assert.deepEqual(sock.chunks('live').flatMap((v) => v.batch.map((b) => b.eventEncoded)), events)
+    sock.close()
+  })
+
+  test('the token is checked on every request', async () => {
+    const store = storeId('http-auth')
+    const res = await post(w, store, request('SyncHttpRpc.Ping', { storeId: store }), { payload: { authToken: 'wrong' } })
+    assert.equal(res.status, 400)
+    assert.match(res.body, /Invalid auth token/)
+  })
+
+  test('HTTP replies carry the CORS origin header, so browser apps can read them', async () => {
+    const store = storeId('http-cors')
+    const res = await post(w, store, request('SyncHttpRpc.Ping', { storeId: store }))
+    assert.equal(res.headers['access-control-allow-origin'], '*')
+  })
+
+  describe('bad bodies: a clear answer, and the store unchanged', () => {
+    const store = storeId('http-bad')
+    let baseline
+    before(async () => {
+      await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: makeEvents(2), backendId: { _tag: 'None' } })
+      baseline = await pullEvents(w, store)
+    })
+    const defect = (reply) => reply.length === 1 && reply[0]._tag === 'Defect'
+    const oversize = () =>
+      request('SyncHttpRpc.Push', { storeId: store, batch: makeEvents(1, { start: 3, parent: 2, text: () => 'o'.repeat(1_200_000) }), backendId: { _tag: 'None' } })
+    const failure = (name) => (reply) => reply.length === 1 && reply[0].exit?.cause?.error?.cause?.name === name
+    const cases = [
+      ['empty body', '', defect],
+      ['not JSON', 'nope', defect],
+      ['an array of requests', JSON.stringify([request('SyncHttpRpc.Ping', { storeId: store })]), defect],
+      ['unknown RPC tag', request('SyncHttpRpc.Drop', { storeId: store }), failure('UnknownRpcError')],
+      ['a WebSocket RPC tag', request('SyncWsRpc.Push', { storeId: store, batch: [], backendId: { _tag: 'None' } }), failure('UnknownRpcError')],
+      ['push with a string seqNum', request('SyncHttpRpc.Push', { storeId: store, batch: [{ ...makeEvents(1, { start: 3, parent: 2 })[0], seqNum: '3' }], backendId: { _tag: 'None' } }), failure('InvalidRequestError')],
+      ['push going backwards', request('SyncHttpRpc.Push', { storeId: store, batch: makeEvents(2, { start: 3, parent: 2 }).reverse(), backendId: { _tag: 'None' } }), failure('InvalidPushBatchError')],
+      ['pull with a bad cursor', request('SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'Some' } }), failure('InvalidRequestError')],
+      ['another store in the payload', request('SyncHttpRpc.Push', { storeId: 'elsewhere', batch: makeEvents(1, { start: 3, parent: 2 }), backendId: { _tag: 'None' } }), failure('InvalidRequestError')],
+      // Refused from its Content-Length, before the body is read.
+      ['an oversize body', oversize(), defect],
+      // Without a length up front, read and refused on that request.
+      ['an oversize body sent chunked', oversize(), failure('MessageTooLargeError'), { chunked: true }],
+    ]
+    for (const [name, body, answered, opts] of cases) {
+      test(name, async () => {
+        const res = await post(w, store, body, opts)
+        assert.equal(res.status, name === 'an oversize body' ? 413 : 200)
+        const reply = JSON.parse(res.body)
+        assert.ok(answered(reply), res.body.slice(0, 500))
+        assert.deepEqual(await pullEvents(w, store), baseline)
+      })
+    }
+  })
+})
+
+describe('only WebSocket enabled, with a renamed Durable Object binding', () => {
+  let w
+  before(async () => {
+    w = await startWorker({
+      label: 'ws-only',
+      vars: { AUTH_TOKEN: DEFAULT_TOKEN, ENABLED_TRANSPORTS: 'ws', SYNC_BACKEND_BINDING: 'STORES' },
+      editConfig: (text) => text.replace('name = "SYNC_BACKEND_DO"', 'name = "STORES"'),
+    })
+  })
+  after(() => w?.stop())
+
+  test('HTTP is refused with a clear error; WebSocket works through the renamed binding', async () => {
+    const store = storeId('ws-only')
+    const res = await post(w, store, request('SyncHttpRpc.Ping', { storeId: store }))
+    assert.equal(res.status, 400)
+    assert.match(res.body, /Transport http is not enabled/)
+    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
+    sock.send(request('SyncWsRpc.Push', { storeId: store, batch: makeEvents(1), backendId: { _tag: 'None' } }, 'p'))
+    assert.deepEqual((await sock.exit('p')).exit, { _tag: 'Success', value: {} })
+    sock.close()
+  })
+})
+
+describe('only HTTP enabled, and a binding name that does not exist', () => {
+  let w
+  before(async () => {
+    w = await startWorker({ label: 'http-only', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ENABLED_TRANSPORTS: 'http' } })
+  })
+  after(() => w?.stop())
+
+  test('WebSocket is refused with a clear error before the upgrade', async () => {
+    await assert.rejects(RawSocket.open(`${w.wsUrl}/?${syncQuery(storeId('http-only'))}`), { status: 400 })
+    const res = await rawHttp(`${w.url}/?${syncQuery('x')}`, { headers: { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+    assert.match(res.body, /Transport ws is not enabled/)
+  })
+
+  test('a missing binding is 424, as in the reference', async () => {
+    const other = await startWorker({ label: 'no-binding', vars: { AUTH_TOKEN: DEFAULT_TOKEN, SYNC_BACKEND_BINDING: 'NOPE' } })
+    try {
+      const res = await post(other, 's', request('SyncHttpRpc.Ping', { storeId: 's' }))
+      assert.equal(res.status, 424)
+      assert.equal(res.body, "Failed dependency: Required Durable Object binding 'NOPE' not available")
+    } finally {
+      await other.stop()
+    }
+  })
+})
