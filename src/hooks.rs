@@ -2,7 +2,8 @@
 //! reference's `validatePayload` (in `makeWorker`) and `onPush` / `onPull` (in
 //! `makeDurableObject`).
 //!
-//! A hook that returns an error stops the request: `validate_payload` refuses the connection (or
+//! `on_push_res` and `on_pull_res` observe results, like the reference's `onPushRes` /
+//! `onPullRes`. A hook that returns an error stops the request: `validate_payload` refuses the connection (or
 //! HTTP request) with `400`, `on_push` / `on_pull` fail the RPC with a typed `UnknownError` whose
 //! cause carries the hook's message, and a push refused by `on_push` stores nothing.
 
@@ -110,6 +111,19 @@ pub trait SyncHooks {
     async fn on_pull(&self, cursor: Option<&Cursor>, live: bool, ctx: &RequestContext<'_>) -> Result<(), HookError> {
         let _ = (cursor, live, ctx);
         Ok(())
+    }
+
+    /// Observes the outcome of every push that reached the store (after `on_push`), once it is
+    /// answered: `Ok` when it was stored, the error the client received otherwise.
+    async fn on_push_res(&self, outcome: Result<(), &SyncError>, ctx: &RequestContext<'_>) {
+        let _ = (outcome, ctx);
+    }
+
+    /// Observes every `PullResponse` page (its JSON) the store sends: the pages of a pull, and the
+    /// pages that carry a push to live pulls (once per page, not per receiver; `ctx` is then the
+    /// pusher's). Synchronous, because it runs while pages are being written out.
+    fn on_pull_res(&self, page: &str, ctx: &RequestContext<'_>) {
+        let _ = (page, ctx);
     }
 }
 

@@ -115,7 +115,7 @@ impl<H: SyncHooks> SyncObject<H> {
         let result = async {
             let meta = self.prepare_pull(cursor, false, &ctx).await?;
             let id = request.id.as_ref();
-            self.read_pages(store_id, &meta, cursor, |page| messages.push(server::chunk(id, &page)))
+            self.read_pages(&meta, cursor, &ctx, |page| messages.push(server::chunk(id, &page)))
                 .await
         }
         .await;

@@ -160,12 +160,16 @@ impl<H: SyncHooks> SyncObject<H> {
     /// Streams the pages of a pull to `emit`; returns how many events were sent.
     async fn read_pages(
         &self,
-        store_id: &str,
         meta: &StoreMeta,
         cursor: Option<&Cursor>,
-        emit: impl FnMut(String),
+        ctx: &RequestContext<'_>,
+        mut emit: impl FnMut(String),
     ) -> std::result::Result<u64, SyncError> {
-        sync::pull(&self.log(store_id), meta, cursor, &self.limits, emit).await
+        sync::pull(&self.log(ctx.store_id), meta, cursor, &self.limits, |page| {
+            self.hooks.on_pull_res(&page, ctx);
+            emit(page)
+        })
+        .await
     }
 
     /// A push from any transport: the `on_push` hook, the sync rules, then the broadcast of the
@@ -177,11 +181,24 @@ impl<H: SyncHooks> SyncObject<H> {
             return Ok(());
         }
         self.hooks.on_push(&payload.batch, ctx).await?;
+        let result = self.append_and_broadcast(payload, ctx).await;
+        self.hooks.on_push_res(result.as_ref().copied(), ctx).await;
+        result
+    }
+
+    async fn append_and_broadcast(
+        &self,
+        payload: &PushPayload<'_>,
+        ctx: &RequestContext<'_>,
+    ) -> std::result::Result<(), SyncError> {
         let _guard = self.push_lock.lock().await;
         let mut meta = self.meta(ctx.store_id).await?;
         let pages = sync::push(&self.log(ctx.store_id), &mut meta, payload, now_millis(), &self.limits).await?;
         if let Some((_, cached)) = self.store.borrow_mut().as_mut() {
             *cached = meta;
+        }
+        for page in &pages {
+            self.hooks.on_pull_res(page, ctx);
         }
         self.broadcast(&pages);
         Ok(())

@@ -189,7 +189,7 @@ impl<H: SyncHooks> SyncObject<H> {
                 .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))?;
         }
         let read = self
-            .read_pages(&att.store_id, &meta, cursor, |page| send(ws, &server::chunk(id, &page)))
+            .read_pages(&meta, cursor, ctx, |page| send(ws, &server::chunk(id, &page)))
             .await;
         if read.is_err() && payload.live {
             let _ = ws.serialize_attachment(att);

@@ -55,6 +55,8 @@ for (const transport of ['ws', 'http']) {
       assert.equal(exit.cause.error._tag, 'UnknownError')
       // The client decodes the cause into an Error; its message is the hook's.
       assert.match(exit.cause.error.cause.message, /events named v1\.ForbiddenThing are not accepted/)
+      const stale = await c.runExit(c.backend.push(makeEvents(1, { start: 9, parent: 8, clientId: 'test-client' })))
+      assert.equal(stale.cause.error._tag, 'ServerAheadError')
       const next = makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' })
       await c.push(next)
       const pulled = (await c.pullPages()).flatMap((p) => p.batch.map((b) => b.eventEncoded))
@@ -62,6 +64,12 @@ for (const transport of ['ws', 'http']) {
       await waitFor(() => live.events().length === 3)
       assert.deepEqual(live.events(), [...ok, ...next], 'the refused batch was never broadcast')
       await live.stop()
+      // on_push_res saw the two stored pushes and the stale one (the refused one never reached
+      // the store); on_pull_res saw pages.
+      const lines = w.logs().split('\n').filter((l) => l.includes(JSON.stringify(c.storeId)))
+      const results = lines.filter((l) => l.includes('"app_push_result"')).map((l) => l.includes('"ok":true'))
+      assert.deepEqual(results, [true, false, true])
+      assert.ok(lines.some((l) => l.includes('"app_pull_page"')))
     })
 
     test('on_pull refuses a client whose payload says it is banned', async () => {

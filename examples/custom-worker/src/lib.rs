@@ -7,12 +7,14 @@
 //!   `FORWARD_HEADERS` in `wrangler.toml`); the client gets a typed `UnknownError` carrying the
 //!   hook's message, and nothing is stored;
 //! - an `on_pull` hook refuses clients whose sync payload says `"role": "banned"`;
+//! - `on_push_res` and `on_pull_res` log every push outcome and every page sent (see
+//!   `wrangler tail`);
 //! - a `validate_payload` hook only admits store ids that start with `app-`.
 //!
 //! The Durable Object class is the library's `SyncObject` with these hooks, wrapped in a class of
 //! this crate.
 
-use livestore_sync::protocol::{Cursor, EventIn};
+use livestore_sync::protocol::{Cursor, EventIn, SyncError};
 use livestore_sync::{
     handle_sync_request, match_sync_request, ConnectContext, HookError, RequestContext, SyncHooks, SyncObject,
 };
@@ -45,6 +47,20 @@ impl SyncHooks for Moderation {
             Some(event) => Err(HookError::new(format!("events named {} are not accepted", event.name))),
             None => Ok(()),
         }
+    }
+
+    async fn on_push_res(&self, outcome: std::result::Result<(), &SyncError>, ctx: &RequestContext<'_>) {
+        worker::console_log!(
+            "{}",
+            serde_json::json!({ "event": "app_push_result", "storeId": ctx.store_id, "ok": outcome.is_ok() })
+        );
+    }
+
+    fn on_pull_res(&self, page: &str, ctx: &RequestContext<'_>) {
+        worker::console_log!(
+            "{}",
+            serde_json::json!({ "event": "app_pull_page", "storeId": ctx.store_id, "bytes": page.len() })
+        );
     }
 
     async fn on_pull(
