@@ -49,6 +49,24 @@ pub mod vars {
     pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     /// `service.name` of exported spans.
     pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+    /// Where event logs live: `do-sqlite` (default) or `d1`.
+    pub const STORAGE: &str = "STORAGE";
+    /// Name of the D1 binding used when `STORAGE=d1`.
+    pub const D1_BINDING: &str = "D1_BINDING";
+    /// Test-only: `true` enables deliberate faults triggered by special event names.
+    pub const TEST_FAULTS: &str = "TEST_FAULTS";
+}
+
+/// Where stores keep their event logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The Durable Object's own SQLite database (the reference's default, `do-sqlite`).
+    DoSqlite,
+    /// A D1 database shared by all stores; heads and backendIds stay in each object's SQLite.
+    D1 {
+        /// The D1 binding's name.
+        binding: String,
+    },
 }
 
 /// Which transports the backend serves.
@@ -100,6 +118,10 @@ pub struct Config {
     pub forward_headers: Vec<String>,
     /// Span export; `None` turns tracing off.
     pub otel: Option<OtelConfig>,
+    /// The storage engine.
+    pub storage: StorageConfig,
+    /// Deliberate faults for the crash-recovery tests; never set in production.
+    pub test_faults: bool,
 }
 
 impl Default for Config {
@@ -115,6 +137,8 @@ impl Default for Config {
             http_response_headers: Vec::new(),
             forward_headers: Vec::new(),
             otel: None,
+            storage: StorageConfig::DoSqlite,
+            test_faults: false,
         }
     }
 }
@@ -267,6 +291,23 @@ impl Config {
                     .unwrap_or_else(|| "livestore-sync".to_owned()),
             });
         }
+        let d1_binding = get(vars::D1_BINDING)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "DB".to_owned());
+        config.storage = match get(vars::STORAGE).as_deref().map(str::trim) {
+            None | Some("") | Some("do-sqlite") => StorageConfig::DoSqlite,
+            Some("d1") => StorageConfig::D1 { binding: d1_binding },
+            Some(other) => {
+                return Err(ConfigError {
+                    name: vars::STORAGE,
+                    value: other.to_owned(),
+                    expected: "do-sqlite or d1",
+                })
+            }
+        };
+        if let Some(v) = get(vars::TEST_FAULTS) {
+            config.test_faults = parse_bool(vars::TEST_FAULTS, &v)?;
+        }
         Ok(config)
     }
 
@@ -377,6 +418,27 @@ mod tests {
             })
         );
         assert!(config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")]).is_err());
+    }
+
+    #[test]
+    fn storage_engines() {
+        assert_eq!(config(&[]).unwrap().storage, StorageConfig::DoSqlite);
+        assert_eq!(
+            config(&[("STORAGE", "do-sqlite")]).unwrap().storage,
+            StorageConfig::DoSqlite
+        );
+        assert_eq!(
+            config(&[("STORAGE", "d1")]).unwrap().storage,
+            StorageConfig::D1 { binding: "DB".into() }
+        );
+        assert_eq!(
+            config(&[("STORAGE", "d1"), ("D1_BINDING", "EVENTS")]).unwrap().storage,
+            StorageConfig::D1 {
+                binding: "EVENTS".into()
+            }
+        );
+        assert!(config(&[("STORAGE", "postgres")]).is_err());
+        assert!(!config(&[]).unwrap().test_faults);
     }
 
     #[test]

@@ -7,7 +7,11 @@
 pub mod sql;
 
 #[cfg(target_arch = "wasm32")]
+pub mod d1;
+#[cfg(target_arch = "wasm32")]
 pub mod do_sqlite;
+#[cfg(target_arch = "wasm32")]
+pub mod engine;
 
 use crate::protocol::EventIn;
 
@@ -60,7 +64,8 @@ pub trait EventLog {
     async fn max_seq_num(&self) -> Result<Option<i64>, StorageError>;
     /// How many events have a `seqNum` greater than `after` (all events for `None`).
     async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError>;
-    /// Up to `limit` events after `after`, in ascending `seqNum` order.
+    /// Up to `limit` events after `after`, in ascending `seqNum` order. An engine may return fewer
+    /// (but at least one, if any exist) to bound the size of its response.
     async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError>;
     /// Appends `batch` with one `createdAt` and moves the head to the batch's last `seqNum`,
     /// atomically: either every event and the new head are stored, or nothing is.

@@ -1,5 +1,6 @@
-//! The SQL of the event log, shared by every SQLite-dialect engine, in the reference's layout
-//! (`@livestore/sync-cf` 0.4.0, `PERSISTENCE_FORMAT_VERSION = 7`).
+//! The SQL of the event log, shared by every SQLite-dialect engine (Durable Object SQLite, D1,
+//! and `rusqlite` in tests), in the reference's layout (`@livestore/sync-cf` 0.4.0,
+//! `PERSISTENCE_FORMAT_VERSION = 7`).
 //!
 //! Writes send a whole batch as one bound JSON text that SQLite expands with `json_each`, and
 //! reads have SQLite build each event's JSON, so a push or a page is one call into the runtime
@@ -64,7 +65,7 @@ pub fn count_after(table: &str) -> String {
     format!(r#"SELECT COUNT(*) FROM "{table}" WHERE seqNum > ?"#)
 }
 
-/// Reads a page of events as `(seqNum, batch item JSON)`. Binds: cursor, limit.
+/// Reads a page of events as `(seqNum, item)`, `item` being the batch item JSON. Binds: cursor, limit.
 ///
 /// The JSON is exactly what `protocol::server::push_batch_item` writes for a pushed event.
 /// Stored `args` are embedded as they are when they are valid JSON (the reference and we only
@@ -72,7 +73,7 @@ pub fn count_after(table: &str) -> String {
 /// breaking the page.
 pub fn read_after(table: &str) -> String {
     format!(
-        r#"SELECT seqNum, '{{"eventEncoded":{{"name":' || json_quote(name) || ',"args":' || CASE WHEN args IS NULL THEN 'null' WHEN json_valid(args) THEN args ELSE json_quote(args) END || ',"seqNum":' || seqNum || ',"parentSeqNum":' || parentSeqNum || ',"clientId":' || json_quote(clientId) || ',"sessionId":' || json_quote(sessionId) || '}},"metadata":{{"_tag":"Some","value":{{"_tag":"SyncMessage.SyncMetadata","createdAt":' || json_quote(createdAt) || '}}}}}}' FROM "{table}" WHERE seqNum > ? ORDER BY seqNum ASC LIMIT ?"#
+        r#"SELECT seqNum, '{{"eventEncoded":{{"name":' || json_quote(name) || ',"args":' || CASE WHEN args IS NULL THEN 'null' WHEN json_valid(args) THEN args ELSE json_quote(args) END || ',"seqNum":' || seqNum || ',"parentSeqNum":' || parentSeqNum || ',"clientId":' || json_quote(clientId) || ',"sessionId":' || json_quote(sessionId) || '}},"metadata":{{"_tag":"Some","value":{{"_tag":"SyncMessage.SyncMetadata","createdAt":' || json_quote(createdAt) || '}}}}}}' AS item FROM "{table}" WHERE seqNum > ? ORDER BY seqNum ASC LIMIT ?"#
     )
 }
 
@@ -129,9 +130,108 @@ pub fn rows_json(batch: &[EventIn<'_>], max_bytes: usize) -> Vec<String> {
     chunks
 }
 
+/// The D1 table that records which eventlog table belongs to which store (created by
+/// `migrations/0001_store_registry.sql`). It is what keeps colliding storeIds (`a-b`, `a_b`) apart.
+pub const REGISTRY_TABLE: &str = "livestore_stores";
+
+/// The table registered for a store. Binds: storeId.
+pub const SELECT_REGISTERED: &str = "SELECT eventlogTable FROM livestore_stores WHERE storeId = ?";
+
+/// The store a table is registered to. Binds: table name.
+pub const SELECT_TABLE_OWNER: &str = "SELECT storeId FROM livestore_stores WHERE eventlogTable = ?";
+
+/// Registers a table for a store; a no-op when either is already registered. Binds: storeId,
+/// table, createdAt.
+pub const REGISTER_TABLE: &str =
+    "INSERT OR IGNORE INTO livestore_stores (storeId, eventlogTable, createdAt) VALUES (?, ?, ?)";
+
+/// Whether a table exists. Binds: table name.
+pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?";
+
+/// Whether a table holds any event.
+pub fn select_any_row(table: &str) -> String {
+    format!(r#"SELECT EXISTS (SELECT 1 FROM "{table}")"#)
+}
+
+/// A table name for a store whose reference name is taken by another store: the reference name
+/// plus a hash of the exact storeId (and `attempt`, should even that be taken), so it stays
+/// readable and is deterministic.
+pub fn collision_free_table(store_id: &str, attempt: u32) -> String {
+    // FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in store_id.bytes().chain(attempt.to_le_bytes()) {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{}_{hash:016x}", eventlog_table(store_id))
+}
+
+/// What is known about a store's candidate (reference-named) table in a shared database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateFacts {
+    /// The store the candidate table is registered to, if any.
+    pub owner: Option<String>,
+    /// The candidate table exists and holds events.
+    pub has_rows: bool,
+    /// This store has a context row (a head) from earlier use of its object.
+    pub store_has_context: bool,
+}
+
+/// Decides whether a store not yet registered may take the reference's table name.
+///
+/// It may, unless another store owns it, or the table already holds events while this store has
+/// never been used: then the events are a colliding store's, written by the reference before
+/// the registry existed, and this store must not see them.
+pub fn may_claim_reference_table(store_id: &str, facts: &CandidateFacts) -> bool {
+    match &facts.owner {
+        Some(owner) => owner == store_id,
+        None => !facts.has_rows || facts.store_has_context,
+    }
+}
+
+/// Reads a page of events, like [`read_after`], but stops once the rows reach `budget` bytes
+/// (always returning at least one row), so a query's result stays within D1's response limits
+/// however large the events are. Binds: cursor, limit, budget.
+pub fn read_after_within(table: &str) -> String {
+    let inner = read_after(table);
+    format!(
+        "SELECT seqNum, item FROM (SELECT seqNum, item, ROW_NUMBER() OVER (ORDER BY seqNum) AS n, \
+         SUM(length(CAST(item AS BLOB))) OVER (ORDER BY seqNum ROWS UNBOUNDED PRECEDING) AS bytes FROM ({inner})) \
+         WHERE n = 1 OR bytes <= ? ORDER BY seqNum"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collision_free_names() {
+        let a = collision_free_table("a-b", 0);
+        let b = collision_free_table("a_b", 0);
+        assert_ne!(a, b);
+        assert!(a.starts_with("eventlog_7_a_b_") && a.len() == "eventlog_7_a_b_".len() + 16);
+        assert_eq!(a, collision_free_table("a-b", 0), "deterministic");
+        assert_ne!(a, collision_free_table("a-b", 1));
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'));
+    }
+
+    #[test]
+    fn claiming_the_reference_table() {
+        let facts = |owner: Option<&str>, has_rows, store_has_context| CandidateFacts {
+            owner: owner.map(str::to_owned),
+            has_rows,
+            store_has_context,
+        };
+        // A fresh store, a fresh table.
+        assert!(may_claim_reference_table("a-b", &facts(None, false, false)));
+        // The reference wrote this store's events there before (its context row exists).
+        assert!(may_claim_reference_table("a-b", &facts(None, true, true)));
+        // Someone else's events.
+        assert!(!may_claim_reference_table("a_b", &facts(None, true, false)));
+        assert!(!may_claim_reference_table("a_b", &facts(Some("a-b"), false, true)));
+        assert!(may_claim_reference_table("a-b", &facts(Some("a-b"), true, true)));
+    }
 
     #[test]
     fn table_names_follow_the_reference() {

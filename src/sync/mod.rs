@@ -99,15 +99,18 @@ pub async fn pull<L: EventLog>(
     if total > 0 {
         loop {
             let rows = log.read_after(after, limits.read_batch).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.seq_num);
             sent += rows.len() as u64;
             for row in &rows {
                 if let Some(page) = pager.add(&row.json) {
                     emit(page);
                 }
             }
-            match rows.last() {
-                Some(last) if rows.len() == limits.read_batch => after = Some(last.seq_num),
-                _ => break,
+            // A short read ends the log, unless the engine cut it short to bound its response
+            // size: then events counted at the start are still to come.
+            if rows.len() < limits.read_batch && sent >= total {
+                break;
             }
         }
     }

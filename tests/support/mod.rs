@@ -18,6 +18,8 @@ pub struct SqliteLog {
     table: String,
     /// When set, the next `append` fails after inserting its events, to check atomicity.
     pub fail_next_append: RefCell<bool>,
+    /// When set, reads use the size-bounded page query (as on D1) with this many bytes.
+    pub read_budget: Option<usize>,
 }
 
 fn err(e: rusqlite::Error) -> StorageError {
@@ -37,6 +39,7 @@ impl SqliteLog {
             store_id: store_id.to_owned(),
             table: sql::eventlog_table(store_id),
             fail_next_append: RefCell::new(false),
+            read_budget: None,
         }
     }
 
@@ -119,16 +122,27 @@ impl EventLog for SqliteLog {
     }
 
     async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError> {
-        let mut stmt = self.conn.prepare(&sql::read_after(&self.table)).map_err(err)?;
-        let rows = stmt
-            .query_map(params![cursor(after), limit as i64], |r| {
-                Ok(StoredItem {
-                    seq_num: r.get(0)?,
-                    json: r.get(1)?,
-                })
+        let row = |r: &rusqlite::Row| {
+            Ok(StoredItem {
+                seq_num: r.get(0)?,
+                json: r.get(1)?,
             })
-            .map_err(err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+        };
+        let rows = match self.read_budget {
+            None => {
+                let mut stmt = self.conn.prepare(&sql::read_after(&self.table)).map_err(err)?;
+                let rows = stmt.query_map(params![cursor(after), limit as i64], row).map_err(err)?;
+                rows.collect::<Result<Vec<_>, _>>()
+            }
+            Some(budget) => {
+                let mut stmt = self.conn.prepare(&sql::read_after_within(&self.table)).map_err(err)?;
+                let rows = stmt
+                    .query_map(params![cursor(after), limit as i64, budget as i64], row)
+                    .map_err(err)?;
+                rows.collect::<Result<Vec<_>, _>>()
+            }
+        };
+        rows.map_err(err)
     }
 
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
