@@ -111,14 +111,16 @@ impl<H: SyncHooks> SyncObject<H> {
             payload: payload.payload,
             headers,
         };
-        let cursor = payload.cursor.as_ref();
-        let result = async {
-            let meta = self.prepare_pull(cursor, false, &ctx).await?;
-            let id = request.id.as_ref();
-            self.read_pages(&meta, cursor, &ctx, |page| messages.push(server::chunk(id, &page)))
-                .await
-        }
-        .await;
+        let id = request.id.as_ref();
+        let result = self
+            .pull(
+                payload.cursor.as_ref(),
+                false,
+                &ctx,
+                || Ok(()),
+                |page| messages.push(server::chunk(id, &page)),
+            )
+            .await;
         self.export(
             span,
             store_id,

@@ -15,29 +15,41 @@ mod ws;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage};
 
-use crate::config::Config;
+use crate::config::{Config, StorageConfig};
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::js::{new_backend_id, now_millis, post_json, random_bytes};
 use crate::otel::{export_body, Span};
 use crate::protocol::server::{self, PING, PONG};
 use crate::protocol::{Cursor, PushPayload, RpcRequest, SyncError};
 use crate::router::{match_sync_request, Transport};
+use crate::storage::d1::D1Log;
 use crate::storage::do_sqlite::DoSqliteLog;
-use crate::storage::{open_store, StoreMeta};
+use crate::storage::engine::Engine;
+use crate::storage::{open_store, StorageError, StoreMeta};
 use crate::sync::{self, Limits};
 use crate::util::json::str_literal;
+
+/// The store an object serves, once opened.
+struct OpenStore {
+    store_id: String,
+    meta: StoreMeta,
+    log: Rc<Engine>,
+}
 
 /// A store's sync Durable Object; one instance per storeId.
 pub struct SyncObject<H: SyncHooks> {
     state: State,
+    env: Env,
     config: Config,
     limits: Limits,
     hooks: H,
-    /// The open store's id and meta; `None` until the first event after construction.
-    store: RefCell<Option<(String, StoreMeta)>>,
+    /// `None` until the first event after construction, and again after a storage failure, so
+    /// the next request re-reads the head from storage.
+    store: RefCell<Option<OpenStore>>,
     /// Serialises pushes so the head cannot move between the check and the append, whatever the
     /// storage engine awaits on.
     push_lock: futures::lock::Mutex<()>,
@@ -55,6 +67,7 @@ impl<H: SyncHooks> SyncObject<H> {
         let config = Config::from_env(&env).unwrap_or_default();
         SyncObject {
             state,
+            env,
             config,
             limits: Limits::default(),
             hooks,
@@ -118,11 +131,12 @@ impl<H: SyncHooks> SyncObject<H> {
             .collect()
     }
 
-    /// Opens the store on first use after construction (tables, head, backendId).
-    async fn meta(&self, store_id: &str) -> std::result::Result<StoreMeta, SyncError> {
-        if let Some((open_id, meta)) = self.store.borrow().as_ref() {
-            if open_id == store_id {
-                return Ok(meta.clone());
+    /// Opens the store on first use after construction (tables, head, backendId); returns its
+    /// meta and log.
+    async fn open(&self, store_id: &str) -> std::result::Result<(StoreMeta, Rc<Engine>), SyncError> {
+        if let Some(open) = self.store.borrow().as_ref() {
+            if open.store_id == store_id {
+                return Ok((open.meta.clone(), open.log.clone()));
             }
             // One object serves one storeId (the Worker routes by `idFromName(storeId)`).
             return Err(SyncError::unknown(
@@ -130,7 +144,8 @@ impl<H: SyncHooks> SyncObject<H> {
                 "this connection belongs to another store",
             ));
         }
-        let meta = open_store(&self.log(store_id), new_backend_id).await?;
+        let log = Rc::new(self.engine(store_id)?);
+        let meta = open_store(log.as_ref(), new_backend_id).await?;
         // One line per (re)start of a store's object: shows evictions and wake-ups in `wrangler tail`.
         worker::console_log!(
             r#"{{"level":"info","event":"store_opened","storeId":{},"head":{},"backendId":{}}}"#,
@@ -138,38 +153,62 @@ impl<H: SyncHooks> SyncObject<H> {
             meta.head,
             str_literal(&meta.backend_id)
         );
-        *self.store.borrow_mut() = Some((store_id.to_owned(), meta.clone()));
-        Ok(meta)
+        *self.store.borrow_mut() = Some(OpenStore {
+            store_id: store_id.to_owned(),
+            meta: meta.clone(),
+            log: log.clone(),
+        });
+        Ok((meta, log))
     }
 
-    fn log(&self, store_id: &str) -> DoSqliteLog {
-        DoSqliteLog::new(&self.state.storage(), store_id)
+    fn engine(&self, store_id: &str) -> std::result::Result<Engine, StorageError> {
+        let local = DoSqliteLog::new(&self.state.storage(), store_id);
+        Ok(match &self.config.storage {
+            StorageConfig::DoSqlite => Engine::DoSqlite(local),
+            StorageConfig::D1 { binding } => {
+                let db = self
+                    .env
+                    .d1(binding)
+                    .map_err(|_| StorageError(format!("the D1 binding '{binding}' (D1_BINDING) is not configured")))?;
+                Engine::D1(D1Log::new(db, local, store_id, self.config.test_faults))
+            }
+        })
     }
 
-    /// Runs the `on_pull` hook and opens the store; the transport then reads the pages.
-    async fn prepare_pull(
+    /// A pull: the `on_pull` hook, then every page after the cursor to `emit`; returns how many
+    /// events were sent. `register` runs just before the pages are read (a live pull registers
+    /// itself there). For a live pull, pushes wait meanwhile, so none can be both read and
+    /// broadcast, or slip between the pages and the broadcast, whatever the engine awaits on.
+    async fn pull(
         &self,
         cursor: Option<&Cursor>,
         live: bool,
         ctx: &RequestContext<'_>,
-    ) -> std::result::Result<StoreMeta, SyncError> {
-        self.hooks.on_pull(cursor, live, ctx).await?;
-        self.meta(ctx.store_id).await
-    }
-
-    /// Streams the pages of a pull to `emit`; returns how many events were sent.
-    async fn read_pages(
-        &self,
-        meta: &StoreMeta,
-        cursor: Option<&Cursor>,
-        ctx: &RequestContext<'_>,
+        register: impl FnOnce() -> std::result::Result<(), SyncError>,
         mut emit: impl FnMut(String),
     ) -> std::result::Result<u64, SyncError> {
-        sync::pull(&self.log(ctx.store_id), meta, cursor, &self.limits, |page| {
+        self.hooks.on_pull(cursor, live, ctx).await?;
+        let _guard = match live {
+            true => Some(self.push_lock.lock().await),
+            false => None,
+        };
+        let (meta, log) = self.open(ctx.store_id).await?;
+        register()?;
+        let result = sync::pull(log.as_ref(), &meta, cursor, &self.limits, |page| {
             self.hooks.on_pull_res(&page, ctx);
             emit(page)
         })
-        .await
+        .await;
+        self.forget_store_on_storage_error(&result);
+        result
+    }
+
+    /// After a storage failure the cached head may be wrong (a write may have landed); the next
+    /// request reopens the store and re-reads it.
+    fn forget_store_on_storage_error<T>(&self, result: &std::result::Result<T, SyncError>) {
+        if matches!(result, Err(SyncError::Unknown { name, .. }) if name == "StorageError") {
+            *self.store.borrow_mut() = None;
+        }
     }
 
     /// A push from any transport: the `on_push` hook, the sync rules, then the broadcast of the
@@ -192,10 +231,12 @@ impl<H: SyncHooks> SyncObject<H> {
         ctx: &RequestContext<'_>,
     ) -> std::result::Result<(), SyncError> {
         let _guard = self.push_lock.lock().await;
-        let mut meta = self.meta(ctx.store_id).await?;
-        let pages = sync::push(&self.log(ctx.store_id), &mut meta, payload, now_millis(), &self.limits).await?;
-        if let Some((_, cached)) = self.store.borrow_mut().as_mut() {
-            *cached = meta;
+        let (mut meta, log) = self.open(ctx.store_id).await?;
+        let pushed = sync::push(log.as_ref(), &mut meta, payload, now_millis(), &self.limits).await;
+        self.forget_store_on_storage_error(&pushed);
+        let pages = pushed?;
+        if let Some(open) = self.store.borrow_mut().as_mut() {
+            open.meta = meta;
         }
         for page in &pages {
             self.hooks.on_pull_res(page, ctx);

@@ -167,9 +167,10 @@ impl<H: SyncHooks> SyncObject<H> {
         att: &Attachment,
         ctx: &RequestContext<'_>,
     ) -> std::result::Result<u64, SyncError> {
-        let cursor = payload.cursor.as_ref();
-        let meta = self.prepare_pull(cursor, payload.live, ctx).await?;
-        if payload.live {
+        let register = || {
+            if !payload.live {
+                return Ok(());
+            }
             if att.live_pulls.iter().any(|live| live == id) {
                 return Err(SyncError::invalid_request(format!(
                     "request id {id} is already a live pull"
@@ -181,20 +182,21 @@ impl<H: SyncHooks> SyncObject<H> {
                     format!("a connection may hold at most {MAX_LIVE_PULLS_PER_SOCKET} live pulls"),
                 ));
             }
-            // Registered before the initial pages, and within the same turn as reading them, so
-            // no push can fall between the pages and the broadcast.
             let mut registered = att.clone();
             registered.live_pulls.push(id.to_owned());
             ws.serialize_attachment(&registered)
-                .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))?;
-        }
-        let read = self
-            .read_pages(&meta, cursor, ctx, |page| send(ws, &server::chunk(id, &page)))
+                .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))
+        };
+        let result = self
+            .pull(payload.cursor.as_ref(), payload.live, ctx, register, |page| {
+                send(ws, &server::chunk(id, &page))
+            })
             .await;
-        if read.is_err() && payload.live {
+        if result.is_err() && payload.live {
+            // Unregistered again (a no-op when registration itself failed).
             let _ = ws.serialize_attachment(att);
         }
-        read
+        result
     }
 
     /// `SyncWsRpc.Push`: appends the batch if it continues the log and sends it to every live

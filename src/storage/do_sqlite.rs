@@ -19,12 +19,33 @@ pub struct DoSqliteLog {
     table: String,
 }
 
-fn js_err(e: JsValue) -> StorageError {
+pub(super) fn js_err(e: JsValue) -> StorageError {
     StorageError(error_message(&e))
 }
 
-fn binds(values: &[JsValue]) -> Array {
+pub(super) fn binds(values: &[JsValue]) -> Array {
     values.iter().collect()
+}
+
+/// Rows of `(seqNum, item JSON)` as JavaScript arrays, into stored items.
+pub(super) fn stored_items(rows: impl Iterator<Item = JsValue>) -> Result<Vec<StoredItem>, StorageError> {
+    rows.map(|row| {
+        let seq = Reflect::get_u32(&row, 0).map_err(js_err)?.as_f64();
+        let json = Reflect::get_u32(&row, 1).map_err(js_err)?.as_string();
+        match (seq, json) {
+            (Some(seq), Some(json)) => Ok(StoredItem {
+                seq_num: seq as i64,
+                json,
+            }),
+            _ => Err(StorageError("eventlog row has unexpected column types".into())),
+        }
+    })
+    .collect()
+}
+
+/// The first column of the first row of a query's raw rows (NULL when there is none).
+pub(super) fn first_column(rows: &Array) -> JsValue {
+    Reflect::get_u32(&rows.get(0), 0).unwrap_or(JsValue::NULL)
 }
 
 impl DoSqliteLog {
@@ -53,23 +74,16 @@ impl DoSqliteLog {
     }
 
     fn first_value(&self, query: &str, values: &[JsValue]) -> Result<JsValue, StorageError> {
-        let rows = self.rows(query, values)?;
-        Ok(Reflect::get_u32(&rows.get(0), 0).unwrap_or(JsValue::NULL))
-    }
-}
-
-fn cursor_value(after: Option<i64>) -> JsValue {
-    JsValue::from_f64(after.unwrap_or(sql::NO_CURSOR) as f64)
-}
-
-impl EventLog for DoSqliteLog {
-    async fn create_tables(&self) -> Result<(), StorageError> {
-        self.exec(&sql::create_eventlog(&self.table), &[])?;
-        self.exec(sql::CREATE_CONTEXT, &[])?;
-        Ok(())
+        Ok(first_column(&self.rows(query, values)?))
     }
 
-    async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
+    /// Creates the `context_7` table, which stays in the object's SQLite whatever the engine.
+    pub fn create_context_table(&self) -> Result<(), StorageError> {
+        self.exec(sql::CREATE_CONTEXT, &[]).map(|_| ())
+    }
+
+    /// Reads this store's `context_7` row.
+    pub fn context_row(&self) -> Result<Option<ContextRow>, StorageError> {
         let rows = self.rows(sql::SELECT_CONTEXT, &[JsValue::from_str(&self.store_id)])?;
         if rows.length() == 0 {
             return Ok(None);
@@ -86,7 +100,8 @@ impl EventLog for DoSqliteLog {
         }
     }
 
-    async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError> {
+    /// Writes this store's `context_7` row.
+    pub fn write_context_row(&self, row: &ContextRow) -> Result<(), StorageError> {
         self.exec(
             sql::UPSERT_CONTEXT,
             &[
@@ -96,6 +111,25 @@ impl EventLog for DoSqliteLog {
             ],
         )?;
         Ok(())
+    }
+}
+
+pub(super) fn cursor_value(after: Option<i64>) -> JsValue {
+    JsValue::from_f64(after.unwrap_or(sql::NO_CURSOR) as f64)
+}
+
+impl EventLog for DoSqliteLog {
+    async fn create_tables(&self) -> Result<(), StorageError> {
+        self.exec(&sql::create_eventlog(&self.table), &[])?;
+        self.create_context_table()
+    }
+
+    async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
+        self.context_row()
+    }
+
+    async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError> {
+        self.write_context_row(row)
     }
 
     async fn max_seq_num(&self) -> Result<Option<i64>, StorageError> {
@@ -115,19 +149,7 @@ impl EventLog for DoSqliteLog {
             &sql::read_after(&self.table),
             &[cursor_value(after), JsValue::from_f64(limit as f64)],
         )?;
-        let mut items = Vec::with_capacity(rows.length() as usize);
-        for row in rows.iter() {
-            let seq = Reflect::get_u32(&row, 0).map_err(js_err)?.as_f64();
-            let json = Reflect::get_u32(&row, 1).map_err(js_err)?.as_string();
-            match (seq, json) {
-                (Some(seq), Some(json)) => items.push(StoredItem {
-                    seq_num: seq as i64,
-                    json,
-                }),
-                _ => return Err(StorageError("eventlog row has unexpected column types".into())),
-            }
-        }
-        Ok(items)
+        stored_items(rows.iter())
     }
 
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {

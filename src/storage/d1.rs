@@ -1,0 +1,225 @@
+//! The event log in D1 (`STORAGE=d1`), the reference's `{ _tag: 'd1', binding }` storage, without
+//! its flaws:
+//!
+//! - **No shared tables.** The reference names a store's D1 table by replacing every
+//!   non-alphanumeric character of its id with `_`, so `a-b` and `a_b` write into one table. Here a
+//!   registry table (`livestore_stores`, from `migrations/`) records which table is whose: a store
+//!   takes the reference's name when nobody else has it — so non-colliding stores keep the
+//!   reference's layout and stay readable by it — and a collision-free name otherwise.
+//! - **Consistent across two databases.** Events go to D1 in one atomic batch, and only then is
+//!   the head written to the object's own SQLite (`context_7`, where the reference keeps it too).
+//!   A crash between the two leaves the head behind the log, never ahead of it, and opening a
+//!   store moves the head up to the last stored event; nothing acknowledged is lost, and `seqNum`,
+//!   the table's primary key, can never repeat.
+//! - **Within D1's limits.** Two bound parameters per statement (the batch is one JSON text), and
+//!   reads bounded by bytes, not only rows, so events of hundreds of KB still sync.
+
+use std::cell::RefCell;
+
+use wasm_bindgen::JsValue;
+use worker::D1Database;
+
+use super::do_sqlite::{cursor_value, first_column, stored_items, DoSqliteLog};
+use super::sql::{self, CandidateFacts};
+use super::{ContextRow, EventLog, StorageError, StoredItem};
+use crate::protocol::EventIn;
+
+/// Most bytes of events one read returns (at least one event is always returned).
+const READ_BUDGET_BYTES: usize = 1_000_000;
+
+/// Event name that makes the object crash right after the D1 write, when `TEST_FAULTS` is on.
+pub const CRASH_AFTER_APPEND: &str = "test.crashAfterD1Append";
+
+/// One store's log in D1, with its context in the object's SQLite.
+pub struct D1Log {
+    db: D1Database,
+    context: DoSqliteLog,
+    store_id: String,
+    /// Resolved by `create_tables` through the registry.
+    table: RefCell<String>,
+    test_faults: bool,
+}
+
+fn d1_err(e: worker::Error) -> StorageError {
+    let message = e.to_string();
+    if message.contains("no such table: livestore_stores") {
+        StorageError(
+            "the D1 database has no livestore_stores table: apply the migrations \
+             (npx wrangler d1 migrations apply <database> --remote, or --local for wrangler dev)"
+                .into(),
+        )
+    } else {
+        StorageError(format!("D1: {message}"))
+    }
+}
+
+impl D1Log {
+    /// The log of `store_id` in `db`; `context` is the object's SQLite, for the head.
+    pub fn new(db: D1Database, context: DoSqliteLog, store_id: &str, test_faults: bool) -> Self {
+        D1Log {
+            db,
+            context,
+            store_id: store_id.to_owned(),
+            table: RefCell::new(sql::eventlog_table(store_id)),
+            test_faults,
+        }
+    }
+
+    fn table(&self) -> String {
+        self.table.borrow().clone()
+    }
+
+    /// Runs one statement and returns its rows as arrays.
+    async fn rows(&self, query: &str, values: &[JsValue]) -> Result<Vec<JsValue>, StorageError> {
+        let statement = self.db.prepare(query).bind(values).map_err(d1_err)?;
+        statement.raw_js_value().await.map_err(d1_err)
+    }
+
+    async fn first(&self, query: &str, values: &[JsValue]) -> Result<JsValue, StorageError> {
+        let rows = self.rows(query, values).await?;
+        Ok(first_column(&rows.into_iter().collect()))
+    }
+
+    async fn registered_table(&self) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .first(sql::SELECT_REGISTERED, &[JsValue::from_str(&self.store_id)])
+            .await?
+            .as_string())
+    }
+
+    /// Finds this store's table, registering one on first use.
+    async fn resolve_table(&self) -> Result<String, StorageError> {
+        if let Some(table) = self.registered_table().await? {
+            return Ok(table);
+        }
+        let store_has_context = self.context.context_row()?.is_some();
+        for attempt in 0..8 {
+            let candidate = match attempt {
+                0 => sql::eventlog_table(&self.store_id),
+                n => sql::collision_free_table(&self.store_id, n - 1),
+            };
+            let name = JsValue::from_str(&candidate);
+            let owner = self
+                .first(sql::SELECT_TABLE_OWNER, std::slice::from_ref(&name))
+                .await?
+                .as_string();
+            let exists = self
+                .first(sql::TABLE_EXISTS, std::slice::from_ref(&name))
+                .await?
+                .as_f64()
+                .unwrap_or(0.0)
+                > 0.0;
+            let has_rows = exists
+                && self
+                    .first(&sql::select_any_row(&candidate), &[])
+                    .await?
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    > 0.0;
+            let facts = CandidateFacts {
+                owner,
+                has_rows,
+                store_has_context,
+            };
+            if !sql::may_claim_reference_table(&self.store_id, &facts) {
+                worker::console_warn!(
+                    r#"{{"level":"warn","event":"d1_table_taken","table":{},"storeId":{}}}"#,
+                    crate::util::json::str_literal(&candidate),
+                    crate::util::json::str_literal(&self.store_id)
+                );
+                continue;
+            }
+            let created_at = crate::util::time::iso8601_from_millis(crate::js::now_millis());
+            self.rows(
+                sql::REGISTER_TABLE,
+                &[JsValue::from_str(&self.store_id), name, JsValue::from_str(&created_at)],
+            )
+            .await?;
+            // Another store may have registered the name in the meantime; the registry decides.
+            if let Some(table) = self.registered_table().await? {
+                return Ok(table);
+            }
+        }
+        Err(StorageError(format!(
+            "could not register a D1 table for store {:?}",
+            self.store_id
+        )))
+    }
+}
+
+impl EventLog for D1Log {
+    async fn create_tables(&self) -> Result<(), StorageError> {
+        self.context.create_context_table()?;
+        let table = self.resolve_table().await?;
+        self.db
+            .prepare(sql::create_eventlog(&table))
+            .run()
+            .await
+            .map_err(d1_err)?;
+        *self.table.borrow_mut() = table;
+        Ok(())
+    }
+
+    async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
+        self.context.context_row()
+    }
+
+    async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError> {
+        self.context.write_context_row(row)
+    }
+
+    async fn max_seq_num(&self) -> Result<Option<i64>, StorageError> {
+        Ok(self
+            .first(&sql::select_max_seq(&self.table()), &[])
+            .await?
+            .as_f64()
+            .map(|n| n as i64))
+    }
+
+    async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError> {
+        let count = self
+            .first(&sql::count_after(&self.table()), &[cursor_value(after)])
+            .await?;
+        Ok(count.as_f64().unwrap_or(0.0) as u64)
+    }
+
+    async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError> {
+        let rows = self
+            .rows(
+                &sql::read_after_within(&self.table()),
+                &[
+                    cursor_value(after),
+                    JsValue::from_f64(limit as f64),
+                    JsValue::from_f64(READ_BUDGET_BYTES as f64),
+                ],
+            )
+            .await?;
+        stored_items(rows.into_iter())
+    }
+
+    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
+        let insert = sql::insert_rows(&self.table());
+        let created_at = JsValue::from_str(created_at);
+        let statements = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES)
+            .into_iter()
+            .map(|rows| {
+                self.db
+                    .prepare(&insert)
+                    .bind(&[created_at.clone(), JsValue::from_str(&rows)])
+                    .map_err(d1_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // D1 runs a batch as one transaction: every event is stored, or none.
+        self.db.batch(statements).await.map_err(d1_err)?;
+        if self.test_faults && batch.first().is_some_and(|e| e.name == CRASH_AFTER_APPEND) {
+            // Stands for a crash between the two databases' writes (see the D1 recovery test).
+            panic!("test fault: crash after the D1 append, before the head is written");
+        }
+        self.context.write_context_row(context).map_err(|e| {
+            StorageError(format!(
+                "the events are stored, but the head could not be written: {}",
+                e.0
+            ))
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! The storage engine a store uses, chosen by `STORAGE`.
+
+use super::d1::D1Log;
+use super::do_sqlite::DoSqliteLog;
+use super::{ContextRow, EventLog, StorageError, StoredItem};
+use crate::protocol::EventIn;
+
+/// One store's log on the configured engine.
+pub enum Engine {
+    /// Durable Object SQLite.
+    DoSqlite(DoSqliteLog),
+    /// D1, with the context in Durable Object SQLite.
+    D1(D1Log),
+}
+
+macro_rules! delegate {
+    ($self:ident, $log:ident => $call:expr) => {
+        match $self {
+            Engine::DoSqlite($log) => $call.await,
+            Engine::D1($log) => $call.await,
+        }
+    };
+}
+
+impl EventLog for Engine {
+    async fn create_tables(&self) -> Result<(), StorageError> {
+        delegate!(self, log => log.create_tables())
+    }
+
+    async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
+        delegate!(self, log => log.load_context())
+    }
+
+    async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError> {
+        delegate!(self, log => log.save_context(row))
+    }
+
+    async fn max_seq_num(&self) -> Result<Option<i64>, StorageError> {
+        delegate!(self, log => log.max_seq_num())
+    }
+
+    async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError> {
+        delegate!(self, log => log.count_after(after))
+    }
+
+    async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError> {
+        delegate!(self, log => log.read_after(after, limit))
+    }
+
+    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
+        delegate!(self, log => log.append(batch, created_at, context))
+    }
+}
