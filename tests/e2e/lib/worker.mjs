@@ -2,7 +2,7 @@
 // a developer runs it, and stops it again. Each server gets its own wrangler config in
 // tests/e2e/.tmp, derived from the project's wrangler.toml minus the [build] step (the suite
 // builds once, up front), and its own persistence directory unless one is given.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
@@ -12,6 +12,20 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 export const TMP = path.join(ROOT, 'tests/e2e/.tmp')
 export const DEFAULT_TOKEN = 'insecure-token-change-me'
+/** The storage engine the suite runs against: `E2E_STORAGE=d1` selects D1, else DO SQLite. */
+export const STORAGE = process.env.E2E_STORAGE === 'd1' ? 'd1' : 'do-sqlite'
+
+const wranglerBin = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js')
+const wranglerEnv = () => ({ ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' })
+
+/** The D1 database the worker (and the reference) use when the engine is D1. */
+const d1Block = () => `
+[[d1_databases]]
+binding = "DB"
+database_name = "livestore-sync-test"
+database_id = "local-test"
+migrations_dir = ${JSON.stringify(path.join(ROOT, 'migrations'))}
+`
 
 let counter = 0
 const uniq = (label) => `${label}-${process.pid}-${Date.now().toString(36)}-${counter++}`
@@ -45,9 +59,9 @@ export const ourConfigText = (crateDir = '.') => {
 }
 
 /** A wrangler config for the TypeScript reference server, sharing our worker and class names. */
-export const referenceConfigText = () => `
+export const referenceConfigText = (storage) => `
 name = "livestore-sync"
-main = ${JSON.stringify(path.join(ROOT, 'tests/reference-worker/index.js'))}
+main = ${JSON.stringify(path.join(ROOT, `tests/reference-worker/${storage === 'd1' ? 'index-d1.js' : 'index.js'}`))}
 compatibility_date = "2026-04-01"
 compatibility_flags = ["enable_request_signal"]
 
@@ -77,16 +91,24 @@ export async function startWorker({
   readyStatus = 200,
   readyPath = '/',
   port: fixedPort,
+  storage = STORAGE,
+  migrate = true,
 } = {}) {
   const dir = path.join(TMP, uniq(label))
   mkdirSync(dir, { recursive: true })
   const config = path.join(dir, 'wrangler.toml')
-  writeFileSync(config, editConfig(reference ? referenceConfigText() : ourConfigText(crateDir)))
+  let text = editConfig(reference ? referenceConfigText(storage) : ourConfigText(crateDir))
+  if (storage === 'd1') {
+    text += d1Block()
+    if (!reference) vars = { STORAGE: 'd1', ...vars }
+  }
+  writeFileSync(config, text)
   const state = persistTo ?? path.join(dir, 'state')
+  if (storage === 'd1' && migrate) applyMigrations(config, state)
   const port = fixedPort ?? (await freePort())
   const inspectorPort = await freePort()
   const args = [
-    path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js'),
+    wranglerBin,
     'dev',
     '-c', config,
     '--ip', '127.0.0.1',
@@ -103,7 +125,7 @@ export async function startWorker({
   const child = spawn(process.execPath, args, {
     cwd: dir,
     detached: true, // own process group, so stop() reaches workerd too
-    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
+    env: wranglerEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   for (const stream of [child.stdout, child.stderr]) {
@@ -149,12 +171,32 @@ export async function startWorker({
     port,
     persistTo: state,
     dir,
+    config,
+    storage,
     logs: () => output,
     stop: () => stopGroup('SIGTERM'),
     kill: () => stopGroup('SIGKILL'),
   }
   activeWorkers.add(handle)
   return handle
+}
+
+/** `wrangler d1 migrations apply --local`, as a developer runs it, into a state directory. */
+export function applyMigrations(config, state) {
+  execFileSync(process.execPath, [wranglerBin, 'd1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state, '-c', config], {
+    env: wranglerEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+}
+
+/** Runs SQL against the local D1 database of a state directory (`wrangler d1 execute --local`). */
+export function d1Execute(worker, command) {
+  const out = execFileSync(
+    process.execPath,
+    [wranglerBin, 'd1', 'execute', 'DB', '--local', '--persist-to', worker.persistTo, '-c', worker.config, '--json', '--command', command],
+    { env: wranglerEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  return JSON.parse(out.toString())[0].results
 }
 
 const activeWorkers = new Set()

@@ -1,0 +1,164 @@
+// The D1 engine's own guarantees, beyond what the shared suite checks on both engines: stores
+// whose ids collide in the reference's table naming stay apart, a crash between the D1 write and
+// the head write loses nothing, a D1 batch is stored whole or not at all, events of hundreds of
+// KB sync, and a database without the migrations says so.
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { describe, test } from 'node:test'
+
+import { makeEvents, pullAll, push, RawSocket } from './lib/raw.mjs'
+import { d1Execute, DEFAULT_TOKEN, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
+
+const ok = { _tag: 'Success', value: {} }
+const open = (w, store) => RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
+const d1 = (opts = {}) => startWorker({ storage: 'd1', ...opts })
+const registry = (w) => Object.fromEntries(d1Execute(w, 'SELECT storeId, eventlogTable FROM livestore_stores').map((r) => [r.storeId, r.eventlogTable]))
+
+describe('colliding store ids', () => {
+  test('a-b and a_b get separate tables; the first keeps the reference\'s name', { timeout: 60_000 }, async () => {
+    const w = await d1({ label: 'collide' })
+    try {
+      const suffix = storeId('c').replace(/-/g, '')
+      const [dash, under] = [`a-b${suffix}`, `a_b${suffix}`]
+      const sd = await open(w, dash)
+      assert.deepEqual((await push(sd, dash, makeEvents(2, { clientId: 'dash' }))).exit, ok)
+      const su = await open(w, under)
+      assert.deepEqual((await push(su, under, makeEvents(3, { clientId: 'under' }))).exit, ok)
+      assert.deepEqual((await pullAll(sd, dash)).events.map((e) => e.clientId), ['dash', 'dash'])
+      assert.deepEqual((await pullAll(su, under)).events.map((e) => e.clientId), ['under', 'under', 'under'])
+      sd.close()
+      su.close()
+      const tables = registry(w)
+      assert.equal(tables[dash], `eventlog_7_a_b${suffix}`)
+      assert.match(tables[under], new RegExp(`^eventlog_7_a_b${suffix}_[0-9a-f]{16}$`))
+      // The README's queries, on these tables.
+      const last = d1Execute(w, `SELECT seqNum, name, clientId, createdAt FROM ${tables[under]} ORDER BY seqNum DESC LIMIT 10`)
+      assert.deepEqual(last.map((r) => [r.seqNum, r.clientId]), [[3, 'under'], [2, 'under'], [1, 'under']])
+      const byName = d1Execute(w, `SELECT name, COUNT(*) AS n FROM (SELECT name FROM ${tables[dash]} UNION ALL SELECT name FROM ${tables[under]}) GROUP BY name`)
+      assert.deepEqual(byName, [{ name: 'v1.TodoCreated', n: 5 }])
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('events the reference wrote for a-b stay a-b\'s when a_b shows up first', { timeout: 120_000 }, async () => {
+    const persistTo = path.join(TMP, `${storeId('ref-collide')}-state`)
+    const suffix = storeId('r').replace(/-/g, '')
+    const [dash, under] = [`c-d${suffix}`, `c_d${suffix}`]
+    const ref = await startWorker({ storage: 'd1', reference: true, persistTo, label: 'ref-collide' })
+    const refView = await (async () => {
+      const s = await open(ref, dash)
+      assert.deepEqual((await push(s, dash, makeEvents(2, { clientId: 'ref' }))).exit, ok)
+      const view = await pullAll(s, dash)
+      s.close()
+      return view
+    })()
+    await ref.stop()
+    const w = await d1({ persistTo, label: 'ours-after-ref', migrate: true })
+    try {
+      const su = await open(w, under)
+      assert.deepEqual((await pullAll(su, under)).events, [], 'a_b must not see a-b\'s events')
+      assert.deepEqual((await push(su, under, makeEvents(1, { clientId: 'under' }))).exit, ok)
+      const sd = await open(w, dash)
+      const view = await pullAll(sd, dash)
+      assert.deepEqual(view.pages, refView.pages, 'a-b keeps its events, head and backendId')
+      su.close()
+      sd.close()
+      assert.equal(registry(w)[dash], `eventlog_7_c_d${suffix}`)
+    } finally {
+      await w.stop()
+    }
+  })
+})
+
+describe('consistency between D1 and the object\'s SQLite', () => {
+  test('a crash after the D1 write and before the head write loses nothing, many times over', { timeout: 120_000 }, async () => {
+    const w = await d1({ label: 'crash', vars: { AUTH_TOKEN: DEFAULT_TOKEN, TEST_FAULTS: 'true' } })
+    try {
+      const store = storeId('crash')
+      let s = await open(w, store)
+      assert.deepEqual((await push(s, store, makeEvents(2))).exit, ok)
+      const backendId = (await pullAll(s, store)).pages[0].backendId
+      let head = 2
+      for (let trial = 0; trial < 3; trial++) {
+        // This push reaches D1, then the object crashes before writing the head: no answer.
+        const crashing = makeEvents(2, { start: head + 1, parent: head }).map((e, i) => (i === 0 ? { ...e, name: 'test.crashAfterD1Append' } : e))
+        s.send({ _tag: 'Request', id: `crash-${trial}`, tag: 'SyncWsRpc.Push', payload: { storeId: store, batch: crashing, backendId: { _tag: 'None' } }, headers: [] })
+        await new Promise((resolve) => {
+          s.ws.once('close', resolve)
+          setTimeout(resolve, 5_000)
+        })
+        s.close()
+        s = await open(w, store)
+        const view = await pullAll(s, store)
+        // The unacknowledged batch is there, exactly once; the head follows the log.
+        assert.deepEqual(view.events.map((e) => e.seqNum), Array.from({ length: head + 2 }, (_, i) => i + 1))
+        assert.equal(view.pages[0].backendId, backendId)
+        head += 2
+        const stale = await push(s, store, makeEvents(1, { start: head, parent: head - 1 }), backendId)
+        assert.deepEqual(stale.exit.cause.error, { _tag: 'ServerAheadError', minimumExpectedNum: head, providedNum: head - 1 })
+      }
+      assert.deepEqual((await push(s, store, makeEvents(1, { start: head + 1, parent: head }), backendId)).exit, ok)
+      s.close()
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('a batch that fails in D1 stores nothing, and the head is re-read from the log', { timeout: 60_000 }, async () => {
+    const w = await d1({ label: 'atomic', vars: { AUTH_TOKEN: DEFAULT_TOKEN, MAX_MESSAGE_BYTES: '4000000' } })
+    try {
+      const store = storeId('atomic')
+      const s = await open(w, store)
+      assert.deepEqual((await push(s, store, makeEvents(2))).exit, ok)
+      // Another writer (a crashed instance, a script) put seqNum 12 in the table behind the
+      // object's back; the object still believes the head is 2.
+      const table = registry(w)[store]
+      d1Execute(w, `INSERT INTO "${table}" (seqNum, parentSeqNum, name, args, createdAt, clientId, sessionId) VALUES (12, 11, 'external', '{}', '2026-01-01T00:00:00.000Z', 'x', 'y')`)
+      // 3..12 at ~120 KB each: two insert statements in one D1 batch; the second hits seqNum 12.
+      const big = makeEvents(10, { start: 3, parent: 2, text: () => 'b'.repeat(120_000) })
+      const failed = await push(s, store, big)
+      assert.equal(failed.exit.cause.error._tag, 'UnknownError')
+      assert.equal(failed.exit.cause.error.cause.name, 'StorageError')
+      const after = await pullAll(s, store)
+      assert.deepEqual(after.events.map((e) => e.seqNum), [1, 2, 12], 'none of 3..11 was stored')
+      const stale = await push(s, store, makeEvents(1, { start: 3, parent: 2 }))
+      assert.deepEqual(stale.exit.cause.error, { _tag: 'ServerAheadError', minimumExpectedNum: 12, providedNum: 2 })
+      assert.deepEqual((await push(s, store, makeEvents(1, { start: 13, parent: 12 }))).exit, ok)
+      s.close()
+    } finally {
+      await w.stop()
+    }
+  })
+})
+
+describe('D1 limits and set-up', () => {
+  test('events of hundreds of KB sync, one per page', { timeout: 120_000 }, async () => {
+    const w = await d1({ label: 'big-events' })
+    try {
+      const store = storeId('big')
+      const s = await open(w, store)
+      const events = makeEvents(8, { text: (i) => String(i % 10).repeat(500_000) })
+      for (const e of events) assert.deepEqual((await push(s, store, [e])).exit, ok)
+      const { pages, events: pulled } = await pullAll(s, store)
+      assert.deepEqual(pulled, events)
+      for (const p of pages) assert.ok(JSON.stringify(p).length <= 900_000)
+      s.close()
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('without the migrations, the error says how to apply them; the README\'s queries work once applied', { timeout: 60_000 }, async () => {
+    const w = await d1({ label: 'no-migrations', migrate: false })
+    try {
+      const store = storeId('unmigrated')
+      const s = await open(w, store)
+      const failed = await push(s, store, makeEvents(1))
+      assert.match(failed.exit.cause.error.cause.message, /wrangler d1 migrations apply/)
+      s.close()
+    } finally {
+      await w.stop()
+    }
+  })
+})
