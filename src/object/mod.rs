@@ -53,6 +53,8 @@ pub struct SyncObject<H: SyncHooks> {
     /// Serialises pushes so the head cannot move between the check and the append, whatever the
     /// storage engine awaits on.
     push_lock: futures::lock::Mutex<()>,
+    /// Serialises opening the store.
+    open_lock: futures::lock::Mutex<()>,
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -73,6 +75,7 @@ impl<H: SyncHooks> SyncObject<H> {
             hooks,
             store: RefCell::new(None),
             push_lock: futures::lock::Mutex::new(()),
+            open_lock: futures::lock::Mutex::new(()),
         }
     }
 
@@ -134,15 +137,14 @@ impl<H: SyncHooks> SyncObject<H> {
     /// Opens the store on first use after construction (tables, head, backendId); returns its
     /// meta and log.
     async fn open(&self, store_id: &str) -> std::result::Result<(StoreMeta, Rc<Engine>), SyncError> {
-        if let Some(open) = self.store.borrow().as_ref() {
-            if open.store_id == store_id {
-                return Ok((open.meta.clone(), open.log.clone()));
-            }
-            // One object serves one storeId (the Worker routes by `idFromName(storeId)`).
-            return Err(SyncError::unknown(
-                "StoreMismatchError",
-                "this connection belongs to another store",
-            ));
+        if let Some(opened) = self.cached(store_id)? {
+            return Ok(opened);
+        }
+        // Opening awaits the engine (D1); two requests opening at once would otherwise both find
+        // no context row and each create a different backendId.
+        let _guard = self.open_lock.lock().await;
+        if let Some(opened) = self.cached(store_id)? {
+            return Ok(opened);
         }
         let log = Rc::new(self.engine(store_id)?);
         let meta = open_store(log.as_ref(), new_backend_id).await?;
@@ -159,6 +161,18 @@ impl<H: SyncHooks> SyncObject<H> {
             log: log.clone(),
         });
         Ok((meta, log))
+    }
+
+    fn cached(&self, store_id: &str) -> std::result::Result<Option<(StoreMeta, Rc<Engine>)>, SyncError> {
+        match self.store.borrow().as_ref() {
+            None => Ok(None),
+            Some(open) if open.store_id == store_id => Ok(Some((open.meta.clone(), open.log.clone()))),
+            // One object serves one storeId (the Worker routes by `idFromName(storeId)`).
+            Some(_) => Err(SyncError::unknown(
+                "StoreMismatchError",
+                "this connection belongs to another store",
+            )),
+        }
     }
 
     fn engine(&self, store_id: &str) -> std::result::Result<Engine, StorageError> {

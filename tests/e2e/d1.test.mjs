@@ -132,6 +132,24 @@ describe('consistency between D1 and the object\'s SQLite', () => {
   })
 })
 
+describe('opening a store', () => {
+  test('requests racing to open a new store all get the same backendId', { timeout: 60_000 }, async () => {
+    const w = await d1({ label: 'open-race' })
+    try {
+      for (let round = 0; round < 3; round++) {
+        const store = storeId(`race-${round}`)
+        const sockets = await Promise.all(Array.from({ length: 8 }, () => open(w, store)))
+        const views = await Promise.all(sockets.map((s) => pullAll(s, store)))
+        const ids = new Set(views.map((v) => v.pages[0].backendId))
+        assert.equal(ids.size, 1, [...ids].join(', '))
+        sockets.forEach((s) => s.close())
+      }
+    } finally {
+      await w.stop()
+    }
+  })
+})
+
 describe('D1 limits and set-up', () => {
   test('events of hundreds of KB sync, one per page', { timeout: 120_000 }, async () => {
     const w = await d1({ label: 'big-events' })
