@@ -173,6 +173,8 @@ export async function startWorker({
     dir,
     config,
     storage,
+    pid: child.pid,
+    inspectorPort,
     logs: () => output,
     stop: () => stopGroup('SIGTERM'),
     kill: () => stopGroup('SIGKILL'),

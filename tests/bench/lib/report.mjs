@@ -1,0 +1,48 @@
+// The benchmark's outputs: a text table, the JSON of every figure, and an SVG chart of the
+// ratios (drawn here, so the benchmark needs no plotting package).
+
+const fmt = (v) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 10 ? v.toFixed(1) : v.toFixed(2))
+
+/** Ours relative to the reference: >1 means ours is better, whichever way the figure runs. */
+export const ratio = (row) => (row.ours.lowerIsBetter ? row.reference.value / row.ours.value : row.ours.value / row.reference.value)
+
+export function table(rows) {
+  const head = ['figure', 'unit', 'ours', 'TypeScript', 'ours vs TS']
+  const body = rows.map((r) => [r.label, r.ours.unit, fmt(r.ours.value), r.reference ? fmt(r.reference.value) : '—', r.reference ? `${fmt(ratio(r))}×` : '—'])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
+  const line = (cells) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`
+  return [line(head), `|${widths.map((w, i) => (i >= 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n')
+}
+
+export function svg(rows, title) {
+  const compared = rows.filter((r) => r.reference)
+  const barH = 22
+  const left = 360
+  const width = 900
+  const top = 50
+  const height = top + compared.length * (barH + 8) + 40
+  const maxLog = Math.log10(Math.max(10, ...compared.map(ratio)))
+  const x = (r) => left + (Math.max(0, Math.log10(Math.max(r, 1))) / maxLog) * (width - left - 90)
+  const esc = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;')
+  const bars = compared
+    .map((r, i) => {
+      const y = top + i * (barH + 8)
+      const v = ratio(r)
+      return `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="12">${esc(r.label)}</text>
+<rect x="${left}" y="${y}" width="${Math.max(2, x(v) - left)}" height="${barH}" fill="${v >= 1 ? '#2f7d4f' : '#b33'}"/>
+<text x="${x(v) + 6}" y="${y + 15}" font-size="12">${fmt(v)}×</text>`
+    })
+    .join('\n')
+  const ticks = [1, 10, 100, 1000]
+    .filter((t) => Math.log10(t) <= maxLog)
+    .map((t) => `<line x1="${x(t)}" y1="${top - 6}" x2="${x(t)}" y2="${height - 30}" stroke="#ccc"/><text x="${x(t)}" y="${top - 10}" font-size="11" text-anchor="middle">${t}×</text>`)
+    .join('\n')
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="22" font-size="15" font-weight="bold">${esc(title)}</text>
+${ticks}
+${bars}
+<text x="10" y="${height - 10}" font-size="11" fill="#555">Bars: how many times better ours is (log scale); throughput ratios, or the inverse for times and latencies.</text>
+</svg>
+`
+}

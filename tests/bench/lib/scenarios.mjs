@@ -1,0 +1,224 @@
+// The loads, each run the same way against any server ({ name, url, wsUrl }). Every scenario
+// checks what it measured: pushes all succeeded, and every event arrived exactly once, in order.
+// Request ids are decimal strings, as Effect RPC's are: the reference rejects anything else.
+import {
+  BenchSocket,
+  checkSequence,
+  event,
+  events,
+  httpRpc,
+  now,
+  percentile,
+  pipelinePushes,
+  pullFrame,
+  pushFrame,
+  timedPull,
+} from './wire.mjs'
+
+const TOKEN_PAYLOAD = encodeURIComponent(encodeURIComponent(JSON.stringify({ authToken: 'insecure-token-change-me' })))
+export const wsUrl = (server, store) => `${server.wsUrl}/?storeId=${encodeURIComponent(store)}&payload=${TOKEN_PAYLOAD}&transport=ws`
+export const httpUrl = (server, store) => `${server.url}/?storeId=${encodeURIComponent(store)}&payload=${TOKEN_PAYLOAD}&transport=http`
+
+let runId = Date.now().toString(36)
+export const storeName = (label) => `bench-${runId}-${label}`
+
+/** Push frames for `total` events in batches of `batch`, chained from seqNum 1. */
+export function pushFrames(store, total, batch, tag) {
+  const frames = []
+  for (let start = 1, id = 0; start <= total; start += batch, id++) {
+    frames.push(pushFrame(id, store, events(start, Math.min(batch, total - start + 1)), tag))
+  }
+  return frames
+}
+
+/** Pulls a whole store and checks it holds exactly 1..n. */
+export async function verifyStore(server, store, n) {
+  const sock = await BenchSocket.open(wsUrl(server, store))
+  try {
+    const { seqs } = await timedPull(sock, '900000001', store)
+    checkSequence(seqs, 1, n, `${server.name} ${store}`)
+  } finally {
+    sock.close()
+  }
+}
+
+/** Fills a store with `n` events as fast as the server takes them. */
+export async function populate(server, store, n) {
+  const sock = await BenchSocket.open(wsUrl(server, store))
+  try {
+    await pipelinePushes(sock, pushFrames(store, n, 100), 16)
+  } finally {
+    sock.close()
+  }
+}
+
+/** WebSocket push throughput: `total` events in batches of `batch`, `inFlight` requests pipelined. */
+export async function wsPush(server, { total, batch, inFlight }) {
+  const store = storeName(`push-${batch}`)
+  const sock = await BenchSocket.open(wsUrl(server, store))
+  const frames = pushFrames(store, total, batch)
+  const ms = await pipelinePushes(sock, frames, inFlight)
+  sock.close()
+  await verifyStore(server, store, total)
+  return { value: (total / ms) * 1000, unit: 'events/s', detail: { total, batch, inFlight, ms } }
+}
+
+/** Many stores at once: each with its own socket, pushing batches of 10. */
+export async function manyStores(server, { stores, perStore }) {
+  const names = Array.from({ length: stores }, (_, i) => storeName(`many-${i}`))
+  const sockets = await Promise.all(names.map((n) => BenchSocket.open(wsUrl(server, n))))
+  const start = now()
+  await Promise.all(sockets.map((s, i) => pipelinePushes(s, pushFrames(names[i], perStore, 10), 4)))
+  const ms = now() - start
+  sockets.forEach((s) => s.close())
+  for (const n of names) await verifyStore(server, n, perStore)
+  return { value: ((stores * perStore) / ms) * 1000, unit: 'events/s', detail: { stores, perStore, ms } }
+}
+
+/** A non-live pull of a populated store, from the start. */
+export async function wsPull(server, { store, n }) {
+  const sock = await BenchSocket.open(wsUrl(server, store))
+  const { ms, seqs, pages } = await timedPull(sock, '900000002', store)
+  sock.close()
+  checkSequence(seqs, 1, n, `${server.name} pull`)
+  return { value: ms, unit: 'ms', lowerIsBetter: true, detail: { n, pages, eventsPerSecond: (n / ms) * 1000 } }
+}
+
+/** Time per page of a pull of the last `pages` pages of a store of `n` events (median of `reps`). */
+export async function pageLatency(server, { store, n, reps = 5 }) {
+  const pages = Math.min(20, Math.floor(n / 200))
+  const sock = await BenchSocket.open(wsUrl(server, store))
+  // A cursor needs the store's backendId; a cursor with a wrong one is answered with the right
+  // one (BackendIdMismatchError.expected), without reading any events.
+  const backendId = await new Promise((resolve) => {
+    const off = sock.on((text) => {
+      const m = text.match(/"expected":"([^"]+)"/)
+      if (m) {
+        off()
+        resolve(m[1])
+      }
+    })
+    sock.send(pullFrame('900000003', store, { after: n, backendId: 'unknown' }))
+  })
+  const times = []
+  for (let r = 0; r < reps; r++) {
+    const after = n - pages * 100
+    const { ms, seqs } = await timedPull(sock, String(900000010 + r), store, { after, backendId })
+    checkSequence(seqs, after + 1, n, `${server.name} tail pull`)
+    times.push(ms / pages)
+  }
+  sock.close()
+  times.sort((a, b) => a - b)
+  return { value: times[Math.floor(times.length / 2)], unit: 'ms/page', lowerIsBetter: true, detail: { n, pages, reps, times } }
+}
+
+/**
+ * Live fan-out: `pulls` sockets each hold a live pull; one more socket pushes `pushes` single
+ * events one after the other. Latency is from a push's send to its arrival on each live pull.
+ */
+export async function fanOut(server, { pulls, pushes }) {
+  const store = storeName(`fanout-${pulls}`)
+  const receivers = []
+  for (let i = 0; i < pulls; i += 50) {
+    receivers.push(...(await Promise.all(Array.from({ length: Math.min(50, pulls - i) }, () => BenchSocket.open(wsUrl(server, store))))))
+  }
+  const sentAt = new Map()
+  const latencies = []
+  const received = receivers.map(() => [])
+  await Promise.all(
+    receivers.map(
+      (sock, i) =>
+        new Promise((resolve) => {
+          let started = false
+          sock.on((text) => {
+            if (!text.startsWith('{"_tag":"Chunk"')) return
+            if (!started) {
+              started = true
+              resolve()
+            }
+            const t = now()
+            for (const m of text.matchAll(/"seqNum":(\d+),"parentSeqNum"/g)) {
+              const seq = Number(m[1])
+              received[i].push(seq)
+              latencies.push(t - sentAt.get(seq))
+            }
+          })
+          sock.send(pullFrame('900000004', store, { live: true }))
+        }),
+    ),
+  )
+  const pusher = await BenchSocket.open(wsUrl(server, store))
+  const start = now()
+  for (let seq = 1; seq <= pushes; seq++) {
+    const frame = pushFrame(seq, store, [event(seq, seq - 1)])
+    sentAt.set(seq, now())
+    await pipelinePushes(pusher, [frame], 1)
+  }
+  const deadline = now() + 120_000
+  while (latencies.length < pulls * pushes && now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  const ms = now() - start
+  for (const [i, seqs] of received.entries()) checkSequence(seqs, 1, pushes, `${server.name} live pull ${i}`)
+  receivers.forEach((s) => s.close())
+  pusher.close()
+  latencies.sort((a, b) => a - b)
+  return {
+    value: percentile(latencies, 99),
+    unit: 'ms p99',
+    lowerIsBetter: true,
+    detail: { pulls, pushes, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1), ms },
+  }
+}
+
+/** HTTP push throughput: batches of 100, one request after the other (as the HTTP client does). */
+export async function httpPush(server, { total }) {
+  const store = storeName('http-push')
+  const frames = pushFrames(store, total, 100, 'SyncHttpRpc.Push')
+  const url = httpUrl(server, store)
+  const start = now()
+  for (const frame of frames) {
+    const { text } = await httpRpc(url, frame)
+    if (!text.includes('"exit":{"_tag":"Success"')) throw new Error(`${server.name} HTTP push failed: ${text.slice(0, 300)}`)
+  }
+  const ms = now() - start
+  await verifyStore(server, store, total)
+  return { value: (total / ms) * 1000, unit: 'events/s', detail: { total, ms } }
+}
+
+/** An HTTP pull of a whole populated store (one request, every page in the reply). */
+export async function httpPull(server, { store, n }) {
+  const body = JSON.stringify({ _tag: 'Request', id: '900000006', tag: 'SyncHttpRpc.Pull', payload: { storeId: store, cursor: { _tag: 'None' } }, headers: [] })
+  const start = now()
+  const { text } = await httpRpc(httpUrl(server, store), body)
+  const ms = now() - start
+  const seqs = [...text.matchAll(/"seqNum":(\d+),"parentSeqNum"/g)].map((m) => Number(m[1]))
+  checkSequence(seqs, 1, n, `${server.name} HTTP pull`)
+  return { value: ms, unit: 'ms', lowerIsBetter: true, detail: { n, eventsPerSecond: (n / ms) * 1000 } }
+}
+
+/** Memory of the runtime with `sockets` idle connections, each holding a live pull. */
+export async function idleSocketMemory(server, { sockets, rss }) {
+  const store = storeName('idle')
+  const warm = await BenchSocket.open(wsUrl(server, store))
+  await timedPull(warm, '900000005', store)
+  await new Promise((r) => setTimeout(r, 500))
+  const before = rss()
+  const open = []
+  for (let i = 0; i < sockets; i += 50) {
+    const batch = await Promise.all(Array.from({ length: Math.min(50, sockets - i) }, () => BenchSocket.open(wsUrl(server, store))))
+    await Promise.all(
+      batch.map(
+        (s) =>
+          new Promise((resolve) => {
+            const off = s.on((t) => t.startsWith('{"_tag":"Chunk"') && (off(), resolve()))
+            s.send(pullFrame('900000004', store, { live: true }))
+          }),
+      ),
+    )
+    open.push(...batch)
+  }
+  await new Promise((r) => setTimeout(r, 1000))
+  const after = rss()
+  open.forEach((s) => s.close())
+  warm.close()
+  return { value: ((after - before) * 1024) / sockets, unit: 'bytes/socket', lowerIsBetter: true, detail: { sockets, beforeKB: before, afterKB: after } }
+}

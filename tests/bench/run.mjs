@@ -1,0 +1,134 @@
+// The benchmark: our worker and the TypeScript reference (@livestore/sync-cf@0.4.0, as its docs
+// set it up; tests/reference-worker) under the same local runtime (wrangler dev / workerd), one
+// after the other on the same machine, with the same load. Prints a table, writes the figures as
+// JSON and a chart as SVG into tests/bench/results/.
+//
+//   node tests/bench/run.mjs [--quick] [--only name,name] [--servers ours,reference]
+//
+// Stores that need many events are filled once, through our worker, and the state directory is
+// copied for the reference: both read the same storage layout (tests/e2e/storage.test.mjs).
+import { execFileSync } from 'node:child_process'
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { gzipSync } from 'node:zlib'
+
+import { ROOT, startWorker, TMP } from '../e2e/lib/worker.mjs'
+import { clientFanOut, clientPull, clientPush } from './lib/clients.mjs'
+import { ratio, svg, table } from './lib/report.mjs'
+import * as s from './lib/scenarios.mjs'
+
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const argValue = (name) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1].split(',') : undefined
+}
+const only = argValue('--only')
+const serverNames = argValue('--servers') ?? ['ours', 'reference']
+
+// Sizes: the full run, or a quick one that only checks the benchmark still works.
+const size = quick
+  ? { push: [200, 500, 1000], stores: [5, 100], pull: [1000, 2000], scale: [1000, 2000, 5000], fan: [[5, 20], [10, 20]], http: 1000, client: 500, idle: 50 }
+  : { push: [5000, 20000, 50000], stores: [50, 1000], pull: [10000, 100000], scale: [10000, 100000, 1000000], fan: [[10, 200], [100, 200], [500, 200]], http: 10000, client: 10000, idle: 1000 }
+
+const populated = {
+  pullA: { store: 'bench-pull-a', n: size.pull[0] },
+  pullB: { store: 'bench-pull-b', n: size.pull[1] },
+  scale: size.scale.map((n, i) => ({ store: `bench-scale-${i}`, n })),
+}
+
+// [key, label, run(server)]: `key` is what --only selects.
+const scenarios = [
+  ['push1', 'WS push, batches of 1, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[0], batch: 1, inFlight: 16 })],
+  ['push10', 'WS push, batches of 10, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[1], batch: 10, inFlight: 16 })],
+  ['push100', 'WS push, batches of 100, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[2], batch: 100, inFlight: 16 })],
+  ['stores', `WS push, ${size.stores[0]} stores at once`, (srv) => s.manyStores(srv, { stores: size.stores[0], perStore: size.stores[1] })],
+  ['pullA', `WS non-live pull of ${populated.pullA.n} events`, (srv) => s.wsPull(srv, populated.pullA)],
+  ['pullB', `WS non-live pull of ${populated.pullB.n} events`, (srv) => s.wsPull(srv, populated.pullB)],
+  ...size.fan.map(([pulls, pushes]) => [`fan${pulls}`, `fan-out, ${pushes} pushes to ${pulls} live pulls`, (srv) => s.fanOut(srv, { pulls, pushes })]),
+  ['httpPush', 'HTTP push, batches of 100', (srv) => s.httpPush(srv, { total: size.http })],
+  ['httpPull', `HTTP pull of ${populated.pullA.n} events`, (srv) => s.httpPull(srv, populated.pullA)],
+  ...populated.scale.map((p) => [`page${p.n}`, `pull latency per page, ${p.n} stored`, (srv) => s.pageLatency(srv, p)]),
+  ['clientPushWs', 'makeWsSync push', (srv) => clientPush(srv, { transport: 'ws', total: size.client })],
+  ['clientPullWs', `makeWsSync pull of ${populated.pullA.n} events`, (srv) => clientPull(srv, { transport: 'ws', ...populated.pullA })],
+  ['clientFanWs', 'makeWsSync fan-out, 10 clients', (srv) => clientFanOut(srv, { transport: 'ws', clients: 10, pushes: quick ? 10 : 50 })],
+  ['clientPushHttp', 'makeHttpSync push', (srv) => clientPush(srv, { transport: 'http', total: Math.min(size.client, 5000) })],
+  ['clientPullHttp', `makeHttpSync pull of ${populated.pullA.n} events`, (srv) => clientPull(srv, { transport: 'http', ...populated.pullA })],
+  ['idle', `memory with ${size.idle} idle live pulls`, (srv) => s.idleSocketMemory(srv, { sockets: size.idle, rss: () => workerdRssKB(srv.worker.pid) })],
+].filter(([key]) => !only || only.includes(key))
+
+/** Resident memory (KB) of the workerd processes of a wrangler dev process group. */
+function workerdRssKB(pgid) {
+  let total = 0
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) !== pgid || !stat.includes('(workerd)')) continue
+      const rss = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)
+      total += Number(rss?.[1] ?? 0)
+    } catch {}
+  }
+  return total
+}
+
+const log = (...a) => console.error('[bench]', ...a)
+
+async function main() {
+  const dir = path.join(TMP, `bench-${Date.now().toString(36)}`)
+  const stateOurs = path.join(dir, 'ours')
+  const stateRef = path.join(dir, 'reference')
+  mkdirSync(dir, { recursive: true })
+
+  const needed = new Set(scenarios.map(([key]) => key))
+  const fills = [
+    ...(['pullA', 'httpPull', 'clientPullWs', 'clientPullHttp'].some((k) => needed.has(k)) ? [populated.pullA] : []),
+    ...(needed.has('pullB') ? [populated.pullB] : []),
+    ...populated.scale.filter((p) => needed.has(`page${p.n}`)),
+  ]
+  if (fills.length > 0) {
+    log(`filling ${fills.map((f) => f.n).join(', ')}-event stores through our worker`)
+    const w = await startWorker({ persistTo: stateOurs, label: 'bench-fill', storage: 'do-sqlite' })
+    const srv = { name: 'fill', url: w.url, wsUrl: w.wsUrl }
+    for (const f of fills) await s.populate(srv, f.store, f.n)
+    await w.stop()
+  }
+  cpSync(stateOurs, stateRef, { recursive: true })
+
+  const results = {}
+  for (const name of serverNames) {
+    const w = await startWorker({ reference: name === 'reference', persistTo: name === 'ours' ? stateOurs : stateRef, label: `bench-${name}`, storage: 'do-sqlite' })
+    const srv = { name, url: w.url, wsUrl: w.wsUrl, worker: w }
+    try {
+      for (const [key, label, run] of scenarios) {
+        log(`${name}: ${label}`)
+        results[key] ??= { key, label }
+        results[key][name] = await run(srv)
+        log(`  ${JSON.stringify(results[key][name])}`)
+      }
+    } finally {
+      await w.stop()
+    }
+  }
+
+  const wasm = readFileSync(path.join(ROOT, 'build/index_bg.wasm'))
+  const rows = Object.values(results)
+  rows.push(
+    { key: 'wasmRaw', label: 'wasm size, raw', ours: { value: wasm.length / 1024, unit: 'KB' } },
+    { key: 'wasmGzip', label: 'wasm size, gzip', ours: { value: gzipSync(wasm, { level: 9 }).length / 1024, unit: 'KB' } },
+  )
+  for (const row of rows) if (row.ours && row.reference) row.ratio = ratio(row)
+
+  const out = path.join(ROOT, 'tests/bench/results')
+  mkdirSync(out, { recursive: true })
+  const stamp = quick ? 'quick' : 'latest'
+  const machine = `${execFileSync('nproc').toString().trim()} cores, node ${process.version}`
+  const doc = { date: new Date().toISOString(), machine, quick, rows }
+  writeFileSync(path.join(out, `${stamp}.json`), JSON.stringify(doc, null, 2) + '\n')
+  writeFileSync(path.join(out, `${stamp}.svg`), svg(rows, `livestore-sync vs @livestore/sync-cf 0.4.0 (${machine})`))
+  console.log(table(rows))
+  log(`wrote ${path.relative(ROOT, out)}/${stamp}.json and .svg`)
+}
+
+await main()
+process.exit(0)
