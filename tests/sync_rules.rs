@@ -117,7 +117,8 @@ fn push_appends_with_one_created_at_and_moves_the_head() {
         page["batch"][0]["metadata"]["value"]["createdAt"],
         json!("2026-11-22T19:41:31.539Z")
     );
-    // Reopening restores the head from storage.
+    // The head trigger moved the stored head with the events; reopening restores it.
+    assert_eq!(block_on(log.load_context()).unwrap().unwrap().current_head, 3);
     assert_eq!(open(&log).head, 3);
 }
 

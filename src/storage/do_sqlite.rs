@@ -121,7 +121,8 @@ pub(super) fn cursor_value(after: Option<i64>) -> JsValue {
 impl EventLog for DoSqliteLog {
     async fn create_tables(&self) -> Result<(), StorageError> {
         self.exec(&sql::create_eventlog(&self.table), &[])?;
-        self.create_context_table()
+        self.create_context_table()?;
+        self.exec(&sql::create_head_trigger(&self.table), &[]).map(|_| ())
     }
 
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
@@ -152,28 +153,25 @@ impl EventLog for DoSqliteLog {
         stored_items(rows.iter())
     }
 
-    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
-        // Everything is prepared first, so the transaction callback only executes statements.
+    /// Appends with the head trigger moving the head. A batch that fits one insert (every batch
+    /// the LiveStore client sends) is a single statement, atomic on its own; a larger one runs in
+    /// `transactionSync`, which rolls every statement back if one throws.
+    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, _context: &ContextRow) -> Result<(), StorageError> {
         let insert = sql::insert_rows(&self.table);
         let created_at = JsValue::from_str(created_at);
-        let mut statements: Vec<(String, Array)> = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES)
-            .into_iter()
-            .map(|rows| (insert.clone(), binds(&[created_at.clone(), JsValue::from_str(&rows)])))
+        let mut chunks = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES);
+        if chunks.len() == 1 {
+            let rows = chunks.pop().unwrap_or_default();
+            return self.exec(&insert, &[created_at, JsValue::from_str(&rows)]).map(|_| ());
+        }
+        let statements: Vec<Array> = chunks
+            .iter()
+            .map(|rows| binds(&[created_at.clone(), JsValue::from_str(rows)]))
             .collect();
-        statements.push((
-            sql::UPSERT_CONTEXT.to_owned(),
-            binds(&[
-                JsValue::from_str(&self.store_id),
-                JsValue::from_f64(context.current_head as f64),
-                JsValue::from_str(&context.backend_id),
-            ]),
-        ));
         let sql = self.sql.clone();
-        // `transactionSync` rolls every statement back if one throws: a batch is stored whole,
-        // together with its head, or not at all.
         let callback = Closure::once_into_js(move || -> Result<(), JsValue> {
-            for (query, values) in statements {
-                sql.exec(&query, values)?;
+            for values in statements {
+                sql.exec(&insert, values)?;
             }
             Ok(())
         });

@@ -45,6 +45,17 @@ pub fn create_eventlog(table: &str) -> String {
     )
 }
 
+/// A trigger that moves the store's head in `context_7` with every event inserted, so appending
+/// a batch and moving the head is one statement: atomic without a transaction, and one call into
+/// the runtime instead of two. `context_7` holds a single row in a store's own database (one
+/// Durable Object per store), so the trigger needs no storeId. The reference neither creates nor
+/// minds it; it keeps writing the head itself.
+pub fn create_head_trigger(table: &str) -> String {
+    format!(
+        r#"CREATE TRIGGER IF NOT EXISTS "livestore_head_{table}" AFTER INSERT ON "{table}" BEGIN UPDATE "context_7" SET currentHead = NEW.seqNum WHERE currentHead < NEW.seqNum; END"#
+    )
+}
+
 /// The reference's context DDL.
 pub const CREATE_CONTEXT: &str = r#"CREATE TABLE IF NOT EXISTS "context_7" ("storeId" text primary key   , "currentHead" integer   not null , "backendId" text   not null ) strict"#;
 

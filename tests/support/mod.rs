@@ -82,6 +82,9 @@ impl EventLog for SqliteLog {
     async fn create_tables(&self) -> Result<(), StorageError> {
         self.conn.execute(&sql::create_eventlog(&self.table), []).map_err(err)?;
         self.conn.execute(sql::CREATE_CONTEXT, []).map_err(err)?;
+        self.conn
+            .execute(&sql::create_head_trigger(&self.table), [])
+            .map_err(err)?;
         Ok(())
     }
 
