@@ -55,6 +55,10 @@ pub struct SyncObject<H: SyncHooks> {
     push_lock: futures::lock::Mutex<()>,
     /// Serialises opening the store.
     open_lock: futures::lock::Mutex<()>,
+    /// Sockets with live pulls, so a broadcast touches only them and reads no attachment.
+    /// `None` until first needed after construction; kept in step with the attachments, which
+    /// remain the durable record.
+    live: RefCell<Option<Vec<ws::LiveSocket>>>,
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -76,6 +80,7 @@ impl<H: SyncHooks> SyncObject<H> {
             store: RefCell::new(None),
             push_lock: futures::lock::Mutex::new(()),
             open_lock: futures::lock::Mutex::new(()),
+            live: RefCell::new(None),
         }
     }
 
@@ -116,13 +121,32 @@ impl<H: SyncHooks> SyncObject<H> {
     /// The object's `webSocketClose` handler: completes the closing handshake; the socket's live
     /// pulls go with its attachment.
     pub async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+        self.set_live_pulls(&ws, Vec::new());
         let _ = ws.close(Some(1000), Some("closed"));
         Ok(())
     }
 
-    /// The object's `webSocketError` handler: nothing to clean up.
-    pub async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+    /// The object's `webSocketError` handler: the socket's live pulls end with it.
+    pub async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.set_live_pulls(&ws, Vec::new());
         Ok(())
+    }
+
+    /// Records a socket's live pulls in the index (an empty list removes the socket).
+    fn set_live_pulls(&self, ws: &WebSocket, pulls: Vec<String>) {
+        let mut live = self.live.borrow_mut();
+        let Some(index) = live.as_mut() else {
+            // Not built yet: it will be read from the attachments, which are already updated.
+            return;
+        };
+        match (index.iter().position(|entry| entry.ws == *ws), pulls.is_empty()) {
+            (Some(i), true) => {
+                index.swap_remove(i);
+            }
+            (Some(i), false) => index[i].pulls = pulls,
+            (None, false) => index.push(ws::LiveSocket { ws: ws.clone(), pulls }),
+            (None, true) => {}
+        }
     }
 
     /// The request headers named in `FORWARD_HEADERS`, for the hooks.
@@ -264,17 +288,21 @@ impl<H: SyncHooks> SyncObject<H> {
         if pages.is_empty() {
             return;
         }
+        let mut live = self.live.borrow_mut();
+        let index = live.get_or_insert_with(|| ws::live_sockets_from_attachments(self.state.get_websockets()));
         // Clients number requests independently, so many live pulls share an id; each frame is
-        // built once per distinct id.
-        let mut frames: HashMap<String, Vec<String>> = HashMap::new();
-        for socket in self.state.get_websockets() {
-            let Some(att) = ws::attachment(&socket) else { continue };
-            for id in &att.live_pulls {
-                let frames = frames
-                    .entry(id.clone())
-                    .or_insert_with(|| pages.iter().map(|page| server::chunk(id, page)).collect());
+        // built, and converted to a JavaScript string, once per distinct id.
+        let mut frames: HashMap<&str, Vec<wasm_bindgen::JsValue>> = HashMap::new();
+        for socket in index.iter() {
+            for id in &socket.pulls {
+                let frames = frames.entry(id.as_str()).or_insert_with(|| {
+                    pages
+                        .iter()
+                        .map(|page| wasm_bindgen::JsValue::from_str(&server::chunk(id, page)))
+                        .collect()
+                });
                 for frame in frames.iter() {
-                    ws::send(&socket, frame);
+                    ws::send_converted(&socket.ws, frame);
                 }
             }
         }

@@ -1,7 +1,9 @@
 //! The WebSocket transport: one Effect RPC JSON message per text frame (`SyncWsRpc`).
 
 use serde::{Deserialize, Serialize};
-use worker::{Response, Result, WebSocket, WebSocketPair};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{web_sys, Response, Result, WebSocket, WebSocketPair};
 
 use super::SyncObject;
 use crate::hooks::{RequestContext, SyncHooks};
@@ -32,6 +34,40 @@ pub(super) struct Attachment {
 /// be served, so a failed send is not an error.
 pub(super) fn send(ws: &WebSocket, frame: &str) {
     let _ = ws.send_with_str(frame);
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A WebSocket seen only for `send(JsValue)`.
+    type SendOnly;
+    /// `WebSocket.send` with a JavaScript string already made, so a frame going to many sockets
+    /// is converted from Rust once, not once per socket.
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send(this: &SendOnly, data: &JsValue) -> std::result::Result<(), JsValue>;
+}
+
+/// Sends a frame already converted to a JavaScript string (failures as in [`send`]).
+pub(super) fn send_converted(ws: &WebSocket, frame: &JsValue) {
+    let socket: &JsValue = AsRef::<web_sys::WebSocket>::as_ref(ws);
+    let _ = socket.unchecked_ref::<SendOnly>().send(frame);
+}
+
+/// A socket with live pulls, as the in-memory index of them holds it.
+pub(super) struct LiveSocket {
+    pub ws: WebSocket,
+    pub pulls: Vec<String>,
+}
+
+/// The live pulls of every socket, read from their attachments (after a wake, the index is
+/// rebuilt from them on first use).
+pub(super) fn live_sockets_from_attachments(sockets: Vec<WebSocket>) -> Vec<LiveSocket> {
+    sockets
+        .into_iter()
+        .filter_map(|ws| {
+            let pulls = attachment(&ws)?.live_pulls;
+            (!pulls.is_empty()).then_some(LiveSocket { ws, pulls })
+        })
+        .collect()
 }
 
 pub(super) fn attachment(ws: &WebSocket) -> Option<Attachment> {
@@ -79,6 +115,7 @@ impl<H: SyncHooks> SyncObject<H> {
                     att.live_pulls.retain(|id| *id != request_id);
                     if att.live_pulls.len() != before {
                         let _ = ws.serialize_attachment(&att);
+                        self.set_live_pulls(ws, att.live_pulls);
                         send(ws, &server::exit_interrupted(&request_id));
                     }
                 }
@@ -118,10 +155,19 @@ impl<H: SyncHooks> SyncObject<H> {
         }
     }
 
-    /// The socket's store, checked against the store the request names.
-    fn socket_store(ws: &WebSocket, requested: &str) -> std::result::Result<Attachment, SyncError> {
-        let att = attachment(ws)
-            .ok_or_else(|| SyncError::unknown("ConnectionStateError", "the connection has no store attached"))?;
+    /// The socket's store (checked against the store the request names) and its forwarded
+    /// headers. Reads the socket's attachment only when it must: the store is known once open
+    /// (one object serves one store), and headers only matter when some are forwarded.
+    fn socket_store(&self, ws: &WebSocket, requested: &str) -> std::result::Result<Attachment, SyncError> {
+        let open_store = self.store.borrow().as_ref().map(|open| open.store_id.clone());
+        let att = match open_store {
+            Some(store_id) if self.config.forward_headers.is_empty() => Attachment {
+                store_id,
+                ..Attachment::default()
+            },
+            _ => attachment(ws)
+                .ok_or_else(|| SyncError::unknown("ConnectionStateError", "the connection has no store attached"))?,
+        };
         if att.store_id != requested {
             return Err(SyncError::invalid_request(format!(
                 "the request names store {requested:?}, but this connection is for another store"
@@ -138,7 +184,13 @@ impl<H: SyncHooks> SyncObject<H> {
         request: &RpcRequest<'_>,
     ) -> std::result::Result<Option<Option<&'static str>>, SyncError> {
         let payload: PullPayload = parse_payload(tags::WS_PULL, request.payload)?;
-        let att = Self::socket_store(ws, &payload.store_id)?;
+        // A live pull updates the attachment, so it needs all of it.
+        let att = match payload.live {
+            true => attachment(ws)
+                .filter(|att| att.store_id == payload.store_id)
+                .ok_or_else(|| SyncError::invalid_request("this connection is for another store"))?,
+            false => self.socket_store(ws, &payload.store_id)?,
+        };
         let span = self.span("sync.pull", request);
         let ctx = RequestContext {
             store_id: &att.store_id,
@@ -185,7 +237,9 @@ impl<H: SyncHooks> SyncObject<H> {
             let mut registered = att.clone();
             registered.live_pulls.push(id.to_owned());
             ws.serialize_attachment(&registered)
-                .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))
+                .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))?;
+            self.set_live_pulls(ws, registered.live_pulls);
+            Ok(())
         };
         let result = self
             .pull(payload.cursor.as_ref(), payload.live, ctx, register, |page| {
@@ -195,6 +249,7 @@ impl<H: SyncHooks> SyncObject<H> {
         if result.is_err() && payload.live {
             // Unregistered again (a no-op when registration itself failed).
             let _ = ws.serialize_attachment(att);
+            self.set_live_pulls(ws, att.live_pulls.clone());
         }
         result
     }
@@ -203,7 +258,7 @@ impl<H: SyncHooks> SyncObject<H> {
     /// pull of the store (the pusher's included); the caller then acknowledges.
     async fn ws_push(&self, ws: &WebSocket, request: &RpcRequest<'_>) -> std::result::Result<(), SyncError> {
         let payload: PushPayload = parse_payload(tags::WS_PUSH, request.payload)?;
-        let att = Self::socket_store(ws, &payload.store_id)?;
+        let att = self.socket_store(ws, &payload.store_id)?;
         let span = self.span("sync.push", request);
         let ctx = RequestContext {
             store_id: &att.store_id,
