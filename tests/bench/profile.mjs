@@ -22,6 +22,7 @@ const loads = {
     return s.wsPull(srv, { store: 'profile-pull', n: 30000 })
   },
   fan100: (srv) => s.fanOut(srv, { pulls: 100, pushes: 100 }),
+  fan500: (srv) => s.fanOut(srv, { pulls: 500, pushes: 200 }),
   httpPush: (srv) => s.httpPush(srv, { total: 5000 }),
 }
 

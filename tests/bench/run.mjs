@@ -93,7 +93,7 @@ async function main() {
     for (const f of fills) await s.populate(srv, f.store, f.n)
     await w.stop()
   }
-  cpSync(stateOurs, stateRef, { recursive: true })
+  if (fills.length > 0) cpSync(stateOurs, stateRef, { recursive: true })
 
   const results = {}
   for (const name of serverNames) {
