@@ -93,6 +93,11 @@ fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h st
 /// Hooks run on every request, so they should be quick; they may await (e.g. look a session up).
 #[allow(async_fn_in_trait)]
 pub trait SyncHooks {
+    /// Set to `true` when implementing [`SyncHooks::on_pull_res`]: pages are then also built for
+    /// pushes no live pull receives, so the hook sees every one. (Without it, the server skips
+    /// that work.)
+    const OBSERVES_PAGES: bool = false;
+
     /// Runs in the Worker for every sync request before it reaches the store: once per WebSocket
     /// connection (before the upgrade) and for every HTTP request. Runs after the built-in
     /// `AUTH_TOKEN` check; to rely on this hook alone, set `ALLOW_ANONYMOUS=true`.

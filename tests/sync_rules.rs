@@ -8,7 +8,7 @@ use futures::executor::block_on;
 use livestore_sync::protocol::payload::parse_payload;
 use livestore_sync::protocol::{Cursor, PushPayload, SeqNum, SyncError};
 use livestore_sync::storage::{open_store, EventLog, StoreMeta};
-use livestore_sync::sync::{pull, push, Limits};
+use livestore_sync::sync::{broadcast_pages, pull, push, Limits};
 use serde_json::{json, Value};
 use support::SqliteLog;
 
@@ -50,7 +50,13 @@ fn do_push(
     let text = push_json(batch, backend_id);
     let raw = serde_json::from_str(&text).unwrap();
     let payload: PushPayload = parse_payload("SyncWsRpc.Push", Some(raw))?;
-    block_on(push(log, meta, &payload, T0, &Limits::default()))
+    let created_at = block_on(push(log, meta, &payload, T0))?;
+    Ok(broadcast_pages(
+        &payload.batch,
+        &created_at,
+        &meta.backend_id,
+        &Limits::default(),
+    ))
 }
 
 fn do_pull(

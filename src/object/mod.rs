@@ -270,17 +270,31 @@ impl<H: SyncHooks> SyncObject<H> {
     ) -> std::result::Result<(), SyncError> {
         let _guard = self.push_lock.lock().await;
         let (mut meta, log) = self.open(ctx.store_id).await?;
-        let pushed = sync::push(log.as_ref(), &mut meta, payload, now_millis(), &self.limits).await;
+        let pushed = sync::push(log.as_ref(), &mut meta, payload, now_millis()).await;
         self.forget_store_on_storage_error(&pushed);
-        let pages = pushed?;
+        let created_at = pushed?;
+        let receivers = self.has_live_pulls();
+        if receivers || H::OBSERVES_PAGES {
+            let pages = sync::broadcast_pages(&payload.batch, &created_at, &meta.backend_id, &self.limits);
+            for page in &pages {
+                self.hooks.on_pull_res(page, ctx);
+            }
+            if receivers {
+                self.broadcast(&pages);
+            }
+        }
         if let Some(open) = self.store.borrow_mut().as_mut() {
             open.meta = meta;
         }
-        for page in &pages {
-            self.hooks.on_pull_res(page, ctx);
-        }
-        self.broadcast(&pages);
         Ok(())
+    }
+
+    /// Whether any socket of this store holds a live pull.
+    fn has_live_pulls(&self) -> bool {
+        let mut live = self.live.borrow_mut();
+        !live
+            .get_or_insert_with(|| ws::live_sockets_from_attachments(self.state.get_websockets()))
+            .is_empty()
     }
 
     /// Sends pages to every live pull of every socket of this store.
@@ -288,8 +302,8 @@ impl<H: SyncHooks> SyncObject<H> {
         if pages.is_empty() {
             return;
         }
-        let mut live = self.live.borrow_mut();
-        let index = live.get_or_insert_with(|| ws::live_sockets_from_attachments(self.state.get_websockets()));
+        let live = self.live.borrow();
+        let Some(index) = live.as_ref() else { return };
         // Clients number requests independently, so many live pulls share an id; each frame is
         // built, and converted to a JavaScript string, once per distinct id.
         let mut frames: HashMap<&str, Vec<wasm_bindgen::JsValue>> = HashMap::new();

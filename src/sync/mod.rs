@@ -4,7 +4,7 @@
 pub mod pager;
 
 use crate::protocol::server::push_batch_item;
-use crate::protocol::{Cursor, PushPayload, SyncError};
+use crate::protocol::{Cursor, EventIn, PushPayload, SyncError};
 use crate::storage::{ContextRow, EventLog, StorageError, StoreMeta};
 use crate::util::json::str_literal;
 use crate::util::time::iso8601_from_millis;
@@ -16,9 +16,9 @@ impl From<StorageError> for SyncError {
     }
 }
 
-/// Appends a pushed batch if it continues the store's log, and returns the `PullResponse` pages
-/// that carry it to every live pull (the pusher's own included: the LiveStore client confirms
-/// its pushes from that echo).
+/// Appends a pushed batch if it continues the store's log. Returns the `createdAt` the events
+/// were stored with (empty for an empty batch, which stores nothing); [`broadcast_pages`] then
+/// makes the pages that carry the batch to live pulls.
 ///
 /// Rules, in the reference's order: an empty batch is acknowledged without effect; a client
 /// `backendId` from another incarnation of the store is refused; the first event's parent must be
@@ -30,11 +30,10 @@ pub async fn push<L: EventLog>(
     meta: &mut StoreMeta,
     request: &PushPayload<'_>,
     now_millis: i64,
-    limits: &Limits,
-) -> Result<Vec<String>, SyncError> {
+) -> Result<String, SyncError> {
     request.validate()?;
     let (Some(first), Some(last)) = (request.batch.first(), request.batch.last()) else {
-        return Ok(Vec::new());
+        return Ok(String::new());
     };
     if let Some(received) = request.backend_id.as_ref() {
         if *received != meta.backend_id {
@@ -58,18 +57,24 @@ pub async fn push<L: EventLog>(
     };
     log.append(&request.batch, &created_at, &context).await?;
     meta.head = last.seq_num.0;
+    Ok(created_at)
+}
 
-    let created_at_literal = str_literal(&created_at);
-    let mut pager = Pager::broadcast(&meta.backend_id, *limits);
+/// The `PullResponse` pages that carry an accepted batch to every live pull (the pusher's own
+/// included: the LiveStore client confirms its pushes from that echo). Built only when someone
+/// receives them.
+pub fn broadcast_pages(batch: &[EventIn<'_>], created_at: &str, backend_id: &str, limits: &Limits) -> Vec<String> {
+    let created_at_literal = str_literal(created_at);
+    let mut pager = Pager::broadcast(backend_id, *limits);
     let mut pages = Vec::new();
     let mut item = String::new();
-    for event in &request.batch {
+    for event in batch {
         item.clear();
         push_batch_item(&mut item, event, &created_at_literal);
         pages.extend(pager.add(&item));
     }
     pages.extend(pager.finish());
-    Ok(pages)
+    pages
 }
 
 /// Streams every event after `cursor` to `emit` as `PullResponse` pages: at most

@@ -27,6 +27,9 @@ use worker::{
 pub struct Moderation;
 
 impl SyncHooks for Moderation {
+    // `on_pull_res` below logs every page, including those of pushes no live pull receives.
+    const OBSERVES_PAGES: bool = true;
+
     async fn validate_payload(
         &self,
         _payload: Option<&serde_json::Value>,
