@@ -2,7 +2,7 @@
 // the inspector protocol (as Chrome DevTools would), summarised by self time per function (WASM
 // functions keep their Rust names), and saved as a .cpuprofile for DevTools.
 //
-//   node tests/bench/profile.mjs <scenario> [--reference]
+//   node tests/bench/profile.mjs <scenario> [--reference | --floor]
 //   scenarios: push1, push100, pull, fan100, httpPush
 import { writeFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
@@ -13,6 +13,7 @@ import * as s from './lib/scenarios.mjs'
 
 const [scenario = 'push100'] = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const reference = process.argv.includes('--reference')
+const floor = process.argv.includes('--floor')
 
 const loads = {
   push1: (srv) => s.wsPush(srv, { total: 5000, batch: 1, inFlight: 16 }),
@@ -49,9 +50,14 @@ async function cdp(port) {
   return { send, close: () => ws.close() }
 }
 
-const w = await startWorker({ reference, label: `profile-${scenario}`, storage: 'do-sqlite' })
+const w = await startWorker({
+  reference,
+  jsMain: floor ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : undefined,
+  label: `profile-${scenario}`,
+  storage: 'do-sqlite',
+})
 try {
-  const srv = { name: reference ? 'reference' : 'ours', url: w.url, wsUrl: w.wsUrl, worker: w }
+  const srv = { name: reference ? 'reference' : floor ? 'floor' : 'ours', url: w.url, wsUrl: w.wsUrl, worker: w }
   const inspector = await cdp(w.inspectorPort)
   // Scripts are announced as Debugger.scriptParsed; enabling the debugger lets their source be
   // fetched to show what an anonymous function is.

@@ -24,7 +24,7 @@ const argValue = (name) => {
   return i >= 0 ? args[i + 1].split(',') : undefined
 }
 const only = argValue('--only')
-const serverNames = argValue('--servers') ?? ['ours', 'reference']
+const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor']
 
 // Sizes: the full run, or a quick one that only checks the benchmark still works.
 const size = quick
@@ -37,7 +37,10 @@ const populated = {
   scale: size.scale.map((n, i) => ({ store: `bench-scale-${i}`, n })),
 }
 
-// [key, label, run(server)]: `key` is what --only selects.
+// [key, label, run(server)]: `key` is what --only selects. The floor (a bare JS Durable Object,
+// tests/bench/floor-worker) runs the protocol loads only: it is not a sync server the real
+// clients could use, and it ignores cursors' backendIds.
+const notForFloor = new Set(['clientPushWs', 'clientPullWs', 'clientFanWs', 'clientPushHttp', 'clientPullHttp', ...size.scale.map((n) => `page${n}`)])
 const scenarios = [
   ['push1', 'WS push, batches of 1, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[0], batch: 1, inFlight: 16 })],
   ['push10', 'WS push, batches of 10, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[1], batch: 10, inFlight: 16 })],
@@ -97,10 +100,21 @@ async function main() {
 
   const results = {}
   for (const name of serverNames) {
-    const w = await startWorker({ reference: name === 'reference', persistTo: name === 'ours' ? stateOurs : stateRef, label: `bench-${name}`, storage: 'do-sqlite' })
+    const w = await startWorker({
+      reference: name === 'reference',
+      jsMain: name === 'floor' ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : undefined,
+      persistTo: { ours: stateOurs, reference: stateRef, floor: path.join(dir, 'floor') }[name],
+      label: `bench-${name}`,
+      storage: 'do-sqlite',
+    })
     const srv = { name, url: w.url, wsUrl: w.wsUrl, worker: w }
     try {
+      if (name === 'floor') {
+        // The floor has its own table layout, so it is filled through its own push path.
+        for (const f of fills.filter((f) => f.n <= populated.pullB.n)) await s.populate(srv, f.store, f.n)
+      }
       for (const [key, label, run] of scenarios) {
+        if (name === 'floor' && notForFloor.has(key)) continue
         log(`${name}: ${label}`)
         results[key] ??= { key, label }
         results[key][name] = await run(srv)
@@ -117,7 +131,10 @@ async function main() {
     { key: 'wasmRaw', label: 'wasm size, raw', ours: { value: wasm.length / 1024, unit: 'KB' } },
     { key: 'wasmGzip', label: 'wasm size, gzip', ours: { value: gzipSync(wasm, { level: 9 }).length / 1024, unit: 'KB' } },
   )
-  for (const row of rows) if (row.ours && row.reference) row.ratio = ratio(row)
+  for (const row of rows) {
+    if (row.ours && row.reference) row.ratio = ratio(row)
+    if (row.ours && row.floor) row.ofFloor = ratio({ ours: row.ours, reference: row.floor })
+  }
 
   const out = path.join(ROOT, 'tests/bench/results')
   mkdirSync(out, { recursive: true })

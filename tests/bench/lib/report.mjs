@@ -7,8 +7,17 @@ const fmt = (v) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 10 ?
 export const ratio = (row) => (row.ours.lowerIsBetter ? row.reference.value / row.ours.value : row.ours.value / row.reference.value)
 
 export function table(rows) {
-  const head = ['figure', 'unit', 'ours', 'TypeScript', 'ours vs TS']
-  const body = rows.map((r) => [r.label, r.ours.unit, fmt(r.ours.value), r.reference ? fmt(r.reference.value) : '—', r.reference ? `${fmt(ratio(r))}×` : '—'])
+  const head = ['figure', 'unit', 'ours', 'TypeScript', 'ours vs TS', 'bare JS DO', 'ours vs bare']
+  const vsFloor = (r) => (r.floor ? `${fmt(ratio({ ours: r.ours, reference: r.floor }))}×` : '—')
+  const body = rows.map((r) => [
+    r.label,
+    r.ours.unit,
+    fmt(r.ours.value),
+    r.reference ? fmt(r.reference.value) : '—',
+    r.reference ? `${fmt(ratio(r))}×` : '—',
+    r.floor ? fmt(r.floor.value) : '—',
+    vsFloor(r),
+  ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
   const line = (cells) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`
   return [line(head), `|${widths.map((w, i) => (i >= 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n')

@@ -58,10 +58,13 @@ export const ourConfigText = (crateDir = '.') => {
   return out.join('\n')
 }
 
-/** A wrangler config for the TypeScript reference server, sharing our worker and class names. */
-export const referenceConfigText = (storage) => `
+/**
+ * A wrangler config for the TypeScript reference server (or, with `main`, another JavaScript
+ * worker of the tests), sharing our worker and class names.
+ */
+export const referenceConfigText = (storage, main) => `
 name = "livestore-sync"
-main = ${JSON.stringify(path.join(ROOT, `tests/reference-worker/${storage === 'd1' ? 'index-d1.js' : 'index.js'}`))}
+main = ${JSON.stringify(main ?? path.join(ROOT, `tests/reference-worker/${storage === 'd1' ? 'index-d1.js' : 'index.js'}`))}
 compatibility_date = "2026-04-01"
 compatibility_flags = ["enable_request_signal"]
 
@@ -85,6 +88,7 @@ export async function startWorker({
   vars = { AUTH_TOKEN: DEFAULT_TOKEN },
   persistTo,
   reference = false,
+  jsMain,
   crateDir = '.',
   editConfig = (text) => text,
   label = 'worker',
@@ -97,7 +101,7 @@ export async function startWorker({
   const dir = path.join(TMP, uniq(label))
   mkdirSync(dir, { recursive: true })
   const config = path.join(dir, 'wrangler.toml')
-  let text = editConfig(reference ? referenceConfigText(storage) : ourConfigText(crateDir))
+  let text = editConfig(reference || jsMain ? referenceConfigText(storage, jsMain) : ourConfigText(crateDir))
   if (storage === 'd1') {
     text += d1Block()
     if (!reference) vars = { STORAGE: 'd1', ...vars }
