@@ -311,6 +311,22 @@ impl Config {
         Ok(config)
     }
 
+    /// The configuration of this isolate's environment, read on first use. An isolate's vars and
+    /// secrets do not change while it runs (a new deployment or secret starts new isolates), so
+    /// requests need not read them again.
+    #[cfg(target_arch = "wasm32")]
+    pub fn cached(env: &worker::Env) -> Result<std::rc::Rc<Config>, ConfigError> {
+        thread_local! {
+            static CONFIG: std::cell::RefCell<Option<Result<std::rc::Rc<Config>, ConfigError>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        CONFIG.with(|cell| {
+            cell.borrow_mut()
+                .get_or_insert_with(|| Config::from_env(env).map(std::rc::Rc::new))
+                .clone()
+        })
+    }
+
     /// Reads the configuration from the Worker's environment.
     #[cfg(target_arch = "wasm32")]
     pub fn from_env(env: &worker::Env) -> Result<Config, ConfigError> {

@@ -7,7 +7,7 @@
 use worker::{Context, Env, Headers, Request, Response, Result};
 
 use crate::config::Config;
-use crate::hooks::{ConnectContext, SyncHooks};
+use crate::hooks::{ConnectContext, HeaderSource, SyncHooks};
 use crate::js::{now_millis, post_json, random_bytes};
 use crate::otel::{export_body, Span};
 use crate::router::{self, NonSync, Refusal, SyncParams};
@@ -43,7 +43,7 @@ pub fn match_sync_request(req: &Request) -> Result<Option<SyncParams>> {
 /// Handles any request as the stock Worker does: CORS preflights, sync requests, the info page at
 /// `GET /`, and `400 Invalid path` for the rest.
 pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, hooks: &H) -> Result<Response> {
-    let config = match Config::from_env(env) {
+    let config = match Config::cached(env) {
         Ok(config) => config,
         Err(e) => return config_error(e),
     };
@@ -77,7 +77,7 @@ pub async fn handle_sync_request<H: SyncHooks>(
     params: SyncParams,
     hooks: &H,
 ) -> Result<Response> {
-    match Config::from_env(env) {
+    match Config::cached(env) {
         Ok(config) => sync_request(req, env, ctx, &config, params, hooks).await,
         Err(e) => config_error(e),
     }
@@ -118,6 +118,15 @@ async fn sync_request<H: SyncHooks>(
     response
 }
 
+/// A request's headers for the hooks, read from the runtime only when asked for.
+struct RequestHeaders<'a>(&'a Headers);
+
+impl HeaderSource for RequestHeaders<'_> {
+    fn header(&self, name: &str) -> Option<String> {
+        self.0.get(name).ok().flatten()
+    }
+}
+
 /// `traceparent: 00-<trace id>-<span id>-<flags>` (W3C Trace Context), as the HTTP client sends.
 fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
     let mut parts = value.split('-');
@@ -140,11 +149,7 @@ async fn admit_and_forward<H: SyncHooks>(
         }
         return refuse(refusal);
     }
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    let headers = RequestHeaders(req.headers());
     let connect = ConnectContext {
         store_id: &params.store_id,
         transport: params.transport,

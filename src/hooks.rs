@@ -36,21 +36,42 @@ impl From<HookError> for SyncError {
     }
 }
 
+/// Read access to a request's headers, looked up only when a hook asks.
+pub trait HeaderSource {
+    /// The value of a header (name in any case).
+    fn header(&self, name: &str) -> Option<String>;
+}
+
+impl HeaderSource for [(String, String)] {
+    fn header(&self, name: &str) -> Option<String> {
+        find_header(self, name).map(str::to_owned)
+    }
+}
+
 /// What `validate_payload` knows about a sync request.
-#[derive(Debug)]
 pub struct ConnectContext<'a> {
     /// The store the client asks for.
     pub store_id: &'a str,
     /// WebSocket upgrade or HTTP request.
     pub transport: Transport,
-    /// Every request header, names in lower case (cookies, authorization, …).
-    pub headers: &'a [(String, String)],
+    /// Every header of the request (cookies, authorization, …).
+    pub headers: &'a dyn HeaderSource,
 }
 
 impl ConnectContext<'_> {
     /// The value of a request header (name in any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(self.headers, name)
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.header(name)
+    }
+}
+
+impl std::fmt::Debug for ConnectContext<'_> {
+    // Header values (cookies, tokens) stay out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectContext")
+            .field("store_id", &self.store_id)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
     }
 }
 
