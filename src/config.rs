@@ -55,6 +55,12 @@ pub mod vars {
     pub const D1_BINDING: &str = "D1_BINDING";
     /// Test-only: `true` enables deliberate faults triggered by special event names.
     pub const TEST_FAULTS: &str = "TEST_FAULTS";
+    /// Most events one push may carry.
+    pub const MAX_PUSH_EVENTS: &str = "MAX_PUSH_EVENTS";
+    /// Most WebSockets one store may have open at once.
+    pub const MAX_SOCKETS_PER_STORE: &str = "MAX_SOCKETS_PER_STORE";
+    /// Most pushes one WebSocket connection may send per second (`0`: no limit).
+    pub const MAX_PUSHES_PER_SECOND: &str = "MAX_PUSHES_PER_SECOND";
 }
 
 /// Where stores keep their event logs.
@@ -122,6 +128,12 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Deliberate faults for the crash-recovery tests; never set in production.
     pub test_faults: bool,
+    /// Most events one push may carry.
+    pub max_push_events: usize,
+    /// Most WebSockets one store may have open at once.
+    pub max_sockets_per_store: usize,
+    /// Most pushes per second on one WebSocket connection; `None` for no limit.
+    pub max_pushes_per_second: Option<u32>,
 }
 
 impl Default for Config {
@@ -139,6 +151,11 @@ impl Default for Config {
             otel: None,
             storage: StorageConfig::DoSqlite,
             test_faults: false,
+            // The LiveStore client splits pushes into requests of at most 100 events.
+            max_push_events: 100,
+            // Far below the runtime's own cap on hibernated sockets per object (32,768).
+            max_sockets_per_store: 10_000,
+            max_pushes_per_second: None,
         }
     }
 }
@@ -308,6 +325,25 @@ impl Config {
         if let Some(v) = get(vars::TEST_FAULTS) {
             config.test_faults = parse_bool(vars::TEST_FAULTS, &v)?;
         }
+        if let Some(v) = get(vars::MAX_PUSH_EVENTS) {
+            config.max_push_events = parse_size(vars::MAX_PUSH_EVENTS, &v)?;
+        }
+        if let Some(v) = get(vars::MAX_SOCKETS_PER_STORE) {
+            config.max_sockets_per_store = parse_size(vars::MAX_SOCKETS_PER_STORE, &v)?;
+        }
+        if let Some(v) = get(vars::MAX_PUSHES_PER_SECOND) {
+            config.max_pushes_per_second = match v.trim().parse::<u32>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(ConfigError {
+                        name: vars::MAX_PUSHES_PER_SECOND,
+                        value: v,
+                        expected: "a non-negative integer (0 for no limit)",
+                    })
+                }
+            };
+        }
         Ok(config)
     }
 
@@ -464,5 +500,40 @@ mod tests {
         assert!(config(&[("MAX_MESSAGE_BYTES", "0")]).is_err());
         assert!(!config(&[("CORS", "false")]).unwrap().cors);
         assert_eq!(config(&[("MAX_STORE_ID_BYTES", "64")]).unwrap().max_store_id_bytes, 64);
+    }
+
+    #[test]
+    fn limits() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.max_push_events, 100);
+        assert_eq!(defaults.max_sockets_per_store, 10_000);
+        assert_eq!(defaults.max_pushes_per_second, None);
+        let set = config(&[
+            ("MAX_PUSH_EVENTS", "500"),
+            ("MAX_SOCKETS_PER_STORE", "3"),
+            ("MAX_PUSHES_PER_SECOND", "20"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                set.max_push_events,
+                set.max_sockets_per_store,
+                set.max_pushes_per_second
+            ),
+            (500, 3, Some(20))
+        );
+        assert_eq!(
+            config(&[("MAX_PUSHES_PER_SECOND", "0")]).unwrap().max_pushes_per_second,
+            None
+        );
+        for (name, value) in [
+            ("MAX_PUSH_EVENTS", "0"),
+            ("MAX_SOCKETS_PER_STORE", "many"),
+            ("MAX_PUSHES_PER_SECOND", "-5"),
+            ("MAX_PUSHES_PER_SECOND", "1.5"),
+        ] {
+            let error = config(&[(name, value)]).unwrap_err();
+            assert_eq!(error.name, name);
+        }
     }
 }

@@ -50,7 +50,7 @@ fn do_push(
     let text = push_json(batch, backend_id);
     let raw = serde_json::from_str(&text).unwrap();
     let payload: PushPayload = parse_payload("SyncWsRpc.Push", Some(raw))?;
-    let created_at = block_on(push(log, meta, &payload, T0))?;
+    let created_at = block_on(push(log, meta, &payload, &Limits::default(), T0))?;
     Ok(broadcast_pages(
         &payload.batch,
         &created_at,
@@ -177,6 +177,23 @@ fn invalid_batches_store_nothing() {
     }
     assert!(log.rows().is_empty());
     assert_eq!(meta.head, 0);
+}
+
+#[test]
+fn batches_over_the_event_limit_are_refused_whole() {
+    let log = SqliteLog::new("s");
+    let mut meta = open(&log);
+    let err = do_push(&log, &mut meta, &events(1, 0, 101), None).unwrap_err();
+    assert!(
+        matches!(&err, SyncError::Unknown { name, message, .. }
+            if name == "TooManyEventsError" && message.contains("at most 100")),
+        "{err:?}"
+    );
+    assert!(log.rows().is_empty());
+    assert_eq!(meta.head, 0);
+    // The limit itself is allowed.
+    do_push(&log, &mut meta, &events(1, 0, 100), None).unwrap();
+    assert_eq!(meta.head, 100);
 }
 
 #[test]

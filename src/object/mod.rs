@@ -59,6 +59,10 @@ pub struct SyncObject<H: SyncHooks> {
     /// `None` until first needed after construction; kept in step with the attachments, which
     /// remain the durable record.
     live: RefCell<Option<Vec<ws::LiveSocket>>>,
+    /// Per socket, `[window start in seconds, pushes in it]` for `MAX_PUSHES_PER_SECOND`. A weak
+    /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
+    /// the current window.
+    push_windows: js_sys::WeakMap,
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -71,16 +75,21 @@ impl<H: SyncHooks> SyncObject<H> {
         // The Worker refuses requests when the configuration is invalid, so none reach here
         // with a bad one; the defaults are only a fallback.
         let config = Config::from_env(&env).unwrap_or_default();
+        let limits = Limits {
+            max_events_per_push: config.max_push_events,
+            ..Limits::default()
+        };
         SyncObject {
             state,
             env,
             config,
-            limits: Limits::default(),
+            limits,
             hooks,
             store: RefCell::new(None),
             push_lock: futures::lock::Mutex::new(()),
             open_lock: futures::lock::Mutex::new(()),
             live: RefCell::new(None),
+            push_windows: js_sys::WeakMap::new(),
         }
     }
 
@@ -270,7 +279,7 @@ impl<H: SyncHooks> SyncObject<H> {
     ) -> std::result::Result<(), SyncError> {
         let _guard = self.push_lock.lock().await;
         let (mut meta, log) = self.open(ctx.store_id).await?;
-        let pushed = sync::push(log.as_ref(), &mut meta, payload, now_millis()).await;
+        let pushed = sync::push(log.as_ref(), &mut meta, payload, &self.limits, now_millis()).await;
         self.forget_store_on_storage_error(&pushed);
         let created_at = pushed?;
         let receivers = self.has_live_pulls();

@@ -77,6 +77,16 @@ pub(super) fn attachment(ws: &WebSocket) -> Option<Attachment> {
 impl<H: SyncHooks> SyncObject<H> {
     /// Accepts a WebSocket for `store_id` in hibernation mode.
     pub(super) fn accept_socket(&self, store_id: String, headers: Vec<(String, String)>) -> Result<Response> {
+        let open = self.state.get_websockets().len();
+        if open >= self.config.max_sockets_per_store {
+            return Response::error(
+                format!(
+                    "TooManyConnectionsError: this store already has {open} open connections, \
+                     the most MAX_SOCKETS_PER_STORE allows; retry later"
+                ),
+                429,
+            );
+        }
         let pair = WebSocketPair::new()?;
         let attached = pair.server.serialize_attachment(Attachment {
             store_id,
@@ -254,9 +264,43 @@ impl<H: SyncHooks> SyncObject<H> {
         result
     }
 
+    /// Counts a push against the socket's `MAX_PUSHES_PER_SECOND`, in one-second windows. A push
+    /// over the limit is refused whole with a typed error, never dropped silently.
+    fn count_push(&self, ws: &WebSocket) -> std::result::Result<(), SyncError> {
+        let Some(max) = self.config.max_pushes_per_second else {
+            return Ok(());
+        };
+        let key: &js_sys::Object = AsRef::<web_sys::WebSocket>::as_ref(ws).unchecked_ref();
+        let second = (crate::js::now_millis() / 1000) as f64;
+        let entry = self.push_windows.get(key);
+        let window = entry
+            .dyn_ref::<js_sys::Array>()
+            .filter(|w| w.get(0).as_f64() == Some(second));
+        let count = window.as_ref().and_then(|w| w.get(1).as_f64()).unwrap_or(0.0);
+        if count >= f64::from(max) {
+            return Err(SyncError::unknown(
+                "RateLimitError",
+                format!(
+                    "a connection may push at most {max} times per second (MAX_PUSHES_PER_SECOND); retry in a moment"
+                ),
+            ));
+        }
+        match window {
+            Some(w) => w.set(1, JsValue::from_f64(count + 1.0)),
+            None => {
+                self.push_windows.set(
+                    key,
+                    &js_sys::Array::of2(&JsValue::from_f64(second), &JsValue::from_f64(1.0)),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// `SyncWsRpc.Push`: appends the batch if it continues the log and sends it to every live
     /// pull of the store (the pusher's included); the caller then acknowledges.
     async fn ws_push(&self, ws: &WebSocket, request: &RpcRequest<'_>) -> std::result::Result<(), SyncError> {
+        self.count_push(ws)?;
         let payload: PushPayload = parse_payload(tags::WS_PUSH, request.payload)?;
         let att = self.socket_store(ws, &payload.store_id)?;
         let span = self.span("sync.push", request);

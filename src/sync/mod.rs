@@ -29,8 +29,20 @@ pub async fn push<L: EventLog>(
     log: &L,
     meta: &mut StoreMeta,
     request: &PushPayload<'_>,
+    limits: &Limits,
     now_millis: i64,
 ) -> Result<String, SyncError> {
+    if request.batch.len() > limits.max_events_per_push {
+        // Refused whole, before any rule runs: nothing of an oversize batch is stored.
+        return Err(SyncError::unknown(
+            "TooManyEventsError",
+            format!(
+                "a push may carry at most {} events, this one has {}; send them in several pushes",
+                limits.max_events_per_push,
+                request.batch.len()
+            ),
+        ));
+    }
     request.validate()?;
     let (Some(first), Some(last)) = (request.batch.first(), request.batch.last()) else {
         return Ok(String::new());

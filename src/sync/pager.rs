@@ -13,6 +13,8 @@ pub struct Limits {
     pub max_page_bytes: usize,
     /// Rows read from storage per query while pulling.
     pub read_batch: usize,
+    /// Most events one push may carry (`MAX_PUSH_EVENTS`).
+    pub max_events_per_push: usize,
 }
 
 impl Default for Limits {
@@ -21,6 +23,7 @@ impl Default for Limits {
             max_events_per_page: 100,
             max_page_bytes: 900_000,
             read_batch: 256,
+            max_events_per_push: 100,
         }
     }
 }
