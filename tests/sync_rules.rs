@@ -404,3 +404,36 @@ fn reference_ddl_is_reproduced_exactly() {
         r#"CREATE TABLE "eventlog_7_a_b" ("seqNum" integer primary key   , "parentSeqNum" integer   not null , "name" text   not null , "args" text    , "createdAt" text   not null , "clientId" text   not null , "sessionId" text   not null ) strict"#
     );
 }
+
+#[test]
+fn registry_sees_table_names_that_differ_only_in_case_as_one() {
+    use livestore_sync::storage::sql;
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    for migration in [
+        "migrations/0001_store_registry.sql",
+        "migrations/0002_store_registry_nocase.sql",
+    ] {
+        db.execute_batch(&std::fs::read_to_string(migration).unwrap()).unwrap();
+    }
+    let upper = sql::eventlog_table("Upper");
+    let lower = sql::eventlog_table("upper");
+    db.execute(sql::REGISTER_TABLE, rusqlite::params!["Upper", upper, "t"])
+        .unwrap();
+    db.execute_batch(&sql::create_eventlog(&upper)).unwrap();
+    // "upper"'s reference name is "Upper"'s table to SQLite: it is found, and owned.
+    let owner: String = db.query_row(sql::SELECT_TABLE_OWNER, [&lower], |r| r.get(0)).unwrap();
+    assert_eq!(owner, "Upper");
+    let exists: i64 = db.query_row(sql::TABLE_EXISTS, [&lower], |r| r.get(0)).unwrap();
+    assert_eq!(exists, 1);
+    // And a racing registration of it is ignored rather than sharing the table.
+    let changed = db
+        .execute(sql::REGISTER_TABLE, rusqlite::params!["upper", lower, "t"])
+        .unwrap();
+    assert_eq!(changed, 0);
+    let other = sql::collision_free_table("upper", 0);
+    assert_eq!(
+        db.execute(sql::REGISTER_TABLE, rusqlite::params!["upper", other, "t"])
+            .unwrap(),
+        1
+    );
+}

@@ -148,16 +148,19 @@ pub const REGISTRY_TABLE: &str = "livestore_stores";
 /// The table registered for a store. Binds: storeId.
 pub const SELECT_REGISTERED: &str = "SELECT eventlogTable FROM livestore_stores WHERE storeId = ?";
 
-/// The store a table is registered to. Binds: table name.
-pub const SELECT_TABLE_OWNER: &str = "SELECT storeId FROM livestore_stores WHERE eventlogTable = ?";
+/// The store a table is registered to. Binds: table name. SQLite table names are
+/// case-insensitive, so `eventlog_7_Upper` and `eventlog_7_upper` are one table and must have one
+/// owner.
+pub const SELECT_TABLE_OWNER: &str = "SELECT storeId FROM livestore_stores WHERE eventlogTable = ? COLLATE NOCASE";
 
 /// Registers a table for a store; a no-op when either is already registered. Binds: storeId,
 /// table, createdAt.
 pub const REGISTER_TABLE: &str =
     "INSERT OR IGNORE INTO livestore_stores (storeId, eventlogTable, createdAt) VALUES (?, ?, ?)";
 
-/// Whether a table exists. Binds: table name.
-pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?";
+/// Whether a table exists, under any spelling of its name's case (which SQLite ignores). Binds:
+/// table name.
+pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE";
 
 /// Whether a table holds any event.
 pub fn select_any_row(table: &str) -> String {
