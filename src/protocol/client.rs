@@ -135,7 +135,8 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage<'_>, FrameError
                 span_id: as_str(raw.span_id),
             }))
         }
-        "Ack" => Ok(ClientMessage::Ack),
+        // Only an Ack spelled differently from the client's gets here; it must still name a request.
+        "Ack" => valid_id(as_str(raw.request_id)).map(|_| ClientMessage::Ack),
         "Interrupt" => Ok(ClientMessage::Interrupt {
             request_id: valid_id(as_str(raw.request_id))?,
         }),
@@ -198,6 +199,10 @@ mod tests {
             Err(FrameError::Malformed(_))
         ));
         assert!(matches!(decode_client_message("[1,2]"), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_client_message(r#"{"_tag":"Ack"}"#),
+            Err(FrameError::InvalidRequestId(_))
+        ));
         assert!(matches!(
             decode_client_message(r#"{"_tag":"Request""#),
             Err(FrameError::Malformed(_))

@@ -59,7 +59,7 @@ export class RawSocket {
       }
       if (this.closed) throw new Error('socket closed while waiting')
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting; received:\n${this.frames.join('\n').slice(0, 4000)}`)
+      if (left <= 0) throw new Error(`timed out waiting; last frames received:\n${this.frames.join('\n').slice(-4000)}`)
       await new Promise((resolve) => {
         const w = () => {
           clearTimeout(t)
