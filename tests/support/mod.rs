@@ -1,5 +1,7 @@
 //! The event log on a real SQLite database through `rusqlite`, running exactly the SQL the Durable
 //! Object runs (`storage::sql`), so the sync rules and the storage layout are tested natively.
+// Shared by several test crates, each using a subset of it.
+#![allow(dead_code)]
 
 use std::cell::RefCell;
 
