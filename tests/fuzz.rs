@@ -66,11 +66,34 @@ fn frame() -> impl Strategy<Value = String> {
     ]
 }
 
-/// A push batch as a client could send it: sequence numbers anywhere, including negative,
-/// repeated, decreasing and beyond what JavaScript numbers hold exactly.
-fn batch() -> impl Strategy<Value = Vec<(i64, i64)>> {
+/// A push batch as a client could send it.
+#[derive(Debug, Clone)]
+enum Batch {
+    /// Sequence numbers anywhere, including negative, repeated, decreasing and beyond what
+    /// JavaScript numbers hold exactly.
+    Pairs(Vec<(i64, i64)>),
+    /// A well-formed chain continuing the store's head (as a client in sync sends), so the
+    /// accepting path is exercised as much as the refusing one.
+    FromHead { step: i64, len: usize },
+}
+
+fn batch() -> impl Strategy<Value = Batch> {
     let num = prop_oneof![0i64..12, -3i64..0, Just(i64::MAX), Just(1i64 << 53)];
-    prop::collection::vec((num.clone(), num), 0..8)
+    prop_oneof![
+        prop::collection::vec((num.clone(), num), 0..8).prop_map(Batch::Pairs),
+        (1i64..3, 1usize..6).prop_map(|(step, len)| Batch::FromHead { step, len }),
+    ]
+}
+
+impl Batch {
+    fn pairs(&self, head: i64) -> Vec<(i64, i64)> {
+        match self {
+            Batch::Pairs(pairs) => pairs.clone(),
+            Batch::FromHead { step, len } => (0..*len as i64)
+                .map(|i| (head + step * (i + 1), head + step * i))
+                .collect(),
+        }
+    }
 }
 
 fn event(seq: i64, parent: i64) -> Value {
@@ -97,7 +120,9 @@ proptest! {
     fn pushes_keep_the_log_a_gapless_chain(batches in prop::collection::vec(batch(), 1..8)) {
         let log = SqliteLog::new("fuzz");
         let mut meta = block_on(open_store(&log, || "backend-fuzzfuzzfuzzfu".to_owned())).unwrap();
-        for pairs in batches {
+        let mut accepted = 0;
+        for batch in batches {
+            let pairs = batch.pairs(meta.head);
             let before = log.rows();
             let head_before = meta.head;
             let text = json!({
@@ -114,7 +139,10 @@ proptest! {
                     prop_assert_eq!(log.rows(), before, "a refused or empty push changed the log");
                     prop_assert_eq!(meta.head, head_before);
                 }
-                Ok(n) => prop_assert_eq!(log.rows().len(), before.len() + n),
+                Ok(n) => {
+                    prop_assert_eq!(log.rows().len(), before.len() + n);
+                    accepted += 1;
+                }
             }
             if let Err(error) = &result {
                 let typed = matches!(error, SyncError::ServerAhead { .. } | SyncError::Unknown { .. });
@@ -126,11 +154,13 @@ proptest! {
         let mut previous = 0;
         for row in &rows {
             prop_assert!(row.0 > previous);
+            prop_assert_eq!(row.1, previous, "each event's parent is the event before it");
             previous = row.0;
         }
         prop_assert_eq!(meta.head, previous);
         let mut pulled = 0;
         block_on(pull(&log, &meta, None, &Limits::default(), |_page| pulled += 1)).unwrap();
         prop_assert!(pulled >= 1);
+        prop_assert_eq!(rows.is_empty(), accepted == 0);
     }
 }

@@ -92,7 +92,8 @@ fn raw_if_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 
 impl PushPayload<'_> {
     /// Checks the batch's sequence numbers before anything touches storage: every number is
-    /// non-negative, and the numbers strictly increase from the first event's parent on.
+    /// non-negative, the numbers strictly increase from the first event's parent on, and each
+    /// event after the first names the one before it as its parent.
     ///
     /// The reference checks only the first parent against the head; a batch that goes backwards
     /// or repeats a number would otherwise be stored out of order or fail halfway in SQL.
@@ -126,6 +127,13 @@ impl PushPayload<'_> {
                 return Err(invalid(format!(
                     "event {i}: parentSeqNum must not be negative, got {}",
                     event.parent_seq_num.0
+                )));
+            }
+            // Each event must name the one before it, or the stored log would not be a chain.
+            if i > 0 && event.parent_seq_num.0 != previous {
+                return Err(invalid(format!(
+                    "event {i}: parentSeqNum {} must be the previous event's seqNum {}",
+                    event.parent_seq_num.0, previous
                 )));
             }
             previous = event.seq_num.0;
