@@ -168,7 +168,9 @@ fn invalid_batches_store_nothing() {
     let mut negative = events(1, 0, 1);
     negative[0]["seqNum"] = json!(-1);
     negative[0]["parentSeqNum"] = json!(-2);
-    for bad in [dup, backwards, negative] {
+    let mut unchained = events(1, 0, 3);
+    unchained[2]["parentSeqNum"] = json!(1);
+    for bad in [dup, backwards, negative, unchained] {
         let err = do_push(&log, &mut meta, &bad, None).unwrap_err();
         assert!(
             matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidPushBatchError"),
