@@ -2,11 +2,21 @@
 //! `wrangler.toml`, `.dev.vars` locally, `wrangler secret put` in production) and is parsed
 //! once into a [`Config`].
 
+use crate::jwt::{KeyError, Verifier};
+
 /// How sync requests are authenticated.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
     /// Clients must send this token as `payload.authToken`.
     Token(String),
+    /// Clients send a signed token (JWT) naming the store, as `payload.authToken` or in an
+    /// `Authorization: Bearer` header; the shared token, when also set, keeps working beside it.
+    Signed {
+        /// Checks signed tokens.
+        jwt: Verifier,
+        /// The shared `AUTH_TOKEN`, if one is configured as well.
+        shared: Option<String>,
+    },
     /// Anyone may open any store (`ALLOW_ANONYMOUS=true` and no token).
     Open,
     /// Neither a token nor open access is configured: sync requests are refused, so a
@@ -19,6 +29,11 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Auth::Token(_) => f.write_str("Token(<redacted>)"),
+            Auth::Signed { jwt, shared } => f
+                .debug_struct("Signed")
+                .field("jwt", jwt)
+                .field("shared", &shared.as_ref().map(|_| "<redacted>"))
+                .finish(),
             Auth::Open => f.write_str("Open"),
             Auth::Unconfigured => f.write_str("Unconfigured"),
         }
@@ -29,6 +44,14 @@ impl std::fmt::Debug for Auth {
 pub mod vars {
     /// Shared secret clients send as `payload.authToken`.
     pub const AUTH_TOKEN: &str = "AUTH_TOKEN";
+    /// Secret (at least 32 bytes) that `HS256` tokens are signed with.
+    pub const JWT_SECRET: &str = "JWT_SECRET";
+    /// JWKS (JSON text) whose public keys `RS256` / `ES256` tokens are signed with.
+    pub const JWT_JWKS: &str = "JWT_JWKS";
+    /// When set, a token's `aud` must be or contain this.
+    pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+    /// When set, a token's `iss` must be this.
+    pub const JWT_ISSUER: &str = "JWT_ISSUER";
     /// `true` to serve without any token.
     pub const ALLOW_ANONYMOUS: &str = "ALLOW_ANONYMOUS";
     /// `false` to turn off CORS headers and preflight answers.
@@ -257,6 +280,43 @@ fn parse_header_list(value: &str) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
+/// A key var that cannot be used. The value is never quoted back: `JWT_SECRET` is a secret, and
+/// a `JWT_JWKS` refused for holding private keys would leak them into the error.
+fn key_error(name: &'static str, value: &str, e: KeyError) -> ConfigError {
+    ConfigError {
+        name,
+        value: format!("<{} bytes, not shown>", value.len()),
+        expected: e.expected(),
+    }
+}
+
+/// The signed-token verifier, if `JWT_SECRET` or `JWT_JWKS` is set.
+fn parse_jwt(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Verifier>, ConfigError> {
+    let secret = get(vars::JWT_SECRET).filter(|v| !v.is_empty());
+    let jwks = get(vars::JWT_JWKS).filter(|v| !v.trim().is_empty());
+    if secret.is_none() && jwks.is_none() {
+        return Ok(None);
+    }
+    let mut verifier = Verifier::new();
+    if let Some(secret) = secret {
+        verifier = verifier
+            .with_hs256_secret(secret.as_bytes())
+            .map_err(|e| key_error(vars::JWT_SECRET, &secret, e))?;
+    }
+    if let Some(jwks) = jwks {
+        verifier = verifier
+            .with_jwks(&jwks)
+            .map_err(|e| key_error(vars::JWT_JWKS, &jwks, e))?;
+    }
+    if let Some(audience) = get(vars::JWT_AUDIENCE).filter(|v| !v.is_empty()) {
+        verifier = verifier.with_audience(audience);
+    }
+    if let Some(issuer) = get(vars::JWT_ISSUER).filter(|v| !v.is_empty()) {
+        verifier = verifier.with_issuer(issuer);
+    }
+    Ok(Some(verifier))
+}
+
 impl Config {
     /// Builds the configuration from a var lookup (`None` for unset vars).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -265,10 +325,13 @@ impl Config {
             Some(v) => parse_bool(vars::ALLOW_ANONYMOUS, &v)?,
             None => false,
         };
-        config.auth = match get(vars::AUTH_TOKEN) {
-            Some(token) if !token.is_empty() => Auth::Token(token),
-            _ if allow_anonymous => Auth::Open,
-            _ => Auth::Unconfigured,
+        let shared = get(vars::AUTH_TOKEN).filter(|t| !t.is_empty());
+        // Configured credentials of any kind win over open access.
+        config.auth = match (parse_jwt(&get)?, shared) {
+            (Some(jwt), shared) => Auth::Signed { jwt, shared },
+            (None, Some(token)) => Auth::Token(token),
+            (None, None) if allow_anonymous => Auth::Open,
+            (None, None) => Auth::Unconfigured,
         };
         if let Some(v) = get(vars::CORS) {
             config.cors = parse_bool(vars::CORS, &v)?;
@@ -418,6 +481,57 @@ mod tests {
             Auth::Token("s3".into())
         );
         assert!(!format!("{:?}", config(&[("AUTH_TOKEN", "s3cret")]).unwrap()).contains("s3cret"));
+    }
+
+    const JWKS: &str = include_str!("../tests/fixtures/jwt/jwks.json");
+    const SECRET: &str = "config-test-secret-0123456789abcdef";
+
+    #[test]
+    fn signed_tokens() {
+        let signed = |pairs: &[(&str, &str)]| match config(pairs).unwrap().auth {
+            Auth::Signed { jwt, shared } => (jwt, shared),
+            other => panic!("{other:?}"),
+        };
+        let (jwt, shared) = signed(&[("JWT_SECRET", SECRET)]);
+        assert!(jwt.is_configured());
+        assert_eq!(shared, None);
+        let (jwt, _) = signed(&[("JWT_JWKS", JWKS)]);
+        assert!(jwt.is_configured());
+        let (_, shared) = signed(&[("JWT_JWKS", JWKS), ("AUTH_TOKEN", "s3")]);
+        assert_eq!(shared.as_deref(), Some("s3"));
+        // Signed tokens configured: anonymous access stays off, as with a shared token.
+        signed(&[("JWT_SECRET", SECRET), ("ALLOW_ANONYMOUS", "true")]);
+        // Empty vars are unset; audience and issuer alone configure nothing.
+        assert_eq!(
+            config(&[("JWT_SECRET", ""), ("JWT_JWKS", " "), ("JWT_AUDIENCE", "a")])
+                .unwrap()
+                .auth,
+            Auth::Unconfigured
+        );
+        let (with_aud, _) = signed(&[("JWT_SECRET", SECRET), ("JWT_AUDIENCE", "a"), ("JWT_ISSUER", "i")]);
+        assert_ne!(with_aud, signed(&[("JWT_SECRET", SECRET)]).0);
+
+        let debug = format!(
+            "{:?}",
+            config(&[("JWT_SECRET", SECRET), ("AUTH_TOKEN", "shared-s3cret")]).unwrap()
+        );
+        assert!(!debug.contains(SECRET) && !debug.contains("shared-s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn unusable_keys_are_errors_that_quote_nothing() {
+        let short = "too-short-secret";
+        let e = config(&[("JWT_SECRET", short)]).unwrap_err();
+        assert_eq!(e.name, "JWT_SECRET");
+        assert!(!e.to_string().contains(short), "{e}");
+        let private = include_str!("../tests/fixtures/jwt/ec-private.jwk.json");
+        let jwks = format!(r#"{{"keys":[{private}]}}"#);
+        let e = config(&[("JWT_JWKS", &jwks)]).unwrap_err();
+        assert_eq!(e.name, "JWT_JWKS");
+        let d: serde_json::Value = serde_json::from_str(private).unwrap();
+        assert!(!e.to_string().contains(d["d"].as_str().unwrap()), "{e}");
+        assert!(config(&[("JWT_JWKS", "{not json")]).is_err());
+        assert!(config(&[("JWT_SECRET", SECRET), ("JWT_JWKS", r#"{"keys":[]}"#)]).is_err());
     }
 
     #[test]

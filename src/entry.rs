@@ -143,7 +143,9 @@ async fn admit_and_forward<H: SyncHooks>(
 ) -> Result<Response> {
     let cors = router::cors_headers(config, req.headers().get("Access-Control-Request-Headers")?.as_deref());
     let refuse = |r: Refusal| text_response(r.status, &r.body, &cors);
-    if let Err(refusal) = router::admit(config, params) {
+    let authorization = req.headers().get("Authorization")?;
+    let now_secs = now_millis().div_euclid(1000);
+    if let Err(refusal) = router::admit(config, params, authorization.as_deref(), now_secs) {
         if refusal.status >= 500 {
             worker::console_error!("{}", refusal.body);
         }

@@ -12,7 +12,8 @@
 //! - [`durable_object`]: the per-store object. Accepts WebSockets in hibernation mode, decodes
 //!   Effect RPC frames ([`protocol`]), runs the sync rules ([`sync`]) against the store's event
 //!   log ([`storage`]), and fans every accepted push out to all live pulls.
-//! - [`config`]: the vars and secrets that configure all of the above.
+//! - [`config`]: the vars and secrets that configure all of the above; [`jwt`] checks the signed
+//!   tokens they may configure.
 //!
 //! Everything except `entry`, `durable_object` and `storage::do_sqlite` is plain Rust and is
 //! tested natively (`cargo test`); those three are the thin layer over the Workers runtime.
@@ -21,6 +22,7 @@
 
 pub mod config;
 pub mod hooks;
+pub mod jwt;
 pub mod otel;
 pub mod protocol;
 pub mod router;

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::config::{Auth, Config};
+use crate::jwt;
 use crate::util::ct::secrets_equal;
 use crate::util::uri::decode_uri_component;
 
@@ -118,11 +119,31 @@ pub const INVALID_TOKEN_BODY: &str =
 /// Body of the refusal when the operator configured no way to authenticate.
 pub const UNCONFIGURED_BODY: &str = "This sync backend has no auth token configured, so it refuses sync requests. \
 Set the AUTH_TOKEN secret (`npx wrangler secret put AUTH_TOKEN`, or AUTH_TOKEN=... in .dev.vars for local development), \
+or JWT_SECRET / JWT_JWKS for signed tokens scoped to stores, \
 or set the var ALLOW_ANONYMOUS=\"true\" to let anyone open any store.";
+
+/// Body of the refusal for a signed token that does not verify: the reference's
+/// `validatePayload` 400 text with a short reason (never any part of the token) after
+/// "Invalid auth token".
+pub fn invalid_jwt_body(reason: jwt::Rejection) -> String {
+    format!(
+        r#"UnknownError: {{ "cause": Error: Invalid auth token: {reason}, "note": undefined, "payload": undefined }}"#
+    )
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme in any case, RFC 9110 §11.1).
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
 
 /// Checks a sync request's parameters and credentials. Runs before the request reaches the
 /// Durable Object, for every WebSocket upgrade and every HTTP request.
-pub fn admit(config: &Config, params: &SyncParams) -> Result<(), Refusal> {
+///
+/// `authorization` is the request's `Authorization` header, and `now` the time in seconds since
+/// the Unix epoch; both matter only with signed tokens configured.
+pub fn admit(config: &Config, params: &SyncParams, authorization: Option<&str>, now: i64) -> Result<(), Refusal> {
     if !config.transports.allows(params.transport) {
         return Err(Refusal {
             status: 400,
@@ -144,21 +165,61 @@ pub fn admit(config: &Config, params: &SyncParams) -> Result<(), Refusal> {
             status: 500,
             body: UNCONFIGURED_BODY.to_owned(),
         }),
-        Auth::Token(expected) => {
-            let provided = params
-                .payload
-                .as_ref()
-                .and_then(|p| p.get("authToken"))
-                .and_then(Value::as_str);
-            match provided {
-                Some(token) if secrets_equal(token.as_bytes(), expected.as_bytes()) => Ok(()),
-                _ => Err(Refusal {
-                    status: 400,
-                    body: INVALID_TOKEN_BODY.to_owned(),
-                }),
+        Auth::Token(expected) => match payload_token(params) {
+            Some(token) if secrets_equal(token.as_bytes(), expected.as_bytes()) => Ok(()),
+            _ => Err(Refusal {
+                status: 400,
+                body: INVALID_TOKEN_BODY.to_owned(),
+            }),
+        },
+        Auth::Signed { jwt, shared } => admit_signed(jwt, shared.as_deref(), params, authorization, now),
+    }
+}
+
+fn payload_token(params: &SyncParams) -> Option<&str> {
+    params
+        .payload
+        .as_ref()
+        .and_then(|p| p.get("authToken"))
+        .and_then(Value::as_str)
+}
+
+/// Any one credential that verifies admits: the shared token in the payload, or a signed token
+/// in the `Authorization` header or the payload. A header that is not a JWT (say, an app's own
+/// session token meant for a hook) is not a credential here and is left alone.
+fn admit_signed(
+    jwt: &jwt::Verifier,
+    shared: Option<&str>,
+    params: &SyncParams,
+    authorization: Option<&str>,
+    now: i64,
+) -> Result<(), Refusal> {
+    let in_payload = payload_token(params);
+    if let (Some(token), Some(expected)) = (in_payload, shared) {
+        if secrets_equal(token.as_bytes(), expected.as_bytes()) {
+            return Ok(());
+        }
+    }
+    let in_header = authorization.and_then(bearer_token);
+    // The same token in both places is checked once.
+    let in_payload = in_payload.filter(|t| Some(*t) != in_header);
+    let mut first_rejection = None;
+    for token in [in_header, in_payload].into_iter().flatten() {
+        if !jwt::is_jwt(token) {
+            continue;
+        }
+        match jwt.verify(token, &params.store_id, now) {
+            Ok(()) => return Ok(()),
+            Err(rejection) => {
+                first_rejection.get_or_insert(rejection);
             }
         }
     }
+    Err(Refusal {
+        status: 400,
+        // Without any signed token, the same reply as for a wrong shared token.
+        body: first_rejection.map_or_else(|| INVALID_TOKEN_BODY.to_owned(), invalid_jwt_body),
+    })
 }
 
 /// The reference's 426 rule: a WebSocket sync request must carry `Upgrade: websocket`, exactly.
@@ -266,21 +327,136 @@ mod tests {
             payload,
         };
         let good = params(Some(serde_json::json!({"authToken": "tok"})));
-        assert!(admit(&token("tok"), &good).is_ok());
+        assert!(admit(&token("tok"), &good, None, 0).is_ok());
         for bad in [
             params(None),
             params(Some(serde_json::json!({"authToken": "tok2"}))),
             params(Some(serde_json::json!({"authToken": 1}))),
             params(Some(serde_json::json!("tok"))),
         ] {
-            let refusal = admit(&token("tok"), &bad).unwrap_err();
+            let refusal = admit(&token("tok"), &bad, None, 0).unwrap_err();
             assert_eq!((refusal.status, refusal.body.as_str()), (400, INVALID_TOKEN_BODY));
         }
-        assert!(admit(&open(), &params(None)).is_ok());
-        let refusal = admit(&Config::default(), &good).unwrap_err();
+        assert!(admit(&open(), &params(None), None, 0).is_ok());
+        let refusal = admit(&Config::default(), &good, None, 0).unwrap_err();
         assert_eq!(refusal.status, 500);
         assert!(refusal.body.contains("AUTH_TOKEN"));
         assert!(refusal.body.contains("ALLOW_ANONYMOUS"));
+    }
+
+    const SECRET: &str = "router-test-secret-0123456789abcdef";
+    const NOW: i64 = 1_800_000_000;
+
+    /// An HS256 token for `stores`, expiring at `exp`.
+    fn jwt(stores: &[&str], exp: i64) -> String {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        use hmac::Mac;
+        let b64 = |b: &[u8]| Base64UrlUnpadded::encode_string(b);
+        let claims = serde_json::json!({ "stores": stores, "exp": exp });
+        let input = format!("{}.{}", b64(br#"{"alg":"HS256"}"#), b64(claims.to_string().as_bytes()));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(input.as_bytes());
+        format!("{input}.{}", b64(&mac.finalize().into_bytes()))
+    }
+
+    fn signed(shared: Option<&str>) -> Config {
+        Config {
+            auth: Auth::Signed {
+                jwt: jwt::Verifier::new().with_hs256_secret(SECRET.as_bytes()).unwrap(),
+                shared: shared.map(str::to_owned),
+            },
+            ..Config::default()
+        }
+    }
+
+    fn ws(store: &str, auth_token: Option<&str>) -> SyncParams {
+        SyncParams {
+            store_id: store.into(),
+            transport: Transport::Ws,
+            payload: auth_token.map(|t| serde_json::json!({ "authToken": t })),
+        }
+    }
+
+    #[test]
+    fn signed_tokens_open_their_stores_only() {
+        let cfg = signed(None);
+        let token = jwt(&["store-a"], NOW + 60);
+        assert!(admit(&cfg, &ws("store-a", Some(&token)), None, NOW).is_ok());
+        let bearer = format!("Bearer {token}");
+        assert!(admit(&cfg, &ws("store-a", None), Some(&bearer), NOW).is_ok());
+        assert!(admit(&cfg, &ws("store-a", None), Some(&format!("bearer  {token} ")), NOW).is_ok());
+
+        let refusal = admit(&cfg, &ws("store-b", Some(&token)), None, NOW).unwrap_err();
+        assert_eq!(refusal.status, 400);
+        assert_eq!(
+            refusal.body,
+            r#"UnknownError: { "cause": Error: Invalid auth token: token not valid for this store, "note": undefined, "payload": undefined }"#
+        );
+        assert!(!refusal.body.contains(&token));
+        let refusal = admit(&cfg, &ws("store-b", None), Some(&bearer), NOW).unwrap_err();
+        assert!(refusal.body.contains("not valid for this store"));
+        let refusal = admit(&cfg, &ws("store-a", Some(&token)), None, NOW + 3600).unwrap_err();
+        assert!(refusal.body.contains("token expired"), "{}", refusal.body);
+    }
+
+    #[test]
+    fn signed_tokens_without_a_token_or_with_another_kind() {
+        let cfg = signed(None);
+        // Nothing presented, or something that is not a JWT: the shared token's refusal, never
+        // the unconfigured 500 and never open.
+        for params in [
+            ws("s", None),
+            ws("s", Some("insecure-token-change-me")),
+            SyncParams {
+                payload: Some(serde_json::json!({"authToken": 5})),
+                ..ws("s", None)
+            },
+        ] {
+            let refusal = admit(&cfg, &params, None, NOW).unwrap_err();
+            assert_eq!((refusal.status, refusal.body.as_str()), (400, INVALID_TOKEN_BODY));
+        }
+        // A header that is not a bearer JWT (an app's own session, say) is left to the hooks.
+        let token = jwt(&["s"], NOW + 60);
+        for header in ["Bearer opaque-session", "Basic dXNlcjpwYXNz", "Bearer", &token] {
+            assert!(
+                admit(&cfg, &ws("s", Some(&token)), Some(header), NOW).is_ok(),
+                "{header}"
+            );
+            let refusal = admit(&cfg, &ws("s", None), Some(header), NOW).unwrap_err();
+            assert_eq!(refusal.body, INVALID_TOKEN_BODY, "{header}");
+        }
+        // Any one valid credential admits; with none valid, a JWT's reason is given.
+        let other = jwt(&["other"], NOW + 60);
+        assert!(admit(&cfg, &ws("s", Some(&other)), Some(&format!("Bearer {token}")), NOW).is_ok());
+        assert!(admit(&cfg, &ws("s", Some(&token)), Some(&format!("Bearer {other}")), NOW).is_ok());
+        let refusal = admit(&cfg, &ws("s", Some(&other)), Some("Bearer x.y.z"), NOW).unwrap_err();
+        assert!(refusal.body.contains("not valid for this store"), "{}", refusal.body);
+    }
+
+    #[test]
+    fn shared_token_beside_signed_tokens() {
+        let cfg = signed(Some("tok"));
+        assert!(admit(&cfg, &ws("any-store", Some("tok")), None, NOW).is_ok());
+        assert!(admit(&cfg, &ws("s", Some(&jwt(&["s"], NOW + 60))), None, NOW).is_ok());
+        for bad in [None, Some("tok2"), Some("to"), Some("")] {
+            let refusal = admit(&cfg, &ws("s", bad), None, NOW).unwrap_err();
+            assert_eq!((refusal.status, refusal.body.as_str()), (400, INVALID_TOKEN_BODY));
+        }
+        // The shared token goes in the payload only, as before.
+        let refusal = admit(&cfg, &ws("s", None), Some("Bearer tok"), NOW).unwrap_err();
+        assert_eq!(refusal.body, INVALID_TOKEN_BODY);
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER   abc  "), Some("abc"));
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token(""), None);
     }
 
     #[test]
@@ -290,10 +466,16 @@ mod tests {
             ..open()
         };
         let http = match_sync_request(Some("storeId=a&transport=http")).unwrap();
-        let refusal = admit(&cfg, &http).unwrap_err();
+        let refusal = admit(&cfg, &http, None, 0).unwrap_err();
         assert_eq!(refusal.status, 400);
         assert!(refusal.body.contains("http is not enabled"));
-        assert!(admit(&cfg, &match_sync_request(Some("storeId=a&transport=ws")).unwrap()).is_ok());
+        assert!(admit(
+            &cfg,
+            &match_sync_request(Some("storeId=a&transport=ws")).unwrap(),
+            None,
+            0
+        )
+        .is_ok());
     }
 
     #[test]
@@ -321,9 +503,9 @@ mod tests {
             transport: Transport::Http,
             payload: None,
         };
-        assert!(admit(&cfg, &with_id("12345678")).is_ok());
-        assert_eq!(admit(&cfg, &with_id("123456789")).unwrap_err().status, 400);
-        assert_eq!(admit(&cfg, &with_id("")).unwrap_err().status, 400);
+        assert!(admit(&cfg, &with_id("12345678"), None, 0).is_ok());
+        assert_eq!(admit(&cfg, &with_id("123456789"), None, 0).unwrap_err().status, 400);
+        assert_eq!(admit(&cfg, &with_id(""), None, 0).unwrap_err().status, 400);
     }
 
     #[test]

@@ -72,3 +72,17 @@ fn config_from_a_worker_env() {
     assert_eq!(Config::from_env(&env(&[])).unwrap().auth, Auth::Unconfigured);
     assert!(Config::from_env(&env(&[("CORS", JsValue::from_str("perhaps"))])).is_err());
 }
+
+#[wasm_bindgen_test]
+fn signed_token_keys_from_a_worker_env() {
+    // A JWKS written as a TOML table in [vars] arrives as an object, not as JSON text.
+    let jwks = js_sys::JSON::parse(include_str!("fixtures/jwt/jwks.json")).unwrap();
+    let config = Config::from_env(&env(&[("JWT_JWKS", jwks), ("AUTH_TOKEN", JsValue::from_str("s3cret"))])).unwrap();
+    match config.auth {
+        Auth::Signed { jwt, shared } => {
+            assert!(jwt.is_configured());
+            assert_eq!(shared.as_deref(), Some("s3cret"));
+        }
+        other => panic!("{other:?}"),
+    }
+}

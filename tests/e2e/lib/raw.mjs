@@ -3,10 +3,13 @@
 import WebSocket from 'ws'
 
 export class RawSocket {
-  /** Opens a socket and resolves once it is open; rejects with the HTTP status if refused. */
-  static open(url) {
+  /**
+   * Opens a socket and resolves once it is open; rejects with the HTTP status if refused.
+   * `options` go to the `ws` client (e.g. `{ headers }` for the upgrade request).
+   */
+  static open(url, options) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url)
+      const ws = new WebSocket(url, options)
       const raw = new RawSocket(ws)
       ws.once('open', () => resolve(raw))
       ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })))
