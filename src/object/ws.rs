@@ -219,26 +219,32 @@ impl<H: SyncHooks> SyncObject<H> {
         att: &Attachment,
         ctx: &RequestContext<'_>,
     ) -> std::result::Result<u64, SyncError> {
+        // The socket's live pulls are read again here, not taken from `att`: `att` was read before
+        // this pull waited for the push lock, and another live pull of the same socket may have
+        // registered meanwhile (with D1, whose reads and writes yield); writing back `att` plus
+        // this id would drop that one, and it would never receive another push.
+        let registered_here = std::cell::Cell::new(false);
         let register = || {
             if !payload.live {
                 return Ok(());
             }
-            if att.live_pulls.iter().any(|live| live == id) {
+            let mut registered = attachment(ws).unwrap_or_else(|| att.clone());
+            if registered.live_pulls.iter().any(|live| live == id) {
                 return Err(SyncError::invalid_request(format!(
                     "request id {id} is already a live pull"
                 )));
             }
-            if att.live_pulls.len() >= MAX_LIVE_PULLS_PER_SOCKET {
+            if registered.live_pulls.len() >= MAX_LIVE_PULLS_PER_SOCKET {
                 return Err(SyncError::unknown(
                     "TooManyLivePullsError",
                     format!("a connection may hold at most {MAX_LIVE_PULLS_PER_SOCKET} live pulls"),
                 ));
             }
-            let mut registered = att.clone();
             registered.live_pulls.push(id.to_owned());
             ws.serialize_attachment(&registered)
                 .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))?;
             self.set_live_pulls(ws, registered.live_pulls);
+            registered_here.set(true);
             Ok(())
         };
         let result = self
@@ -246,10 +252,13 @@ impl<H: SyncHooks> SyncObject<H> {
                 send(ws, &server::chunk(id, &page))
             })
             .await;
-        if result.is_err() && payload.live {
-            // Unregistered again (a no-op when registration itself failed).
-            let _ = ws.serialize_attachment(att);
-            self.set_live_pulls(ws, att.live_pulls.clone());
+        if result.is_err() && registered_here.get() {
+            // Unregistered again, leaving the socket's other live pulls as they are now.
+            if let Some(mut current) = attachment(ws) {
+                current.live_pulls.retain(|live| live != id);
+                let _ = ws.serialize_attachment(&current);
+                self.set_live_pulls(ws, current.live_pulls);
+            }
         }
         result
     }

@@ -188,6 +188,52 @@ describe('load without loss', () => {
     })
   })
 
+  test('live pulls opened back to back on one socket, while pushes are being stored, all receive every push', { timeout: 300_000 }, async () => {
+    const started = Date.now()
+    const SOCKETS = 20
+    const store = storeId('load-multi-live')
+    const pusher = await open(store)
+    const socks = await Promise.all(Array.from({ length: SOCKETS }, () => open(store)))
+    const ledger = new Ledger()
+    let head = 0
+    let stop = false
+    const pushing = (async () => {
+      for (let n = 0; !stop; n++) {
+        const batch = tagged(Array.from({ length: randInt(1, 3) }, (_, k) => `m${n}-${k}`), { parent: head, clientId: 'pusher' })
+        const attempt = ledger.sent(batch, 'pusher')
+        assert.deepEqual((await push(pusher, store, batch)).exit, { _tag: 'Success', value: {} })
+        attempt.status = 'acked'
+        head = batch.at(-1).seqNum
+      }
+    })()
+    // Each socket asks for three live pulls and one that fails (a cursor from another backend)
+    // without waiting for answers, so they queue behind the pushes, and behind the store's
+    // opening on a fresh object; none may displace another.
+    const bad = { _tag: 'Some', value: { backendId: 'another-backend', eventSequenceNumber: 0 } }
+    for (const s of socks) {
+      for (const id of ['a', 'bad', 'b', 'c']) {
+        s.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: id === 'bad' ? bad : { _tag: 'None' } }, id))
+      }
+    }
+    await sleep(2_000)
+    stop = true
+    await pushing
+    const { events: log } = await fullPull(pusher, store)
+    assertGapless(log)
+    ledger.check(log)
+    assert.equal(log.length, ledger.count('acked'))
+    for (const [i, s] of socks.entries()) {
+      const exit = await s.exit('bad')
+      assert.equal(exit.exit.cause?.error?._tag, 'BackendIdMismatchError', `socket ${i}: the bad live pull fails`)
+      for (const id of ['a', 'b', 'c']) {
+        const live = () => s.chunks(id).flatMap((v) => v.batch.map((b) => b.eventEncoded))
+        await until(s, () => live().length >= log.length, { timeout: 30_000, what: `socket ${i}'s live pull ${id}` }).catch(() => {})
+        assert.deepEqual(live(), log, `socket ${i}, live pull ${id}`)
+      }
+    }
+    figures(`load, live pulls per socket (${STORAGE})`, { sockets: SOCKETS, livePulls: SOCKETS * 3, events: log.length, seconds: Math.round((Date.now() - started) / 1000) })
+  })
+
   test(`${STORES} stores at once, each with a live pull and a pusher`, { timeout: 600_000 }, async () => {
     const started = Date.now()
     const stores = await mapLimit([...Array(STORES).keys()], 25, async (i) => {
