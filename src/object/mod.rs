@@ -59,6 +59,9 @@ pub struct SyncObject<H: SyncHooks> {
     /// `None` until first needed after construction; kept in step with the attachments, which
     /// remain the durable record.
     live: RefCell<Option<Vec<ws::LiveSocket>>>,
+    /// Live pulls waiting for the push lock, so an `Interrupt` that arrives before they register
+    /// still ends them.
+    pending_live: RefCell<Vec<ws::PendingPull>>,
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -81,6 +84,7 @@ impl<H: SyncHooks> SyncObject<H> {
             push_lock: futures::lock::Mutex::new(()),
             open_lock: futures::lock::Mutex::new(()),
             live: RefCell::new(None),
+            pending_live: RefCell::new(Vec::new()),
         }
     }
 

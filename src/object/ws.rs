@@ -52,6 +52,14 @@ pub(super) fn send_converted(ws: &WebSocket, frame: &JsValue) {
     let _ = socket.unchecked_ref::<SendOnly>().send(frame);
 }
 
+/// A live pull that has not registered yet (it waits for the push lock).
+pub(super) struct PendingPull {
+    pub ws: WebSocket,
+    pub id: String,
+    /// The client sent `Interrupt` for it meanwhile.
+    pub interrupted: bool,
+}
+
 /// A socket with live pulls, as the in-memory index of them holds it.
 pub(super) struct LiveSocket {
     pub ws: WebSocket,
@@ -117,7 +125,18 @@ impl<H: SyncHooks> SyncObject<H> {
                         let _ = ws.serialize_attachment(&att);
                         self.set_live_pulls(ws, att.live_pulls);
                         send(ws, &server::exit_interrupted(&request_id));
+                        return;
                     }
+                }
+                // Not registered yet: a live pull still waiting for the push lock is cancelled
+                // when it gets it (it would otherwise register after its Interrupt and live on).
+                if let Some(pending) = self
+                    .pending_live
+                    .borrow_mut()
+                    .iter_mut()
+                    .find(|p| p.ws == *ws && p.id == request_id && !p.interrupted)
+                {
+                    pending.interrupted = true;
                 }
             }
             ClientMessage::Request(request) => {
@@ -209,6 +228,15 @@ impl<H: SyncHooks> SyncObject<H> {
         result.map(|_| if payload.live { None } else { Some(None) })
     }
 
+    /// Removes a pending live pull; returns whether it was interrupted while it waited.
+    fn take_pending(&self, ws: &WebSocket, id: &str) -> bool {
+        let mut pending = self.pending_live.borrow_mut();
+        match pending.iter().position(|p| p.ws == *ws && p.id == id) {
+            Some(i) => pending.swap_remove(i).interrupted,
+            None => false,
+        }
+    }
+
     /// Sends a pull's pages on the socket, registering a live pull first; returns the number of
     /// events sent.
     async fn stream_pull(
@@ -224,9 +252,22 @@ impl<H: SyncHooks> SyncObject<H> {
         // registered meanwhile (with D1, whose reads and writes yield); writing back `att` plus
         // this id would drop that one, and it would never receive another push.
         let registered_here = std::cell::Cell::new(false);
+        // Until it registers, a live pull is pending, so an `Interrupt` meanwhile can cancel it.
+        let interrupted = std::cell::Cell::new(false);
+        if payload.live {
+            self.pending_live.borrow_mut().push(PendingPull {
+                ws: ws.clone(),
+                id: id.to_owned(),
+                interrupted: false,
+            });
+        }
         let register = || {
             if !payload.live {
                 return Ok(());
+            }
+            if self.take_pending(ws, id) {
+                interrupted.set(true);
+                return Err(SyncError::unknown("Interrupted", "interrupted before it started"));
             }
             let mut registered = attachment(ws).unwrap_or_else(|| att.clone());
             if registered.live_pulls.iter().any(|live| live == id) {
@@ -252,6 +293,14 @@ impl<H: SyncHooks> SyncObject<H> {
                 send(ws, &server::chunk(id, &page))
             })
             .await;
+        if payload.live {
+            // Still pending if it failed before registering (the `on_pull` hook).
+            self.take_pending(ws, id);
+        }
+        if interrupted.get() {
+            send(ws, &server::exit_interrupted(id));
+            return Ok(0);
+        }
         if result.is_err() && registered_here.get() {
             // Unregistered again, leaving the socket's other live pulls as they are now.
             if let Some(mut current) = attachment(ws) {

@@ -188,7 +188,7 @@ describe('load without loss', () => {
     })
   })
 
-  test('live pulls opened back to back on one socket, while pushes are being stored, all receive every push', { timeout: 300_000 }, async () => {
+  test('live pulls opened (and interrupted) back to back on one socket, while pushes are being stored, all receive every push', { timeout: 300_000 }, async () => {
     const started = Date.now()
     const SOCKETS = 20
     const store = storeId('load-multi-live')
@@ -206,13 +206,17 @@ describe('load without loss', () => {
         head = batch.at(-1).seqNum
       }
     })()
-    // Each socket asks for three live pulls and one that fails (a cursor from another backend)
-    // without waiting for answers, so they queue behind the pushes, and behind the store's
-    // opening on a fresh object; none may displace another.
+    // Each socket asks, without waiting for answers, for three live pulls, one that fails (a
+    // cursor from another backend) and eight that it interrupts at once, so they queue behind the
+    // pushes, and behind the store's opening on a fresh object. None may displace another, and an
+    // interrupted one must end even if its Interrupt arrived first (else eight of them would take
+    // every slot of the socket, and b and c would be refused).
     const bad = { _tag: 'Some', value: { backendId: 'another-backend', eventSequenceNumber: 0 } }
+    const interrupted = Array.from({ length: 8 }, (_, k) => `z${k}`)
     for (const s of socks) {
-      for (const id of ['a', 'bad', 'b', 'c']) {
+      for (const id of ['a', 'bad', ...interrupted, 'b', 'c']) {
         s.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: id === 'bad' ? bad : { _tag: 'None' } }, id))
+        if (id.startsWith('z')) s.send({ _tag: 'Interrupt', requestId: id })
       }
     }
     await sleep(2_000)
@@ -225,6 +229,13 @@ describe('load without loss', () => {
     for (const [i, s] of socks.entries()) {
       const exit = await s.exit('bad')
       assert.equal(exit.exit.cause?.error?._tag, 'BackendIdMismatchError', `socket ${i}: the bad live pull fails`)
+      const messages = s.messages()
+      for (const id of interrupted) {
+        const exits = messages.map((m, at) => [m, at]).filter(([m]) => m._tag === 'Exit' && m.requestId === id)
+        assert.deepEqual(exits.map(([m]) => m.exit), [{ _tag: 'Failure', cause: { _tag: 'Interrupt', fiberId: { _tag: 'None' } } }], `socket ${i}: ${id} ends once, interrupted`)
+        const lastChunk = messages.findLastIndex((m) => m._tag === 'Chunk' && m.requestId === id)
+        assert.ok(lastChunk < exits[0][1], `socket ${i}: ${id} gets nothing after its Exit`)
+      }
       for (const id of ['a', 'b', 'c']) {
         const live = () => s.chunks(id).flatMap((v) => v.batch.map((b) => b.eventEncoded))
         await until(s, () => live().length >= log.length, { timeout: 30_000, what: `socket ${i}'s live pull ${id}` }).catch(() => {})
