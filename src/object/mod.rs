@@ -63,6 +63,9 @@ pub struct SyncObject<H: SyncHooks> {
     /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
     /// the current window.
     push_windows: js_sys::WeakMap,
+    /// Live pulls waiting for the push lock, so an `Interrupt` that arrives before they register
+    /// still ends them.
+    pending_live: RefCell<Vec<ws::PendingPull>>,
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -90,6 +93,7 @@ impl<H: SyncHooks> SyncObject<H> {
             open_lock: futures::lock::Mutex::new(()),
             live: RefCell::new(None),
             push_windows: js_sys::WeakMap::new(),
+            pending_live: RefCell::new(Vec::new()),
         }
     }
 

@@ -52,6 +52,14 @@ pub(super) fn send_converted(ws: &WebSocket, frame: &JsValue) {
     let _ = socket.unchecked_ref::<SendOnly>().send(frame);
 }
 
+/// A live pull that has not registered yet (it waits for the push lock).
+pub(super) struct PendingPull {
+    pub ws: WebSocket,
+    pub id: String,
+    /// The client sent `Interrupt` for it meanwhile.
+    pub interrupted: bool,
+}
+
 /// A socket with live pulls, as the in-memory index of them holds it.
 pub(super) struct LiveSocket {
     pub ws: WebSocket,
@@ -127,7 +135,18 @@ impl<H: SyncHooks> SyncObject<H> {
                         let _ = ws.serialize_attachment(&att);
                         self.set_live_pulls(ws, att.live_pulls);
                         send(ws, &server::exit_interrupted(&request_id));
+                        return;
                     }
+                }
+                // Not registered yet: a live pull still waiting for the push lock is cancelled
+                // when it gets it (it would otherwise register after its Interrupt and live on).
+                if let Some(pending) = self
+                    .pending_live
+                    .borrow_mut()
+                    .iter_mut()
+                    .find(|p| p.ws == *ws && p.id == request_id && !p.interrupted)
+                {
+                    pending.interrupted = true;
                 }
             }
             ClientMessage::Request(request) => {
@@ -219,6 +238,15 @@ impl<H: SyncHooks> SyncObject<H> {
         result.map(|_| if payload.live { None } else { Some(None) })
     }
 
+    /// Removes a pending live pull; returns whether it was interrupted while it waited.
+    fn take_pending(&self, ws: &WebSocket, id: &str) -> bool {
+        let mut pending = self.pending_live.borrow_mut();
+        match pending.iter().position(|p| p.ws == *ws && p.id == id) {
+            Some(i) => pending.swap_remove(i).interrupted,
+            None => false,
+        }
+    }
+
     /// Sends a pull's pages on the socket, registering a live pull first; returns the number of
     /// events sent.
     async fn stream_pull(
@@ -229,26 +257,45 @@ impl<H: SyncHooks> SyncObject<H> {
         att: &Attachment,
         ctx: &RequestContext<'_>,
     ) -> std::result::Result<u64, SyncError> {
+        // The socket's live pulls are read again here, not taken from `att`: `att` was read before
+        // this pull waited for the push lock, and another live pull of the same socket may have
+        // registered meanwhile (with D1, whose reads and writes yield); writing back `att` plus
+        // this id would drop that one, and it would never receive another push.
+        let registered_here = std::cell::Cell::new(false);
+        // Until it registers, a live pull is pending, so an `Interrupt` meanwhile can cancel it.
+        let interrupted = std::cell::Cell::new(false);
+        if payload.live {
+            self.pending_live.borrow_mut().push(PendingPull {
+                ws: ws.clone(),
+                id: id.to_owned(),
+                interrupted: false,
+            });
+        }
         let register = || {
             if !payload.live {
                 return Ok(());
             }
-            if att.live_pulls.iter().any(|live| live == id) {
+            if self.take_pending(ws, id) {
+                interrupted.set(true);
+                return Err(SyncError::unknown("Interrupted", "interrupted before it started"));
+            }
+            let mut registered = attachment(ws).unwrap_or_else(|| att.clone());
+            if registered.live_pulls.iter().any(|live| live == id) {
                 return Err(SyncError::invalid_request(format!(
                     "request id {id} is already a live pull"
                 )));
             }
-            if att.live_pulls.len() >= MAX_LIVE_PULLS_PER_SOCKET {
+            if registered.live_pulls.len() >= MAX_LIVE_PULLS_PER_SOCKET {
                 return Err(SyncError::unknown(
                     "TooManyLivePullsError",
                     format!("a connection may hold at most {MAX_LIVE_PULLS_PER_SOCKET} live pulls"),
                 ));
             }
-            let mut registered = att.clone();
             registered.live_pulls.push(id.to_owned());
             ws.serialize_attachment(&registered)
                 .map_err(|e| SyncError::unknown("ConnectionStateError", e.to_string()))?;
             self.set_live_pulls(ws, registered.live_pulls);
+            registered_here.set(true);
             Ok(())
         };
         let result = self
@@ -256,10 +303,21 @@ impl<H: SyncHooks> SyncObject<H> {
                 send(ws, &server::chunk(id, &page))
             })
             .await;
-        if result.is_err() && payload.live {
-            // Unregistered again (a no-op when registration itself failed).
-            let _ = ws.serialize_attachment(att);
-            self.set_live_pulls(ws, att.live_pulls.clone());
+        if payload.live {
+            // Still pending if it failed before registering (the `on_pull` hook).
+            self.take_pending(ws, id);
+        }
+        if interrupted.get() {
+            send(ws, &server::exit_interrupted(id));
+            return Ok(0);
+        }
+        if result.is_err() && registered_here.get() {
+            // Unregistered again, leaving the socket's other live pulls as they are now.
+            if let Some(mut current) = attachment(ws) {
+                current.live_pulls.retain(|live| live != id);
+                let _ = ws.serialize_attachment(&current);
+                self.set_live_pulls(ws, current.live_pulls);
+            }
         }
         result
     }
