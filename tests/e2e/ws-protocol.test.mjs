@@ -130,11 +130,11 @@ describe('live pulls', () => {
     const store = storeId('fanout-pages')
     const a = await open(store)
     await livePull(a, store, '1')
-    // 102 events of ~9.5 KB: one frame under the 1 MiB message limit, but 100 of them would
-    // make a page over 900 KB, so the broadcast must split by bytes as well as by count.
-    const events = makeEvents(102, { text: () => 'p'.repeat(9_500) })
+    // 100 events (the most one push may carry) of ~9.5 KB: one frame under the 1 MiB message
+    // limit, but one page of them would be over 900 KB, so the broadcast must split by bytes.
+    const events = makeEvents(100, { text: () => 'p'.repeat(9_500) })
     assert.deepEqual((await push(a, store, events)).exit, { _tag: 'Success', value: {} })
-    await a.next(() => a.chunks('1').reduce((n, v) => n + v.batch.length, 0) === 102)
+    await a.next(() => a.chunks('1').reduce((n, v) => n + v.batch.length, 0) === 100)
     const pages = a.chunks('1').filter((v) => v.batch.length > 0)
     assert.ok(pages.length >= 2)
     assert.ok(pages[0].batch.length < 100, 'the first page was cut by bytes')
