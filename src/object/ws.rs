@@ -238,6 +238,17 @@ impl<H: SyncHooks> SyncObject<H> {
         result.map(|_| if payload.live { None } else { Some(None) })
     }
 
+    /// Whether `id` is a registered live pull of the socket.
+    fn is_live_pull(&self, ws: &WebSocket, id: &str) -> bool {
+        if let Some(index) = self.live.borrow().as_ref() {
+            return index
+                .iter()
+                .any(|socket| socket.ws == *ws && socket.pulls.iter().any(|pull| pull == id));
+        }
+        // The index is built on first use; until then the attachments are the record.
+        attachment(ws).is_some_and(|att| att.live_pulls.iter().any(|pull| pull == id))
+    }
+
     /// Removes a pending live pull; returns whether it was interrupted while it waited.
     fn take_pending(&self, ws: &WebSocket, id: &str) -> bool {
         let mut pending = self.pending_live.borrow_mut();
@@ -300,7 +311,11 @@ impl<H: SyncHooks> SyncObject<H> {
         };
         let result = self
             .pull(payload.cursor.as_ref(), payload.live, ctx, register, |page| {
-                send(ws, &server::chunk(id, &page))
+                // A live pull interrupted while its first pages are still being read (D1 reads
+                // yield) has had its Exit; nothing may follow it.
+                if !payload.live || self.is_live_pull(ws, id) {
+                    send(ws, &server::chunk(id, &page))
+                }
             })
             .await;
         if payload.live {
