@@ -40,8 +40,22 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// The operator's admin API secret (`ADMIN_TOKEN`). A newtype so `{:?}` of a [`Config`] can
+/// never print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    // Same reason as for `Auth`: a secret must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
 /// Names of the vars and secrets the worker reads.
 pub mod vars {
+    /// Secret that turns the admin API (`/_admin/`) on; sent as `Authorization: Bearer`.
+    pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
     /// Shared secret clients send as `payload.authToken`.
     pub const AUTH_TOKEN: &str = "AUTH_TOKEN";
     /// Secret (at least 32 bytes) that `HS256` tokens are signed with.
@@ -157,6 +171,8 @@ pub struct Config {
     pub max_sockets_per_store: usize,
     /// Most pushes per second on one WebSocket connection; `None` for no limit.
     pub max_pushes_per_second: Option<u32>,
+    /// The admin API's token; `None` (the default) leaves the admin API off.
+    pub admin_token: Option<AdminToken>,
 }
 
 impl Default for Config {
@@ -179,6 +195,7 @@ impl Default for Config {
             // Far below the runtime's own cap on hibernated sockets per object (32,768).
             max_sockets_per_store: 10_000,
             max_pushes_per_second: None,
+            admin_token: None,
         }
     }
 }
@@ -333,6 +350,8 @@ impl Config {
             (None, None) if allow_anonymous => Auth::Open,
             (None, None) => Auth::Unconfigured,
         };
+        // An empty secret would let an empty bearer token in; it counts as unset.
+        config.admin_token = get(vars::ADMIN_TOKEN).filter(|t| !t.is_empty()).map(AdminToken);
         if let Some(v) = get(vars::CORS) {
             config.cors = parse_bool(vars::CORS, &v)?;
         }

@@ -1,0 +1,366 @@
+//! The admin API's pure parts: which admin action a path names, the token check, the NDJSON
+//! export line, and the validation of an import. The Worker ([`crate::entry`]) and the store's
+//! object turn them into responses; everything here is tested natively.
+//!
+//! Precedence: a request whose path starts with [`PREFIX`] is an admin request, whatever its
+//! search parameters, so `/_admin/...?storeId=x&transport=ws` can never be taken for a sync
+//! request. No sync client uses that path (the LiveStore client puts its parameters on the URL
+//! it is given, normally `/` or `/sync`).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::AdminToken;
+use crate::protocol::EventIn;
+use crate::router::bearer_token;
+use crate::util::ct::secrets_equal;
+use crate::util::uri::decode_uri_component;
+
+/// The path prefix of every admin request.
+pub const PREFIX: &str = "/_admin/";
+
+/// The header the Worker sets on a request it forwards to a store's object for an admin action.
+/// It carries the admin token, which the object checks again: a client's request forwarded as a
+/// sync request keeps the client's headers, and the client does not know the token.
+pub const INTERNAL_HEADER: &str = "x-livestore-admin";
+
+/// What an admin request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `GET /_admin/stores/<id>`: the store's figures.
+    Info,
+    /// `GET /_admin/stores/<id>/events`: events as NDJSON.
+    Export,
+    /// `POST /_admin/stores/<id>/import`: NDJSON into an empty store.
+    Import,
+    /// `POST /_admin/stores/<id>/reset`: wipe and give a new backendId.
+    Reset,
+}
+
+impl Action {
+    /// The name used in the object's internal path and in log lines.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Info => "info",
+            Action::Export => "export",
+            Action::Import => "import",
+            Action::Reset => "reset",
+        }
+    }
+
+    /// The action of an internal path segment (the inverse of [`Action::as_str`]).
+    pub fn from_name(name: &str) -> Option<Action> {
+        match name {
+            "info" => Some(Action::Info),
+            "export" => Some(Action::Export),
+            "import" => Some(Action::Import),
+            "reset" => Some(Action::Reset),
+            _ => None,
+        }
+    }
+}
+
+/// How the Worker answers a path under [`PREFIX`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// An action on one store (storeId percent-decoded).
+    Store {
+        /// The store.
+        store_id: String,
+        /// The action.
+        action: Action,
+    },
+    /// A known path with the wrong method: 405.
+    MethodNotAllowed,
+    /// Anything else under the prefix: 404.
+    NotFound,
+}
+
+/// Whether a path belongs to the admin API (then it is never a sync request).
+pub fn is_admin_path(path: &str) -> bool {
+    path.starts_with(PREFIX) || path == "/_admin"
+}
+
+/// Routes an admin path. The storeId is one path segment, percent-decoded (so `/` in a storeId
+/// is sent as `%2F`).
+pub fn route(method: &str, path: &str) -> Route {
+    let Some(rest) = path.strip_prefix(PREFIX).and_then(|r| r.strip_prefix("stores/")) else {
+        return Route::NotFound;
+    };
+    let (raw_id, tail) = match rest.split_once('/') {
+        Some((id, tail)) => (id, Some(tail)),
+        None => (rest, None),
+    };
+    let Some(store_id) = decode_uri_component(raw_id).filter(|id| !id.is_empty()) else {
+        return Route::NotFound;
+    };
+    let (action, wanted) = match tail {
+        None | Some("") => (Action::Info, "GET"),
+        Some("events") => (Action::Export, "GET"),
+        Some("import") => (Action::Import, "POST"),
+        Some("reset") => (Action::Reset, "POST"),
+        Some(_) => return Route::NotFound,
+    };
+    if method != wanted {
+        return Route::MethodNotAllowed;
+    }
+    Route::Store { store_id, action }
+}
+
+/// Checks an `Authorization` header against the admin token, in constant time. Only the
+/// admin token opens the admin API: a sync token or a JWT is just a wrong token here.
+pub fn authorized(expected: &AdminToken, authorization: Option<&str>) -> bool {
+    match authorization.and_then(bearer_token) {
+        Some(token) => secrets_equal(token.as_bytes(), expected.0.as_bytes()),
+        None => false,
+    }
+}
+
+/// The `after` and `until` bounds of an export (`after` exclusive, `until` inclusive), from a
+/// query string. Unparsable values are an error, not silently ignored.
+pub fn export_range(query: Option<&str>) -> Result<(Option<i64>, Option<i64>), String> {
+    let mut after = None;
+    let mut until = None;
+    for (key, value) in worker::url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let target = match key.as_ref() {
+            "after" => &mut after,
+            "until" => &mut until,
+            _ => continue,
+        };
+        let n = value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{key} must be an integer"))?;
+        *target = Some(n);
+    }
+    Ok((after, until))
+}
+
+#[derive(Deserialize)]
+struct StoredItemParts<'a> {
+    #[serde(borrow, rename = "eventEncoded")]
+    event_encoded: &'a RawValue,
+    #[serde(borrow)]
+    metadata: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow)]
+    value: Option<MetadataValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MetadataValue<'a> {
+    #[serde(borrow, rename = "createdAt")]
+    created_at: Option<&'a RawValue>,
+}
+
+/// One export line from a stored pull item (`{"eventEncoded":{…},"metadata":…}`): the
+/// `eventEncoded` object exactly as a pull carries it, plus its `createdAt`. `None` if the item
+/// is not of that shape (it always is: the storage query builds it).
+pub fn export_line(item_json: &str) -> Option<String> {
+    let parts: StoredItemParts = serde_json::from_str(item_json).ok()?;
+    let encoded = parts.event_encoded.get();
+    let created_at = parts
+        .metadata
+        .and_then(|m| serde_json::from_str::<Metadata>(m.get()).ok())
+        .and_then(|m| m.value)
+        .and_then(|v| v.created_at);
+    let body = encoded.strip_suffix('}')?;
+    Some(match created_at {
+        Some(created_at) => format!("{body},\"createdAt\":{}}}", created_at.get()),
+        None => encoded.to_owned(),
+    })
+}
+
+/// Why an import was refused; sent as `{"error":"<kind>","message":"…","line":n}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportError {
+    /// `InvalidJson`, `InvalidChain`, `EmptyImport` or `StoreNotEmpty`.
+    pub kind: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// 1-based line number of the offending line, when one is to blame.
+    pub line: Option<usize>,
+}
+
+impl ImportError {
+    /// The JSON body of the refusal.
+    pub fn to_json(&self) -> String {
+        let mut out = String::from("{\"error\":");
+        crate::util::json::push_str_literal(&mut out, self.kind);
+        out.push_str(",\"message\":");
+        crate::util::json::push_str_literal(&mut out, &self.message);
+        if let Some(line) = self.line {
+            out.push_str(&format!(",\"line\":{line}"));
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Parses and validates a whole NDJSON import against the log's rules, before anything is
+/// written: every non-blank line is one event (extra keys such as `createdAt` are ignored), the
+/// first event's parent is `head` (0 for the empty store an import requires), each later event's
+/// parent is the event before it, and seqNums strictly increase. Blank lines are skipped, so a
+/// trailing newline is fine.
+pub fn parse_import(body: &str, head: i64) -> Result<Vec<EventIn<'_>>, ImportError> {
+    let mut events: Vec<EventIn<'_>> = Vec::new();
+    let mut previous = head;
+    for (i, line) in body.lines().enumerate() {
+        let number = i + 1;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let event: EventIn<'_> = serde_json::from_str(line).map_err(|e| ImportError {
+            kind: "InvalidJson",
+            message: format!("not an event: {e}"),
+            line: Some(number),
+        })?;
+        let chain = |message: String| ImportError {
+            kind: "InvalidChain",
+            message,
+            line: Some(number),
+        };
+        if event.parent_seq_num.0 != previous {
+            return Err(chain(format!(
+                "parentSeqNum {} must be {} ({})",
+                event.parent_seq_num.0,
+                previous,
+                if events.is_empty() {
+                    "the store's head"
+                } else {
+                    "the previous event's seqNum"
+                }
+            )));
+        }
+        if event.seq_num.0 <= previous {
+            return Err(chain(format!(
+                "seqNum {} must be greater than its parentSeqNum {}",
+                event.seq_num.0, previous
+            )));
+        }
+        previous = event.seq_num.0;
+        events.push(event);
+    }
+    if events.is_empty() {
+        return Err(ImportError {
+            kind: "EmptyImport",
+            message: "the body holds no events".to_owned(),
+            line: None,
+        });
+    }
+    Ok(events)
+}
+
+/// One admin log line: `{"level":"info","event":"admin","action":…,"storeId":…,"outcome":…}`
+/// plus numeric `counts`. Never a token, never an event's payload.
+pub fn log_line(action: &str, store_id: &str, outcome: &str, counts: &[(&str, i64)]) -> String {
+    use crate::util::json::push_str_literal;
+    let mut out = String::from(r#"{"level":"info","event":"admin","action":"#);
+    push_str_literal(&mut out, action);
+    out.push_str(",\"storeId\":");
+    push_str_literal(&mut out, store_id);
+    out.push_str(",\"outcome\":");
+    push_str_literal(&mut out, outcome);
+    for (name, n) in counts {
+        out.push(',');
+        push_str_literal(&mut out, name);
+        out.push_str(&format!(":{n}"));
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let store = |id: &str, action| Route::Store {
+            store_id: id.into(),
+            action,
+        };
+        assert_eq!(route("GET", "/_admin/stores/s1"), store("s1", Action::Info));
+        assert_eq!(route("GET", "/_admin/stores/a%2Fb%20c/"), store("a/b c", Action::Info));
+        assert_eq!(route("GET", "/_admin/stores/s1/events"), store("s1", Action::Export));
+        assert_eq!(route("POST", "/_admin/stores/s1/import"), store("s1", Action::Import));
+        assert_eq!(route("POST", "/_admin/stores/s1/reset"), store("s1", Action::Reset));
+        assert_eq!(route("GET", "/_admin/stores/s1/reset"), Route::MethodNotAllowed);
+        assert_eq!(route("GET", "/_admin/stores/"), Route::NotFound);
+        assert_eq!(route("GET", "/_admin/stores/%FF"), Route::NotFound);
+        assert_eq!(route("GET", "/_admin/other"), Route::NotFound);
+        assert_eq!(route("GET", "/_admin/stores/s1/x/y"), Route::NotFound);
+        assert!(is_admin_path("/_admin/stores/x") && is_admin_path("/_admin"));
+        assert!(!is_admin_path("/") && !is_admin_path("/_administrator"));
+        for a in [Action::Info, Action::Export, Action::Import, Action::Reset] {
+            assert_eq!(Action::from_name(a.as_str()), Some(a));
+        }
+    }
+
+    #[test]
+    fn token_check() {
+        let t = AdminToken("secret".into());
+        assert!(authorized(&t, Some("Bearer secret")));
+        assert!(authorized(&t, Some("bearer  secret ")));
+        assert!(!authorized(&t, Some("Bearer secre")));
+        assert!(!authorized(&t, Some("secret")));
+        assert!(!authorized(&t, None));
+        assert!(!authorized(&t, Some("Bearer ")));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(export_range(None), Ok((None, None)));
+        assert_eq!(export_range(Some("after=3&until=10")), Ok((Some(3), Some(10))));
+        assert!(export_range(Some("after=x")).is_err());
+    }
+
+    #[test]
+    fn export_lines() {
+        let item = r#"{"eventEncoded":{"name":"a","args":{"x":"}"},"seqNum":1,"parentSeqNum":0,"clientId":"c","sessionId":"s"},"metadata":{"_tag":"Some","value":{"_tag":"SyncMessage.SyncMetadata","createdAt":"2024-01-01T00:00:00.000Z"}}}"#;
+        assert_eq!(
+            export_line(item).as_deref(),
+            Some(
+                r#"{"name":"a","args":{"x":"}"},"seqNum":1,"parentSeqNum":0,"clientId":"c","sessionId":"s","createdAt":"2024-01-01T00:00:00.000Z"}"#
+            )
+        );
+        // The line imports again.
+        let line = export_line(item).unwrap_or_default();
+        let events = parse_import(&line, 0).expect("valid");
+        assert_eq!(events[0].args.map(|a| a.get()), Some(r#"{"x":"}"}"#));
+        assert_eq!(export_line("nope"), None);
+    }
+
+    fn ev(seq: i64, parent: i64) -> String {
+        format!(r#"{{"name":"e","args":null,"seqNum":{seq},"parentSeqNum":{parent},"clientId":"c","sessionId":"s"}}"#)
+    }
+
+    #[test]
+    fn imports() {
+        let ok = format!("{}\n{}\n\n{}\n", ev(1, 0), ev(2, 1), ev(5, 2));
+        assert_eq!(parse_import(&ok, 0).map(|e| e.len()), Ok(3));
+        let e = parse_import(&format!("{}\n{}", ev(1, 0), ev(3, 2)), 0).unwrap_err();
+        assert_eq!((e.kind, e.line), ("InvalidChain", Some(2)));
+        let e = parse_import(&ev(2, 1), 0).unwrap_err();
+        assert_eq!((e.kind, e.line), ("InvalidChain", Some(1)));
+        let e = parse_import(&format!("{}\n{}", ev(1, 0), ev(1, 1)), 0).unwrap_err();
+        assert_eq!(e.kind, "InvalidChain");
+        let e = parse_import(&format!("{}\n{{oops", ev(1, 0)), 0).unwrap_err();
+        assert_eq!((e.kind, e.line), ("InvalidJson", Some(2)));
+        assert_eq!(parse_import("\n\n", 0).unwrap_err().kind, "EmptyImport");
+        assert!(e.to_json().starts_with(r#"{"error":"InvalidJson","message":"#));
+        assert!(e.to_json().ends_with(r#","line":2}"#));
+    }
+
+    #[test]
+    fn log_lines() {
+        assert_eq!(
+            log_line("reset", "a\"b", "ok", &[("events", 3)]),
+            r#"{"level":"info","event":"admin","action":"reset","storeId":"a\"b","outcome":"ok","events":3}"#
+        );
+    }
+}
