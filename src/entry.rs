@@ -48,6 +48,10 @@ pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, 
         Err(e) => return config_error(e),
     };
     let url = req.url()?;
+    // Before sync matching: `/_admin/...` is always the admin API, whatever its query.
+    if crate::admin::is_admin_path(url.path()) {
+        return admin_request(req, env, &config).await;
+    }
     let cors = router::cors_headers(&config, req.headers().get("Access-Control-Request-Headers")?.as_deref());
     let params = router::match_sync_request(url.query());
     match router::classify(&config, req.method().as_ref(), url.path(), params.is_some()) {
@@ -191,4 +195,57 @@ async fn admit_and_forward<H: SyncHooks>(
     }
     let stub = namespace.id_from_name(&params.store_id)?.get_stub()?;
     stub.fetch_with_request(req).await
+}
+
+fn admin_json(status: u16, body: &str) -> Result<Response> {
+    let h = Headers::new();
+    h.set("Content-Type", "application/json")?;
+    Ok(Response::ok(body)?.with_status(status).with_headers(h))
+}
+
+/// An admin API request (`/_admin/...`): 404 when `ADMIN_TOKEN` is not set, as if the API did
+/// not exist; 401 for a wrong or missing bearer token; otherwise forwarded to the store's object
+/// as `https://livestore-admin/<action>?storeId=…` with [`crate::admin::INTERNAL_HEADER`] set.
+async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+    use crate::admin::{self, Route};
+    let Some(token) = config.admin_token.as_ref() else {
+        return text_response(404, "Not found", &[]);
+    };
+    let authorization = req.headers().get("Authorization")?;
+    if !admin::authorized(token, authorization.as_deref()) {
+        // Nothing about the presented token is logged.
+        worker::console_log!(r#"{{"level":"warn","event":"admin","outcome":"unauthorized"}}"#);
+        return admin_json(401, r#"{"error":"Unauthorized"}"#);
+    }
+    let url = req.url()?;
+    let (store_id, action) = match admin::route(req.method().as_ref(), url.path()) {
+        Route::Store { store_id, action } => (store_id, action),
+        Route::MethodNotAllowed => return admin_json(405, r#"{"error":"MethodNotAllowed"}"#),
+        Route::NotFound => return admin_json(404, r#"{"error":"NotFound"}"#),
+    };
+    if store_id.len() > config.max_store_id_bytes {
+        return admin_json(400, r#"{"error":"InvalidStoreId"}"#);
+    }
+    let Ok(namespace) = env.durable_object(&config.binding) else {
+        return admin_json(424, r#"{"error":"DurableObjectBindingMissing"}"#);
+    };
+    let mut query = worker::url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("storeId", &store_id);
+    for (key, value) in url.query_pairs() {
+        if matches!(key.as_ref(), "after" | "until" | "limit") {
+            query.append_pair(&key, &value);
+        }
+    }
+    let target = format!("https://livestore-admin/{}?{}", action.as_str(), query.finish());
+    let headers = Headers::new();
+    headers.set(admin::INTERNAL_HEADER, &token.0)?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(req.method()).with_headers(headers);
+    if action == admin::Action::Import {
+        let body = req.text().await?;
+        init.with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
+    }
+    let forwarded = Request::new_with_init(&target, &init)?;
+    let stub = namespace.id_from_name(&store_id)?.get_stub()?;
+    stub.fetch_with_request(forwarded).await
 }

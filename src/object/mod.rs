@@ -10,6 +10,7 @@
 //! headers are in its attachment, the head and backendId in SQLite. The in-memory copy of the head
 //! is a cache, rebuilt from SQLite on the first event after a wake.
 
+mod admin;
 mod http;
 mod ws;
 
@@ -99,6 +100,10 @@ impl<H: SyncHooks> SyncObject<H> {
 
     /// The object's `fetch`: a WebSocket upgrade or one HTTP RPC request.
     pub async fn fetch(&self, mut req: Request) -> Result<Response> {
+        // Checked first: the Worker sends admin requests with a path and query of its own.
+        if self.is_admin_request(&req) {
+            return self.admin(req).await;
+        }
         let url = req.url()?;
         let params = match match_sync_request(url.query()) {
             Some(params) if self.config.transports.allows(params.transport) => params,

@@ -197,6 +197,21 @@ impl EventLog for D1Log {
         stored_items(rows.into_iter())
     }
 
+    async fn size_bytes(&self) -> Result<u64, StorageError> {
+        let n = self.first(&sql::size_bytes(&self.table()), &[]).await?;
+        Ok(n.as_f64().unwrap_or(0.0) as u64)
+    }
+
+    async fn clear(&self, context: &ContextRow) -> Result<(), StorageError> {
+        // The table stays registered to this store; only its rows go.
+        self.db
+            .prepare(sql::delete_all(&self.table()))
+            .run()
+            .await
+            .map_err(d1_err)?;
+        self.context.write_context_row(context)
+    }
+
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
         let insert = sql::insert_rows(&self.table());
         let created_at = JsValue::from_str(created_at);

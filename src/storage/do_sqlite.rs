@@ -153,6 +153,17 @@ impl EventLog for DoSqliteLog {
         stored_items(rows.iter())
     }
 
+    async fn size_bytes(&self) -> Result<u64, StorageError> {
+        let n = self.first_value(&sql::size_bytes(&self.table), &[])?;
+        Ok(n.as_f64().unwrap_or(0.0) as u64)
+    }
+
+    /// Both statements run in the same synchronous turn, so the runtime commits them together.
+    async fn clear(&self, context: &ContextRow) -> Result<(), StorageError> {
+        self.exec(&sql::delete_all(&self.table), &[])?;
+        self.write_context_row(context)
+    }
+
     /// Appends with the head trigger moving the head. A batch that fits one insert (every batch
     /// the LiveStore client sends) is a single statement, atomic on its own; a larger one runs in
     /// `transactionSync`, which rolls every statement back if one throws.

@@ -5,6 +5,16 @@ use super::do_sqlite::DoSqliteLog;
 use super::{ContextRow, EventLog, StorageError, StoredItem};
 use crate::protocol::EventIn;
 
+impl Engine {
+    /// The engine's name as `STORAGE` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::DoSqlite(_) => "do-sqlite",
+            Engine::D1(_) => "d1",
+        }
+    }
+}
+
 /// One store's log on the configured engine.
 pub enum Engine {
     /// Durable Object SQLite.
@@ -45,6 +55,14 @@ impl EventLog for Engine {
 
     async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError> {
         delegate!(self, log => log.read_after(after, limit))
+    }
+
+    async fn size_bytes(&self) -> Result<u64, StorageError> {
+        delegate!(self, log => log.size_bytes())
+    }
+
+    async fn clear(&self, context: &ContextRow) -> Result<(), StorageError> {
+        delegate!(self, log => log.clear(context))
     }
 
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {

@@ -67,6 +67,12 @@ pub trait EventLog {
     /// Up to `limit` events after `after`, in ascending `seqNum` order. An engine may return fewer
     /// (but at least one, if any exist) to bound the size of its response.
     async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError>;
+    /// Approximate bytes of the stored events ([`sql::size_bytes`]).
+    async fn size_bytes(&self) -> Result<u64, StorageError>;
+    /// Deletes every event and then writes `context` (the admin API's reset: head 0 and a new
+    /// backendId). Events go first, so a failure in between leaves the old backendId on an
+    /// emptied log — clients still fail loudly (ServerAhead) and a retried reset completes it.
+    async fn clear(&self, context: &ContextRow) -> Result<(), StorageError>;
     /// Appends `batch` with one `createdAt` and moves the head to the batch's last `seqNum`,
     /// atomically: either every event and the new head are stored, or nothing is.
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError>;

@@ -71,6 +71,19 @@ pub fn select_max_seq(table: &str) -> String {
     format!(r#"SELECT MAX(seqNum) FROM "{table}""#)
 }
 
+/// Approximate bytes of a store's events: the sum of their stored text lengths (for the admin
+/// API's figures; not the database's page usage).
+pub fn size_bytes(table: &str) -> String {
+    format!(
+        r#"SELECT COALESCE(SUM(length(name) + COALESCE(length(args), 0) + length(createdAt) + length(clientId) + length(sessionId) + 16), 0) FROM "{table}""#
+    )
+}
+
+/// Deletes every event of a store (the admin API's reset).
+pub fn delete_all(table: &str) -> String {
+    format!(r#"DELETE FROM "{table}""#)
+}
+
 /// Counts events after a cursor. Binds: cursor (or [`NO_CURSOR`]).
 pub fn count_after(table: &str) -> String {
     format!(r#"SELECT COUNT(*) FROM "{table}" WHERE seqNum > ?"#)

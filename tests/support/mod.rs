@@ -118,6 +118,19 @@ impl EventLog for SqliteLog {
             .map_err(err)
     }
 
+    async fn size_bytes(&self) -> Result<u64, StorageError> {
+        let n: i64 = self
+            .conn
+            .query_row(&sql::size_bytes(&self.table), [], |r| r.get(0))
+            .map_err(err)?;
+        Ok(n as u64)
+    }
+
+    async fn clear(&self, context: &ContextRow) -> Result<(), StorageError> {
+        self.conn.execute(&sql::delete_all(&self.table), []).map_err(err)?;
+        self.save_context(context).await
+    }
+
     async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError> {
         let n: i64 = self
             .conn
