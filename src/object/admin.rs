@@ -22,6 +22,10 @@ const EXPORT_PAGE: usize = 1_000;
 /// `after=<x-next-after>`, so no response holds a whole large store in memory.
 const EXPORT_MAX_LINES: usize = 10_000;
 
+/// Close code of the sockets a reset closes: application-defined (4000–4999), since the runtime
+/// accepts only 1000 and 3000–4999, and not 1000, which clients take as a normal end.
+const RESET_CLOSE_CODE: u16 = 4000;
+
 fn json_response(status: u16, body: String) -> Result<Response> {
     let h = Headers::new();
     h.set("Content-Type", "application/json")?;
@@ -237,7 +241,7 @@ impl<H: SyncHooks> SyncObject<H> {
         // which is refused with BackendIdMismatchError, so it resets as LiveStore intends.
         let sockets = self.state.get_websockets();
         for ws in &sockets {
-            let _ = ws.close(Some(1012), Some("store reset"));
+            let _ = ws.close(Some(RESET_CLOSE_CODE), Some("store reset"));
         }
         *self.live.borrow_mut() = Some(Vec::new());
         let body = format!(

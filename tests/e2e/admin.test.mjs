@@ -1,0 +1,200 @@
+// The admin API (`/_admin/`, issue 7): off without ADMIN_TOKEN, only the admin token opens it,
+// store figures, NDJSON export and import (all or nothing), and a reset that the real LiveStore
+// client sees as BackendIdMismatchError.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+
+import { connectClient, cursorFrom, livePull, waitFor } from './lib/client.mjs'
+import { makeEvents, pullAll, push, RawSocket } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+
+const ADMIN = 'admin-token-for-tests-0123456789'
+const ok = { _tag: 'Success', value: {} }
+
+const admin = (w, path, { method = 'GET', token = ADMIN, body } = {}) =>
+  fetch(`${w.url}/_admin/${path}`, {
+    method,
+    headers: token === null ? {} : { Authorization: `Bearer ${token}` },
+    body,
+  })
+
+async function withSocket(w, store, fn) {
+  const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
+  try {
+    return await fn(sock)
+  } finally {
+    sock.close()
+  }
+}
+
+const ndjson = (events) => events.map((e) => JSON.stringify(e)).join('\n') + '\n'
+
+describe('admin API off', () => {
+  test('without ADMIN_TOKEN every admin path is 404, even with sync parameters', { timeout: 60_000 }, async () => {
+    const w = await startWorker({ label: 'admin-off' })
+    try {
+      const res = await admin(w, 'stores/x', { token: 'anything' })
+      assert.equal(res.status, 404)
+      const sync = await fetch(`${w.url}/_admin/stores/x?${syncQuery('x', { transport: 'http' })}`, { method: 'POST', body: '{}' })
+      assert.equal(sync.status, 404, 'never taken for a sync request')
+    } finally {
+      await w.stop()
+    }
+  })
+})
+
+describe('admin API on', () => {
+  let w
+  before(async () => {
+    w = await startWorker({ label: 'admin-on', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })
+  })
+  after(async () => {
+    await w?.stop()
+  })
+
+  test('401 for a wrong, missing or sync token; nothing about the token is logged', async () => {
+    for (const token of ['wrong', DEFAULT_TOKEN, null]) {
+      const res = await admin(w, 'stores/x', { token })
+      assert.equal(res.status, 401, `token ${token}`)
+      assert.deepEqual(await res.json(), { error: 'Unauthorized' })
+    }
+    assert.ok(!w.logs().includes('wrong'), 'the presented token is not logged')
+    assert.ok(!w.logs().includes(ADMIN), 'the admin token is not logged')
+  })
+
+  test('info after pushes', async () => {
+    const store = storeId('admin-info')
+    const backendId = await withSocket(w, store, async (s) => {
+      assert.deepEqual((await push(s, store, makeEvents(5))).exit, ok)
+      return (await pullAll(s, store)).pages[0].backendId
+    })
+    const res = await admin(w, `stores/${encodeURIComponent(store)}`)
+    assert.equal(res.status, 200)
+    const info = await res.json()
+    assert.equal(info.storeId, store)
+    assert.equal(info.head, 5)
+    assert.equal(info.eventCount, 5)
+    assert.equal(info.backendId, backendId)
+    assert.equal(info.storage, STORAGE)
+    assert.ok(info.approxSizeBytes > 0)
+    assert.equal(typeof info.openSockets, 'number')
+    assert.equal(typeof info.livePulls, 'number')
+    const line = w.logs().split('\n').find((l) => l.includes('"event":"admin"') && l.includes('"action":"info"') && l.includes(store))
+    assert.ok(line, 'one JSON log line per admin action')
+    assert.ok(!line.includes(ADMIN))
+  })
+
+  test('export, import into a new store, identical pull; export of a range and paging', async () => {
+    const from = storeId('admin-export')
+    const to = storeId('admin-import')
+    const events = makeEvents(7, { text: (i) => `ünï "${i}" \\ \n 😀` })
+    events[1].args = null
+    delete events[2].args
+    const original = await withSocket(w, from, async (s) => {
+      assert.deepEqual((await push(s, from, events)).exit, ok)
+      return pullAll(s, from)
+    })
+    const res = await admin(w, `stores/${from}/events`)
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type'), /ndjson/)
+    const text = await res.text()
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l))
+    assert.equal(lines.length, 7)
+    assert.deepEqual(
+      lines.map(({ createdAt, ...e }) => e),
+      original.events,
+    )
+    assert.ok(lines.every((l) => typeof l.createdAt === 'string'))
+
+    // A live pull of the target store receives the imported events.
+    const c = await connectClient({ url: w.url, storeId: to })
+    const live = livePull(c)
+    try {
+      await new Promise((r) => setTimeout(r, 1000))
+      const imported = await admin(w, `stores/${to}/import`, { method: 'POST', body: text })
+      assert.equal(imported.status, 200)
+      assert.deepEqual(await imported.json(), { imported: 7, head: 7 })
+      await waitFor(() => live.events().length === 7, { timeout: 15_000, message: 'the live pull to see the import' })
+      assert.deepEqual(live.events().map((e) => e.seqNum), [1, 2, 3, 4, 5, 6, 7])
+    } finally {
+      await live.stop()
+      await c.close()
+    }
+    const copy = await withSocket(w, to, (s) => pullAll(s, to))
+    assert.deepEqual(copy.events, original.events)
+
+    const range = await (await admin(w, `stores/${from}/events?after=2&until=5`)).text()
+    assert.deepEqual(range.trim().split('\n').map((l) => JSON.parse(l).seqNum), [3, 4, 5])
+    const page = await admin(w, `stores/${from}/events?limit=3`)
+    assert.equal(page.headers.get('x-next-after'), '3')
+    assert.equal((await page.text()).trim().split('\n').length, 3)
+  })
+
+  test('import is refused, with nothing written, for a non-empty store, a broken chain or a bad line', async () => {
+    const full = storeId('admin-full')
+    await withSocket(w, full, async (s) => assert.deepEqual((await push(s, full, makeEvents(1))).exit, ok))
+    let res = await admin(w, `stores/${full}/import`, { method: 'POST', body: ndjson(makeEvents(1)) })
+    assert.equal(res.status, 409)
+    assert.equal((await res.json()).error, 'StoreNotEmpty')
+
+    const store = storeId('admin-refused')
+    const broken = makeEvents(3)
+    broken[2].parentSeqNum = 1
+    res = await admin(w, `stores/${store}/import`, { method: 'POST', body: ndjson(broken) })
+    assert.equal(res.status, 400)
+    assert.deepEqual(await res.json(), { error: 'InvalidChain', message: 'parentSeqNum 1 must be 2 (the previous event\'s seqNum)', line: 3 })
+
+    res = await admin(w, `stores/${store}/import`, { method: 'POST', body: ndjson(makeEvents(2)) + '{"name": oops\n' })
+    assert.equal(res.status, 400)
+    const bad = await res.json()
+    assert.equal(bad.error, 'InvalidJson')
+    assert.equal(bad.line, 3)
+
+    const info = await (await admin(w, `stores/${store}`)).json()
+    assert.equal(info.eventCount, 0)
+    assert.equal(info.head, 0)
+  })
+
+  test('reset: the real client gets BackendIdMismatchError, and a new client starts over', { timeout: 120_000 }, async () => {
+    const store = storeId('admin-reset')
+    const c = await connectClient({ url: w.url, storeId: store })
+    try {
+      await c.push(makeEvents(2, { clientId: 'test-client' }))
+      const pages = await c.pullPages()
+      const cursor = cursorFrom(pages.at(-1))
+      const before = await (await admin(w, `stores/${store}`)).json()
+      const res = await admin(w, `stores/${store}/reset`, { method: 'POST' })
+      assert.equal(res.status, 200)
+      const reset = await res.json()
+      assert.equal(reset.removedEvents, 2)
+      assert.equal(reset.previousBackendId, before.backendId)
+      assert.notEqual(reset.backendId, before.backendId)
+      const info = await (await admin(w, `stores/${store}`)).json()
+      assert.deepEqual([info.head, info.eventCount, info.backendId], [0, 0, reset.backendId])
+
+      let pushExit
+      await waitFor(
+        async () => {
+          pushExit = await c.runExit(c.backend.push(makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' })))
+          return pushExit._tag === 'Failure' && pushExit.cause.error?._tag === 'BackendIdMismatchError'
+        },
+        { timeout: 60_000, interval: 500, message: 'the client to get BackendIdMismatchError' },
+      )
+      const { Stream, Effect } = await import('@livestore/utils/effect')
+      const pulled = await c.runExit(c.backend.pull(cursor).pipe(Stream.runCollect, Effect.asVoid))
+      assert.equal(pulled._tag, 'Failure')
+      assert.equal(pulled.cause.error._tag, 'BackendIdMismatchError')
+    } finally {
+      await c.close()
+    }
+    // A client that starts over (as LiveStore does after the mismatch) syncs from 0.
+    const fresh = await connectClient({ url: w.url, storeId: store, clientId: 'fresh-client' })
+    try {
+      await fresh.push(makeEvents(1, { clientId: 'fresh-client' }))
+      const pages = await fresh.pullPages()
+      assert.deepEqual(pages.flatMap((p) => p.batch.map((b) => b.eventEncoded.seqNum)), [1])
+    } finally {
+      await fresh.close()
+    }
+  })
+})
