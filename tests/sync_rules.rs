@@ -439,3 +439,44 @@ fn registry_sees_table_names_that_differ_only_in_case_as_one() {
         1
     );
 }
+
+/// The admin API's export → import round trip and its reset, on the storage queries every
+/// SQLite engine shares: exported lines import into another store as the same pull.
+#[test]
+fn admin_export_import_and_reset() {
+    use livestore_sync::admin::{export_line, parse_import};
+    use livestore_sync::storage::ContextRow;
+    let from = SqliteLog::new("from");
+    let mut meta = open(&from);
+    do_push(&from, &mut meta, &events(1, 0, 4), None).unwrap();
+    assert!(block_on(from.size_bytes()).unwrap() > 0);
+    let items = block_on(from.read_after(None, 100)).unwrap();
+    let ndjson: String = items.iter().map(|i| export_line(&i.json).unwrap() + "\n").collect();
+    let to = SqliteLog::new("to");
+    let target = open(&to);
+    let batch = parse_import(&ndjson, target.head).unwrap();
+    let context = ContextRow {
+        current_head: 4,
+        backend_id: target.backend_id.clone(),
+    };
+    block_on(to.append(&batch, "2026-01-01T00:00:00.000Z", &context)).unwrap();
+    let event_of = |json: &str| serde_json::from_str::<Value>(json).unwrap()["eventEncoded"].clone();
+    let copied = block_on(to.read_after(None, 100)).unwrap();
+    assert_eq!(
+        copied.iter().map(|i| event_of(&i.json)).collect::<Vec<_>>(),
+        items.iter().map(|i| event_of(&i.json)).collect::<Vec<_>>()
+    );
+    // Reset: no events, head 0, the new backendId kept when the store is opened again.
+    block_on(from.clear(&ContextRow {
+        current_head: 0,
+        backend_id: "backend-bbbbbbbbbbbbb".into(),
+    }))
+    .unwrap();
+    assert_eq!(block_on(from.count_after(None)).unwrap(), 0);
+    assert_eq!(block_on(from.size_bytes()).unwrap(), 0);
+    let reopened = block_on(open_store(&from, || panic!("the reset wrote a backendId"))).unwrap();
+    assert_eq!(
+        (reopened.head, reopened.backend_id.as_str()),
+        (0, "backend-bbbbbbbbbbbbb")
+    );
+}

@@ -148,13 +148,15 @@ impl<H: SyncHooks> SyncObject<H> {
                     next_after = cursor;
                     break 'pages;
                 }
+                // Moved past every row, even one that could not be turned into a line, so a
+                // page of such rows cannot make the loop read it again forever.
+                cursor = Some(item.seq_num);
                 let Some(line) = admin::export_line(&item.json) else {
                     continue;
                 };
                 body.push_str(&line);
                 body.push('\n');
                 lines += 1;
-                cursor = Some(item.seq_num);
             }
         }
         let h = Headers::new();
