@@ -489,6 +489,16 @@ mod tests {
     }
 
     #[test]
+    fn admin_token_is_off_by_default_and_never_printed() {
+        assert_eq!(config(&[]).unwrap().admin_token, None);
+        assert_eq!(config(&[("ADMIN_TOKEN", "")]).unwrap().admin_token, None);
+        let c = config(&[("ADMIN_TOKEN", "admin-s3cr3t"), ("AUTH_TOKEN", "sync-s3cr3t")]).unwrap();
+        assert_eq!(c.admin_token, Some(AdminToken("admin-s3cr3t".into())));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("admin-s3cr3t") && !printed.contains("sync-s3cr3t"));
+    }
+
+    #[test]
     fn token_and_open_access() {
         assert_eq!(config(&[("AUTH_TOKEN", "s3")]).unwrap().auth, Auth::Token("s3".into()));
         assert_eq!(config(&[("ALLOW_ANONYMOUS", "true")]).unwrap().auth, Auth::Open);
