@@ -64,6 +64,9 @@ pub struct SyncObject<H: SyncHooks> {
     /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
     /// the current window.
     push_windows: js_sys::WeakMap,
+    /// Open sockets, for `MAX_SOCKETS_PER_STORE`: read from the runtime once after a wake, then
+    /// kept by counting, so a connect does not list every socket of the store.
+    open_sockets: std::cell::Cell<Option<usize>>,
     /// Live pulls waiting for the push lock, so an `Interrupt` that arrives before they register
     /// still ends them.
     pending_live: RefCell<Vec<ws::PendingPull>>,
@@ -94,6 +97,7 @@ impl<H: SyncHooks> SyncObject<H> {
             open_lock: futures::lock::Mutex::new(()),
             live: RefCell::new(None),
             push_windows: js_sys::WeakMap::new(),
+            open_sockets: std::cell::Cell::new(None),
             pending_live: RefCell::new(Vec::new()),
         }
     }
@@ -139,6 +143,7 @@ impl<H: SyncHooks> SyncObject<H> {
     /// The object's `webSocketClose` handler: completes the closing handshake; the socket's live
     /// pulls go with its attachment.
     pub async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+        self.socket_gone();
         self.set_live_pulls(&ws, Vec::new());
         let _ = ws.close(Some(1000), Some("closed"));
         Ok(())
@@ -146,8 +151,18 @@ impl<H: SyncHooks> SyncObject<H> {
 
     /// The object's `webSocketError` handler: the socket's live pulls end with it.
     pub async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.socket_gone();
         self.set_live_pulls(&ws, Vec::new());
         Ok(())
+    }
+
+    /// Counts a socket out of `open_sockets`. A socket that both errors and closes is counted out
+    /// twice, which can only let a connection or two more in; the count is exact again after
+    /// the next wake.
+    fn socket_gone(&self) {
+        if let Some(open) = self.open_sockets.get() {
+            self.open_sockets.set(Some(open.saturating_sub(1)));
+        }
     }
 
     /// Records a socket's live pulls in the index (an empty list removes the socket).

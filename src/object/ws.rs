@@ -85,7 +85,11 @@ pub(super) fn attachment(ws: &WebSocket) -> Option<Attachment> {
 impl<H: SyncHooks> SyncObject<H> {
     /// Accepts a WebSocket for `store_id` in hibernation mode.
     pub(super) fn accept_socket(&self, store_id: String, headers: Vec<(String, String)>) -> Result<Response> {
-        let open = self.state.get_websockets().len();
+        let open = self
+            .open_sockets
+            .get()
+            .unwrap_or_else(|| self.state.get_websockets().len());
+        self.open_sockets.set(Some(open));
         if open >= self.config.max_sockets_per_store {
             return Response::error(
                 format!(
@@ -106,6 +110,7 @@ impl<H: SyncHooks> SyncObject<H> {
             return Response::error(format!("Cannot accept the connection: {e}"), 431);
         }
         self.state.accept_web_socket(&pair.server);
+        self.open_sockets.set(Some(open + 1));
         Response::from_websocket(pair.client)
     }
 
