@@ -246,6 +246,9 @@ impl<H: SyncHooks> SyncObject<H> {
             let _ = ws.close(Some(RESET_CLOSE_CODE), Some("store reset"));
         }
         *self.live.borrow_mut() = Some(Vec::new());
+        // Closing from this side may not be reported back as a close event; the count of open
+        // sockets is read from the runtime again on the next connect.
+        self.open_sockets.set(None);
         let body = format!(
             r#"{{"reset":true,"previousBackendId":{},"backendId":{},"removedEvents":{removed},"closedSockets":{}}}"#,
             str_literal(&meta.backend_id),
