@@ -46,25 +46,6 @@ async function mapLimit(items, limit, fn) {
   return results
 }
 
-/** Resolves once `cond()` holds, re-checking on every frame the socket receives. */
-async function until(sock, cond, { timeout = 120_000, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout
-  while (!cond()) {
-    if (sock.closed) throw new Error(`socket closed while waiting for ${what}`)
-    const left = deadline - Date.now()
-    if (left <= 0) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => {
-      const w = () => {
-        clearTimeout(t)
-        sock.waiters = sock.waiters.filter((x) => x !== w)
-        resolve()
-      }
-      const t = setTimeout(w, left)
-      sock.waiters.push(w)
-    })
-  }
-}
-
 /**
  * Follows a socket's live pull as frames arrive: its events in order, the frame index at which
  * each event id arrived, and every backendId seen. Call before the live pull is opened.
@@ -143,7 +124,8 @@ describe('load without loss', () => {
         attempt.status = 'refused'
         // As the real client: wait for the live pull to bring the events that moved the head,
         // then rebase onto them; back off a little so a hundred clients do not all collide again.
-        await until(c.sock, () => (c.live.events.at(-1)?.seqNum ?? 0) >= error.minimumExpectedNum, {
+        await c.sock.until(() => (c.live.events.at(-1)?.seqNum ?? 0) >= error.minimumExpectedNum, {
+          timeout: 120_000,
           what: `${c.name}'s live pull to reach ${error.minimumExpectedNum}`,
         })
         retries++
@@ -164,7 +146,7 @@ describe('load without loss', () => {
     let broadcastFrames = 0
     for (const c of clients) {
       // Each live pull receives the whole log, in order, every event once, with one backendId.
-      await until(c.sock, () => c.live.events.length >= log.length, { timeout: 60_000, what: `${c.name}'s live pull to catch up` }).catch(() => {})
+      await c.sock.until(() => c.live.events.length >= log.length, { timeout: 60_000, what: `${c.name}'s live pull to catch up` }).catch(() => {})
       await sleep(0)
       assert.deepEqual(c.live.events, log, `${c.name}'s live pull`)
       assert.deepEqual([...c.live.backendIds], [backendId])
@@ -238,7 +220,7 @@ describe('load without loss', () => {
       }
       for (const id of ['a', 'b', 'c']) {
         const live = () => s.chunks(id).flatMap((v) => v.batch.map((b) => b.eventEncoded))
-        await until(s, () => live().length >= log.length, { timeout: 30_000, what: `socket ${i}'s live pull ${id}` }).catch(() => {})
+        await s.until(() => live().length >= log.length, { timeout: 30_000, what: `socket ${i}'s live pull ${id}` }).catch(() => {})
         assert.deepEqual(live(), log, `socket ${i}, live pull ${id}`)
       }
     }
@@ -280,7 +262,7 @@ describe('load without loss', () => {
       backendIds.add(backendId)
       events += log.length
       const live = () => s.puller.chunks('live').flatMap((v) => v.batch.map((b) => b.eventEncoded))
-      await until(s.puller, () => live().length >= log.length, { timeout: 60_000, what: `store ${s.i}'s live pull` }).catch(() => {})
+      await s.puller.until(() => live().length >= log.length, { timeout: 60_000, what: `store ${s.i}'s live pull` }).catch(() => {})
       assert.deepEqual(live(), log, `store ${s.i}'s live pull got exactly its store's events`)
       for (const v of s.puller.chunks('live')) assert.equal(v.backendId, backendId)
     }

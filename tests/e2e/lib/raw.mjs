@@ -52,17 +52,13 @@ export class RawSocket {
     return this.frames.map((f) => JSON.parse(f))
   }
 
-  /** Waits for a received frame (parsed) matching `predicate`, searching from index `from`. */
-  async next(predicate = () => true, { timeout = 10_000, from = 0 } = {}) {
+  /** Resolves once `cond()` holds, re-checking whenever a frame arrives or the socket closes. */
+  async until(cond, { timeout = 10_000, what = 'condition', detail = () => '' } = {}) {
     const deadline = Date.now() + timeout
-    for (;;) {
-      for (let i = from; i < this.frames.length; i++) {
-        const m = JSON.parse(this.frames[i])
-        if (predicate(m)) return m
-      }
-      if (this.closed) throw new Error('socket closed while waiting')
+    while (!cond()) {
+      if (this.closed) throw new Error(`socket closed while waiting for ${what}`)
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting; last frames received:\n${this.frames.join('\n').slice(-4000)}`)
+      if (left <= 0) throw new Error(`timed out waiting for ${what}${detail()}`)
       await new Promise((resolve) => {
         const w = () => {
           clearTimeout(t)
@@ -73,6 +69,26 @@ export class RawSocket {
         this.waiters.push(w)
       })
     }
+  }
+
+  /** Waits for a received frame (parsed) matching `predicate`, searching from index `from`. */
+  async next(predicate = () => true, { timeout = 10_000, from = 0 } = {}) {
+    let found
+    let checked = from
+    await this.until(
+      () => {
+        for (; checked < this.frames.length; checked++) {
+          const m = JSON.parse(this.frames[checked])
+          if (predicate(m)) {
+            found = m
+            return true
+          }
+        }
+        return false
+      },
+      { timeout, what: 'a matching frame', detail: () => `; last frames received:\n${this.frames.join('\n').slice(-4000)}` },
+    )
+    return found
   }
 
   /** Waits for the `Exit` of a request id. */

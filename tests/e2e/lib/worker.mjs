@@ -30,16 +30,26 @@ migrations_dir = ${JSON.stringify(path.join(ROOT, 'migrations'))}
 let counter = 0
 const uniq = (label) => `${label}-${process.pid}-${Date.now().toString(36)}-${counter++}`
 
-export const freePort = () =>
-  new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
+// Ports handed out by this process: the kernel may offer a just-released port again, and the
+// server port and the inspector port of one worker must differ.
+const handedOut = new Set()
+export const freePort = async () => {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer()
+      srv.unref()
+      srv.on('error', reject)
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address()
+        srv.close(() => resolve(port))
+      })
     })
-  })
+    if (!handedOut.has(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
+}
 
 /**
  * A project wrangler.toml (the root's, or an example's) without its [build] section, pointing at
@@ -84,7 +94,19 @@ new_sqlite_classes = ["SyncBackendDO"]
  * `vars` become `--var` flags; `persistTo` reuses a state directory and `port` a port (for restart
  * tests); the server counts as up once `GET /` answers `readyStatus`.
  */
-export async function startWorker({
+export async function startWorker(options = {}) {
+  // A free port can still be taken by another process before workerd binds it; with ports of
+  // our own choosing, pick new ones and try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorkerOnce(options)
+    } catch (e) {
+      if (options.port !== undefined || attempt >= 3 || !String(e.message).includes('Address already in use')) throw e
+    }
+  }
+}
+
+async function startWorkerOnce({
   vars = { AUTH_TOKEN: DEFAULT_TOKEN },
   persistTo,
   reference = false,
