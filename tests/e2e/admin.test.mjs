@@ -124,6 +124,8 @@ describe('admin API on', () => {
     }
     const copy = await withSocket(w, to, (s) => pullAll(s, to))
     assert.deepEqual(copy.events, original.events)
+    // createdAt moved too: the copy exports byte for byte as the original did.
+    assert.equal(await (await admin(w, `stores/${to}/events`)).text(), text)
 
     const range = await (await admin(w, `stores/${from}/events?after=2&until=5`)).text()
     assert.deepEqual(range.trim().split('\n').map((l) => JSON.parse(l).seqNum), [3, 4, 5])
@@ -170,6 +172,31 @@ describe('admin API on', () => {
     assert.deepEqual(await imported.json(), { imported: total, head: total })
   })
 
+  test('a store moves to the other storage engine with its events and their times', { timeout: 120_000 }, async () => {
+    const other = STORAGE === 'd1' ? 'do-sqlite' : 'd1'
+    const store = storeId('admin-move')
+    const original = await withSocket(w, store, async (s) => {
+      assert.deepEqual((await push(s, store, makeEvents(100))).exit, ok)
+      assert.deepEqual((await push(s, store, makeEvents(20, { start: 101, parent: 100 }))).exit, ok)
+      return pullAll(s, store)
+    })
+    const exported = await (await admin(w, `stores/${store}/events`)).text()
+    const target = await startWorker({ label: `admin-move-${other}`, storage: other, vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })
+    try {
+      const res = await admin(target, `stores/${store}/import`, { method: 'POST', body: exported })
+      assert.deepEqual(await res.json(), { imported: 120, head: 120 })
+      const info = await (await admin(target, `stores/${store}`)).json()
+      assert.equal(info.storage, other)
+      const moved = await withSocket(target, store, (s) => pullAll(s, store))
+      const items = (r) => r.pages.flatMap((p) => p.batch)
+      // Events and their metadata (createdAt) as the original engine served them.
+      assert.deepEqual(items(moved), items(original))
+      assert.equal(await (await admin(target, `stores/${store}/events`)).text(), exported)
+    } finally {
+      await target.stop()
+    }
+  })
+
   test('import is refused, with nothing written, for a non-empty store, a broken chain or a bad line', async () => {
     const full = storeId('admin-full')
     await withSocket(w, full, async (s) => assert.deepEqual((await push(s, full, makeEvents(1))).exit, ok))
@@ -189,6 +216,15 @@ describe('admin API on', () => {
     const bad = await res.json()
     assert.equal(bad.error, 'InvalidJson')
     assert.equal(bad.line, 3)
+
+    const untimed = makeEvents(2)
+    untimed[1].createdAt = 'yesterday'
+    res = await admin(w, `stores/${store}/import`, { method: 'POST', body: ndjson(untimed) })
+    assert.equal(res.status, 400)
+    assert.deepEqual(
+      { ...(await res.json()), message: undefined },
+      { error: 'InvalidCreatedAt', message: undefined, line: 2 },
+    )
 
     const info = await (await admin(w, `stores/${store}`)).json()
     assert.equal(info.eventCount, 0)
