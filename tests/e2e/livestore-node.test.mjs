@@ -12,7 +12,8 @@ import { pullAll, RawSocket } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, ROOT, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
 
 let worker
-before(async () => (worker = await startWorker({ label: 'livestore-node' })))
+const ADMIN = 'admin-token-for-livestore-node-tests'
+before(async () => (worker = await startWorker({ label: 'livestore-node', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })))
 after(() => worker?.stop())
 
 const apps = []
@@ -35,7 +36,10 @@ async function startApp(store, clientId, transport) {
   assert.ok(first.ready)
   let seq = 0
   const pending = new Map()
+  let onShutdown
+  const shutdown = new Promise((resolve) => (onShutdown = resolve))
   child.on('message', (reply) => {
+    if (reply.event === 'shutdown') return onShutdown(reply.cause)
     const waiter = pending.get(reply.reply)
     if (!waiter) return
     pending.delete(reply.reply)
@@ -48,7 +52,7 @@ async function startApp(store, clientId, transport) {
       pending.set(id, { resolve, reject })
       child.send({ ...msg, seq: id })
     })
-  const app = { child, call, output: () => output, list: async () => (await call({ cmd: 'list' })).rows }
+  const app = { child, call, shutdown, output: () => output, list: async () => (await call({ cmd: 'list' })).rows }
   apps.push(app)
   return app
 }
@@ -113,4 +117,38 @@ for (const transport of ['ws', 'http']) test(`two LiveStore processes converge o
   assert.deepEqual(await alice.list(), await bob.list())
 
   for (const app of [alice, bob]) await app.call({ cmd: 'shutdown' })
+})
+
+test('an admin reset: the app (onBackendIdMismatch: reset, the default) clears its data, shuts down, and starts over', { timeout: 180_000 }, async () => {
+  const store = storeId('reset-app')
+  const serverIds = async () => {
+    const sock = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`)
+    const events = (await pullAll(sock, store)).events
+    sock.close()
+    return events.map((e) => e.args.id)
+  }
+  const alice = await startApp(store, 'alice', 'ws')
+  for (let i = 0; i < 3; i++) await alice.call({ cmd: 'create', id: `old-${i}`, text: 'before the reset' })
+  await waitFor(async () => (await serverIds()).length === 3, { timeout: 60_000, message: 'the todos on the server' })
+
+  const res = await fetch(`${worker.url}/_admin/stores/${store}/reset`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` } })
+  assert.equal(res.status, 200)
+  // The reset closes the app's socket; its reconnect pulls with the old backendId, and LiveStore
+  // clears the local databases and shuts the store down, as it intends for a reset backend.
+  const cause = await Promise.race([
+    alice.shutdown,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`no shutdown:\n${alice.output().slice(-3000)}`)), 60_000)),
+  ])
+  assert.match(cause, /backend-id-mismatch/)
+  alice.child.kill('SIGKILL')
+
+  // Started again on the same data directory, it holds nothing old and syncs the new log.
+  const again = await startApp(store, 'alice', 'ws')
+  assert.deepEqual(await again.list(), [])
+  await again.call({ cmd: 'create', id: 'new-0', text: 'after the reset' })
+  await waitFor(async () => (await serverIds()).join() === 'new-0', { timeout: 60_000, message: 'the new todo as the first event' })
+  const bob = await startApp(store, 'bob', 'ws')
+  await waitFor(async () => (await bob.list()).length === 1, { timeout: 60_000, message: "the new todo at bob" })
+  assert.deepEqual((await bob.list()).map((r) => r.id), ['new-0'])
+  for (const app of [again, bob]) await app.call({ cmd: 'shutdown' })
 })

@@ -1,6 +1,8 @@
 // A complete LiveStore app in one Node process: the todo schema, a store on
 // @livestore/adapter-node (SQLite on disk) syncing through `makeWsSync`. The test process drives
 // it over IPC: `create` commits an event, `list` reads the materialized table, `shutdown` stops.
+// When the store shuts itself down (e.g. on BackendIdMismatchError with LiveStore's default
+// onBackendIdMismatch: 'reset'), the app reports `{ event: 'shutdown', cause }` and stays up.
 //
 //   node todo-node.mjs <syncUrl> <storeId> <clientId> <dataDir> <authToken> [ws|http]
 import WebSocket from 'ws'
@@ -10,6 +12,7 @@ globalThis.WebSocket ??= WebSocket
 const { makeAdapter } = await import('@livestore/adapter-node')
 const { createStorePromise, Events, makeSchema, Schema, State } = await import('@livestore/livestore')
 const { makeHttpSync, makeWsSync } = await import('@livestore/sync-cf/client')
+const { Deferred, Effect, FiberId } = await import('@livestore/utils/effect')
 
 const [url, storeId, clientId, baseDirectory, authToken, transport = 'ws'] = process.argv.slice(2)
 
@@ -43,7 +46,13 @@ const adapter = makeAdapter({
   },
 })
 
+const shutdownDeferred = Deferred.unsafeMake(FiberId.none)
+Effect.runPromise(Effect.exit(Deferred.await(shutdownDeferred))).then((exit) => {
+  process.send({ event: 'shutdown', cause: JSON.stringify(exit) })
+})
+
 const store = await createStorePromise({
+  shutdownDeferred,
   adapter,
   schema,
   storeId,
