@@ -220,7 +220,12 @@ function eventRow(e) {
   return tr
 }
 
+// Only the newest page request may fill the table: a poll's refresh of the last page must not
+// land after, and overwrite, a page the person turned to meanwhile.
+let pageTicket = 0
+
 async function loadPage(mine) {
+  const ticket = ++pageTicket
   const size = Number($('page-size').value)
   const query = new URLSearchParams({ limit: String(size) })
   const after = store.pages[store.index]
@@ -228,7 +233,7 @@ async function loadPage(mine) {
   const res = await api(storePath(store.id, `/events?${query}`))
   const nextAfter = res.headers.get('x-next-after')
   const events = parseNdjson(await res.text())
-  if (mine !== generation) return
+  if (mine !== generation || ticket !== pageTicket) return
   store.nextAfter = nextAfter
   $('event-table').tBodies[0].replaceChildren(...events.map(eventRow))
   $('events-empty').hidden = events.length > 0 || store.index > 0
@@ -283,7 +288,8 @@ async function poll(mine) {
   try {
     let arrived = 0
     for (;;) {
-      const query = new URLSearchParams({ after: String(live.after), limit: String(POLL_LIMIT) })
+      const from = live.after
+      const query = new URLSearchParams({ after: String(from), limit: String(POLL_LIMIT) })
       const res = await api(storePath(store.id, `/events?${query}`))
       const more = res.headers.get('x-next-after') !== null
       const events = parseNdjson(await res.text())
@@ -295,7 +301,8 @@ async function poll(mine) {
       }
       while (body.rows.length > LIVE_ROWS) body.lastElementChild.remove()
       arrived += events.length
-      if (!more) break
+      // Asks again only while that moves the cursor forward.
+      if (!more || live.after === from) break
     }
     live.seen += arrived
     live.quiet = arrived > 0 ? 0 : live.quiet + 1

@@ -1,7 +1,7 @@
 // The web inspector (issue 7): a page under /_admin/ driven in headless Chromium (Debian's
 // package, through playwright-core). Signs in, refuses a wrong secret, shows a store's figures,
-// pages through its events, shows pushed events live without a reload, and renders event data
-// as text. Screenshots go to tests/e2e/.tmp/screenshots/ (their paths are printed).
+// pages through its events, shows pushed events live without a reload, renders event data as
+// text, and notices a reset. Screenshots go to tests/e2e/.tmp/screenshots/ (paths printed).
 import assert from 'node:assert/strict'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -213,15 +213,30 @@ describe('web inspector', () => {
     await shot(t, '5-live')
   })
 
+  test('a reset of the open store is noticed: new backendId, empty log', async (t) => {
+    const reset = await fetch(`${w.url}/_admin/stores/${encodeURIComponent(store)}/reset`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    })
+    assert.equal(reset.status, 200)
+    await waitText('#info dd[data-field="head"]', '0')
+    await page.waitForFunction(() => document.querySelectorAll('#live-events tbody tr').length === 0, null, WAIT)
+    await page.locator('#events-empty').waitFor({ state: 'visible', ...WAIT })
+    assert.equal(await field('eventCount'), '0')
+    assert.notEqual(await field('backendId'), backendId)
+    assert.equal(await page.locator('#event-table tbody tr').count(), 0)
+    await shot(t, '6-after-reset')
+  })
+
   test('a reload keeps the session in this tab; signing out forgets the secret', async (t) => {
     await page.reload()
-    await waitText('#info dd[data-field="head"]', String(COUNT + 3))
+    await waitText('#info dd[data-field="head"]', '0')
     assert.equal(await page.locator('#sign-in-view').isHidden(), true)
     await page.click('#sign-out')
     await page.locator('#sign-in-view').waitFor({ state: 'visible', ...WAIT })
     assert.equal(await page.evaluate(() => sessionStorage.length), 0)
     assert.equal(await page.locator('#store-view').isHidden(), true)
-    await shot(t, '6-signed-out')
+    await shot(t, '7-signed-out')
   })
 
   test('the page ran without script errors or policy violations', () => {
