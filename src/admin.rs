@@ -187,7 +187,7 @@ pub fn export_line(item_json: &str) -> Option<String> {
 /// Why an import was refused; sent as `{"error":"<kind>","message":"…","line":n}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportError {
-    /// `InvalidJson`, `InvalidChain`, `EmptyImport` or `StoreNotEmpty`.
+    /// `InvalidJson`, `InvalidCreatedAt`, `InvalidChain`, `EmptyImport` or `StoreNotEmpty`.
     pub kind: &'static str,
     /// What is wrong.
     pub message: String,
@@ -210,13 +210,45 @@ impl ImportError {
     }
 }
 
+/// A validated import: the events, and each one's `createdAt` when its line carried one.
+#[derive(Debug)]
+pub struct Import<'a> {
+    /// The events, in order, chained from the store's head.
+    pub events: Vec<EventIn<'a>>,
+    /// `created_at[i]` is event `i`'s exported time; `None` where the line had none.
+    pub created_at: Vec<Option<String>>,
+}
+
+#[derive(Deserialize)]
+struct LineTime {
+    #[serde(rename = "createdAt", default)]
+    created_at: Option<serde_json::Value>,
+}
+
+/// Whether `s` is a timestamp as the reference and this backend write them
+/// (`Date.prototype.toISOString`: `YYYY-MM-DDTHH:MM:SS.sssZ`).
+pub fn is_iso_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
 /// Parses and validates a whole NDJSON import against the log's rules, before anything is
-/// written: every non-blank line is one event (extra keys such as `createdAt` are ignored), the
-/// first event's parent is `head` (0 for the empty store an import requires), each later event's
-/// parent is the event before it, and seqNums strictly increase. Blank lines are skipped, so a
-/// trailing newline is fine.
-pub fn parse_import(body: &str, head: i64) -> Result<Vec<EventIn<'_>>, ImportError> {
+/// written: every non-blank line is one event, the first event's parent is `head` (0 for the
+/// empty store an import requires), each later event's parent is the event before it, and
+/// seqNums strictly increase. A line's `createdAt`, when present, must be a timestamp as an
+/// export writes it ([`is_iso_timestamp`]) and is kept; other extra keys are ignored. Blank
+/// lines are skipped, so a trailing newline is fine.
+pub fn parse_import(body: &str, head: i64) -> Result<Import<'_>, ImportError> {
     let mut events: Vec<EventIn<'_>> = Vec::new();
+    let mut created_at = Vec::new();
     let mut previous = head;
     for (i, line) in body.lines().enumerate() {
         let number = i + 1;
@@ -224,11 +256,23 @@ pub fn parse_import(body: &str, head: i64) -> Result<Vec<EventIn<'_>>, ImportErr
         if line.is_empty() {
             continue;
         }
-        let event: EventIn<'_> = serde_json::from_str(line).map_err(|e| ImportError {
+        let invalid_json = |e: serde_json::Error| ImportError {
             kind: "InvalidJson",
             message: format!("not an event: {e}"),
             line: Some(number),
-        })?;
+        };
+        let event: EventIn<'_> = serde_json::from_str(line).map_err(invalid_json)?;
+        let time = match serde_json::from_str::<LineTime>(line).map_err(invalid_json)?.created_at {
+            None => None,
+            Some(serde_json::Value::String(t)) if is_iso_timestamp(&t) => Some(t),
+            Some(other) => {
+                return Err(ImportError {
+                    kind: "InvalidCreatedAt",
+                    message: format!("createdAt must be a timestamp like 2024-01-31T12:00:00.000Z, not {other}"),
+                    line: Some(number),
+                })
+            }
+        };
         let chain = |message: String| ImportError {
             kind: "InvalidChain",
             message,
@@ -254,6 +298,7 @@ pub fn parse_import(body: &str, head: i64) -> Result<Vec<EventIn<'_>>, ImportErr
         }
         previous = event.seq_num.0;
         events.push(event);
+        created_at.push(time);
     }
     if events.is_empty() {
         return Err(ImportError {
@@ -262,7 +307,7 @@ pub fn parse_import(body: &str, head: i64) -> Result<Vec<EventIn<'_>>, ImportErr
             line: None,
         });
     }
-    Ok(events)
+    Ok(Import { events, created_at })
 }
 
 /// One admin log line: `{"level":"info","event":"admin","action":…,"storeId":…,"outcome":…}`
@@ -342,8 +387,9 @@ mod tests {
         );
         // The line imports again.
         let line = export_line(item).unwrap_or_default();
-        let events = parse_import(&line, 0).expect("valid");
-        assert_eq!(events[0].args.map(|a| a.get()), Some(r#"{"x":"}"}"#));
+        let import = parse_import(&line, 0).expect("valid");
+        assert_eq!(import.events[0].args.map(|a| a.get()), Some(r#"{"x":"}"}"#));
+        assert_eq!(import.created_at, vec![Some("2024-01-01T00:00:00.000Z".to_owned())]);
         assert_eq!(export_line("nope"), None);
     }
 
@@ -354,7 +400,7 @@ mod tests {
     #[test]
     fn imports() {
         let ok = format!("{}\n{}\n\n{}\n", ev(1, 0), ev(2, 1), ev(5, 2));
-        assert_eq!(parse_import(&ok, 0).map(|e| e.len()), Ok(3));
+        assert_eq!(parse_import(&ok, 0).map(|i| i.events.len()), Ok(3));
         let e = parse_import(&format!("{}\n{}", ev(1, 0), ev(3, 2)), 0).unwrap_err();
         assert_eq!((e.kind, e.line), ("InvalidChain", Some(2)));
         let e = parse_import(&ev(2, 1), 0).unwrap_err();
@@ -366,6 +412,33 @@ mod tests {
         assert_eq!(parse_import("\n\n", 0).unwrap_err().kind, "EmptyImport");
         assert!(e.to_json().starts_with(r#"{"error":"InvalidJson","message":"#));
         assert!(e.to_json().ends_with(r#","line":2}"#));
+    }
+
+    #[test]
+    fn import_times() {
+        let timed = |t: &str| {
+            format!(r#"{{"name":"e","seqNum":1,"parentSeqNum":0,"clientId":"c","sessionId":"s","createdAt":{t}}}"#)
+        };
+        let body = format!("{}\n{}", timed(r#""2025-12-31T23:59:59.999Z""#), ev(2, 1));
+        let import = parse_import(&body, 0).expect("valid");
+        assert_eq!(
+            import.created_at,
+            vec![Some("2025-12-31T23:59:59.999Z".to_owned()), None]
+        );
+        for bad in [
+            r#""yesterday""#,
+            "12",
+            r#""2025-12-31 23:59:59.999Z""#,
+            r#""2025-12-31T23:59:59Z""#,
+        ] {
+            let e = parse_import(&timed(bad), 0).unwrap_err();
+            assert_eq!((e.kind, e.line), ("InvalidCreatedAt", Some(1)), "{bad}");
+        }
+        // null is as good as absent: the import's time.
+        assert_eq!(parse_import(&timed("null"), 0).map(|i| i.created_at), Ok(vec![None]));
+        assert!(is_iso_timestamp("2024-01-01T00:00:00.000Z"));
+        assert!(!is_iso_timestamp("2024-01-01T00:00:00.000Zx"));
+        assert!(!is_iso_timestamp("2024-01-01T00:00:00.0000"));
     }
 
     #[test]

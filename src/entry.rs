@@ -277,5 +277,73 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
     }
     let forwarded = Request::new_with_init(&target, &init)?;
     let stub = namespace.id_from_name(&store_id)?.get_stub()?;
-    stub.fetch_with_request(forwarded).await
+    let first = stub.fetch_with_request(forwarded).await?;
+    let paged_by_caller = url.query_pairs().any(|(key, _)| key == "limit");
+    if action != admin::Action::Export || paged_by_caller || first.status_code() != 200 {
+        return Ok(first);
+    }
+    export_stream(first, stub, store_id, url, token.0.clone())
+}
+
+/// A whole export as one streamed response: the object answers at most a page of lines per
+/// request (so neither side holds a large store in memory), and this Worker asks for the next
+/// page only when the previous one has been handed to the response body. A storage failure after
+/// the first page aborts the body, so a cut-off export never looks complete.
+fn export_stream(
+    first: Response,
+    stub: worker::Stub,
+    store_id: String,
+    url: worker::Url,
+    token: String,
+) -> Result<Response> {
+    use futures::stream::{self, TryStreamExt};
+    let until: Option<String> = url
+        .query_pairs()
+        .find(|(key, _)| key == "until")
+        .map(|(_, v)| v.into_owned());
+    let shared = std::rc::Rc::new((stub, store_id, until, token));
+    let state = (Some(first), None::<String>, false);
+    let pages = stream::try_unfold(state, move |(first, after, done)| {
+        let shared = shared.clone();
+        async move {
+            let (stub, store_id, until, token) = &*shared;
+            if done {
+                return Ok(None);
+            }
+            let mut response = match first {
+                Some(response) => response,
+                None => {
+                    let mut query = worker::url::form_urlencoded::Serializer::new(String::new());
+                    query.append_pair("storeId", store_id);
+                    if let Some(after) = &after {
+                        query.append_pair("after", after);
+                    }
+                    if let Some(until) = until {
+                        query.append_pair("until", until);
+                    }
+                    let headers = Headers::new();
+                    headers.set(crate::admin::INTERNAL_HEADER, token)?;
+                    let mut init = worker::RequestInit::new();
+                    init.with_method(worker::Method::Get).with_headers(headers);
+                    let target = format!("https://livestore-admin/export?{}", query.finish());
+                    let response = stub.fetch_with_request(Request::new_with_init(&target, &init)?).await?;
+                    if response.status_code() != 200 {
+                        return Err(worker::Error::RustError(format!(
+                            "export page after {} failed with status {}",
+                            after.as_deref().unwrap_or("0"),
+                            response.status_code()
+                        )));
+                    }
+                    response
+                }
+            };
+            let next = response.headers().get("x-next-after")?;
+            let bytes = response.bytes().await?;
+            let done = next.is_none();
+            Ok(Some((bytes, (None, next, done))))
+        }
+    });
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/x-ndjson")?;
+    Ok(Response::from_stream(pages.into_stream())?.with_headers(headers))
 }

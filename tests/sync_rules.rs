@@ -454,17 +454,24 @@ fn admin_export_import_and_reset() {
     let ndjson: String = items.iter().map(|i| export_line(&i.json).unwrap() + "\n").collect();
     let to = SqliteLog::new("to");
     let target = open(&to);
-    let batch = parse_import(&ndjson, target.head).unwrap();
+    let import = parse_import(&ndjson, target.head).unwrap();
     let context = ContextRow {
         current_head: 4,
         backend_id: target.backend_id.clone(),
     };
-    block_on(to.append(&batch, "2026-01-01T00:00:00.000Z", &context)).unwrap();
-    let event_of = |json: &str| serde_json::from_str::<Value>(json).unwrap()["eventEncoded"].clone();
+    let times: Vec<&str> = import.created_at.iter().map(|t| t.as_deref().unwrap()).collect();
+    block_on(to.append_timed(&import.events, &times, &context)).unwrap();
+    // The copy pulls exactly as the original, createdAt included.
     let copied = block_on(to.read_after(None, 100)).unwrap();
     assert_eq!(
-        copied.iter().map(|i| event_of(&i.json)).collect::<Vec<_>>(),
-        items.iter().map(|i| event_of(&i.json)).collect::<Vec<_>>()
+        copied
+            .iter()
+            .map(|i| serde_json::from_str::<Value>(&i.json).unwrap())
+            .collect::<Vec<_>>(),
+        items
+            .iter()
+            .map(|i| serde_json::from_str::<Value>(&i.json).unwrap())
+            .collect::<Vec<_>>()
     );
     // Reset: no events, head 0, the new backendId kept when the store is opened again.
     block_on(from.clear(&ContextRow {

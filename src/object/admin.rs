@@ -189,28 +189,30 @@ impl<H: SyncHooks> SyncObject<H> {
             };
             return Ok((json_response(409, e.to_json())?, vec![("stored", stored as i64)]));
         }
-        let events = match admin::parse_import(body, meta.head) {
-            Ok(events) => events,
+        let import = match admin::parse_import(body, meta.head) {
+            Ok(import) => import,
             Err(e) => return Ok((json_response(400, e.to_json())?, vec![])),
         };
+        let events = &import.events;
         let Some(last) = events.last().map(|e| e.seq_num.0) else {
             return Ok((json_response(400, r#"{"error":"EmptyImport"}"#.to_owned())?, vec![]));
         };
-        // One createdAt for the whole import: the log stores one per append, and one append is
-        // what makes the import all or nothing.
-        let created_at = iso8601_from_millis(now_millis());
+        // Exported times are kept, so a store moved between engines or deployments pulls as it
+        // did; a line without one gets the import's time.
+        let now = iso8601_from_millis(now_millis());
+        let times: Vec<&str> = import.created_at.iter().map(|t| t.as_deref().unwrap_or(&now)).collect();
         let context = ContextRow {
             current_head: last,
             backend_id: meta.backend_id.clone(),
         };
-        if let Err(e) = log.append(&events, &created_at, &context).await {
+        if let Err(e) = log.append_timed(events, &times, &context).await {
             let e = SyncError::from(e);
             self.forget_store_on_storage_error::<()>(&Err(e.clone()));
             return Ok((storage_failure(&e)?, vec![]));
         }
         meta.head = last;
         if self.has_live_pulls() {
-            let pages = sync::broadcast_pages(&events, &created_at, &meta.backend_id, &self.limits);
+            let pages = sync::broadcast_pages_timed(events, &times, &meta.backend_id, &self.limits);
             self.broadcast(&pages);
         }
         if let Some(open) = self.store.borrow_mut().as_mut() {

@@ -213,15 +213,48 @@ impl EventLog for D1Log {
     }
 
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
-        let insert = sql::insert_rows(&self.table());
-        let created_at = JsValue::from_str(created_at);
-        let statements = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES)
+        let rows = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES);
+        self.insert_chunks(
+            batch,
+            sql::insert_rows(&self.table()),
+            rows,
+            Some(JsValue::from_str(created_at)),
+            context,
+        )
+        .await
+    }
+
+    async fn append_timed(
+        &self,
+        batch: &[EventIn<'_>],
+        created_at: &[&str],
+        context: &ContextRow,
+    ) -> Result<(), StorageError> {
+        let rows = sql::rows_json_timed(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
+        self.insert_chunks(batch, sql::insert_rows_timed(&self.table()), rows, None, context)
+            .await
+    }
+}
+
+impl D1Log {
+    /// Runs `insert` once per chunk of rows (bound after `created_at`, when given) in one D1
+    /// batch, then writes the head to the object's context row.
+    async fn insert_chunks(
+        &self,
+        batch: &[EventIn<'_>],
+        insert: String,
+        chunks: Vec<String>,
+        created_at: Option<JsValue>,
+        context: &ContextRow,
+    ) -> Result<(), StorageError> {
+        let statements = chunks
             .into_iter()
             .map(|rows| {
-                self.db
-                    .prepare(&insert)
-                    .bind(&[created_at.clone(), JsValue::from_str(&rows)])
-                    .map_err(d1_err)
+                let values = match &created_at {
+                    Some(created_at) => vec![created_at.clone(), JsValue::from_str(&rows)],
+                    None => vec![JsValue::from_str(&rows)],
+                };
+                self.db.prepare(&insert).bind(&values).map_err(d1_err)
             })
             .collect::<Result<Vec<_>, _>>()?;
         // D1 runs a batch as one transaction: every event is stored, or none.

@@ -164,21 +164,42 @@ impl EventLog for DoSqliteLog {
         self.write_context_row(context)
     }
 
-    /// Appends with the head trigger moving the head. A batch that fits one insert (every batch
-    /// the LiveStore client sends) is a single statement, atomic on its own; a larger one runs in
-    /// `transactionSync`, which rolls every statement back if one throws.
+    /// Appends with the head trigger moving the head ([`DoSqliteLog::insert_chunks`]).
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, _context: &ContextRow) -> Result<(), StorageError> {
-        let insert = sql::insert_rows(&self.table);
-        let created_at = JsValue::from_str(created_at);
-        let mut chunks = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES);
+        let rows = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES);
+        self.insert_chunks(sql::insert_rows(&self.table), rows, Some(JsValue::from_str(created_at)))
+    }
+
+    async fn append_timed(
+        &self,
+        batch: &[EventIn<'_>],
+        created_at: &[&str],
+        _context: &ContextRow,
+    ) -> Result<(), StorageError> {
+        let rows = sql::rows_json_timed(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
+        self.insert_chunks(sql::insert_rows_timed(&self.table), rows, None)
+    }
+}
+
+impl DoSqliteLog {
+    /// Runs `insert` once per chunk of rows (bound after `created_at`, when given). One chunk
+    /// (every batch the LiveStore client sends) is a single statement, atomic on its own; more
+    /// run in `transactionSync`, which rolls every statement back if one throws.
+    fn insert_chunks(
+        &self,
+        insert: String,
+        mut chunks: Vec<String>,
+        created_at: Option<JsValue>,
+    ) -> Result<(), StorageError> {
+        let values = |rows: &str| match &created_at {
+            Some(created_at) => vec![created_at.clone(), JsValue::from_str(rows)],
+            None => vec![JsValue::from_str(rows)],
+        };
         if chunks.len() == 1 {
             let rows = chunks.pop().unwrap_or_default();
-            return self.exec(&insert, &[created_at, JsValue::from_str(&rows)]).map(|_| ());
+            return self.exec(&insert, &values(&rows)).map(|_| ());
         }
-        let statements: Vec<Array> = chunks
-            .iter()
-            .map(|rows| binds(&[created_at.clone(), JsValue::from_str(rows)]))
-            .collect();
+        let statements: Vec<Array> = chunks.iter().map(|rows| binds(&values(rows))).collect();
         let sql = self.sql.clone();
         let callback = Closure::once_into_js(move || -> Result<(), JsValue> {
             for values in statements {

@@ -68,4 +68,13 @@ impl EventLog for Engine {
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
         delegate!(self, log => log.append(batch, created_at, context))
     }
+
+    async fn append_timed(
+        &self,
+        batch: &[EventIn<'_>],
+        created_at: &[&str],
+        context: &ContextRow,
+    ) -> Result<(), StorageError> {
+        delegate!(self, log => log.append_timed(batch, created_at, context))
+    }
 }

@@ -76,6 +76,14 @@ pub trait EventLog {
     /// Appends `batch` with one `createdAt` and moves the head to the batch's last `seqNum`,
     /// atomically: either every event and the new head are stored, or nothing is.
     async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError>;
+    /// [`EventLog::append`] with each event's own `createdAt` (`created_at[i]` for `batch[i]`):
+    /// the admin import, which keeps the times of the export it is given.
+    async fn append_timed(
+        &self,
+        batch: &[EventIn<'_>],
+        created_at: &[&str],
+        context: &ContextRow,
+    ) -> Result<(), StorageError>;
 }
 
 /// Opens a store: creates its tables, then loads its context, or creates it with a new

@@ -119,9 +119,29 @@ pub const MAX_INSERT_JSON_BYTES: usize = 1_000_000;
 /// Encodes a batch as JSON arrays of rows for [`insert_rows`], split so no text exceeds
 /// `max_bytes` (a single larger event gets an array of its own).
 pub fn rows_json(batch: &[EventIn<'_>], max_bytes: usize) -> Vec<String> {
+    rows(batch, None, max_bytes)
+}
+
+/// Inserts the rows of one JSON array built by [`rows_json_timed`], each with its own
+/// `createdAt`. Binds: rows JSON. Used by the admin import, which keeps the exported times.
+///
+/// Each row is `[seqNum, parentSeqNum, name, clientId, sessionId, createdAt, args?]`.
+pub fn insert_rows_timed(table: &str) -> String {
+    format!(
+        r#"INSERT INTO "{table}" (seqNum, parentSeqNum, name, clientId, sessionId, args, createdAt) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 6, value ->> 5 FROM json_each(?)"#
+    )
+}
+
+/// [`rows_json`] for [`insert_rows_timed`]: `created_at[i]` is event `i`'s time. Missing
+/// entries (a shorter slice) fall back to the last one given, or the empty string.
+pub fn rows_json_timed(batch: &[EventIn<'_>], created_at: &[&str], max_bytes: usize) -> Vec<String> {
+    rows(batch, Some(created_at), max_bytes)
+}
+
+fn rows(batch: &[EventIn<'_>], created_at: Option<&[&str]>, max_bytes: usize) -> Vec<String> {
     let mut chunks = Vec::new();
     let mut current = String::from("[");
-    for event in batch {
+    for (i, event) in batch.iter().enumerate() {
         let mut row = String::with_capacity(64 + event.args.map_or(0, |a| a.get().len()));
         row.push('[');
         row.push_str(&event.seq_num.0.to_string());
@@ -133,6 +153,10 @@ pub fn rows_json(batch: &[EventIn<'_>], max_bytes: usize) -> Vec<String> {
         push_str_literal(&mut row, &event.client_id);
         row.push(',');
         push_str_literal(&mut row, &event.session_id);
+        if let Some(times) = created_at {
+            row.push(',');
+            push_str_literal(&mut row, times.get(i).or(times.last()).copied().unwrap_or(""));
+        }
         if let Some(args) = event.args {
             row.push(',');
             row.push_str(args.get());

@@ -77,12 +77,34 @@ pub async fn push<L: EventLog>(
 /// receives them.
 pub fn broadcast_pages(batch: &[EventIn<'_>], created_at: &str, backend_id: &str, limits: &Limits) -> Vec<String> {
     let created_at_literal = str_literal(created_at);
+    pages_of(batch, |_| &created_at_literal, backend_id, limits)
+}
+
+/// [`broadcast_pages`] with each event's own `createdAt` (`created_at[i]` for `batch[i]`), for
+/// the admin import.
+pub fn broadcast_pages_timed(
+    batch: &[EventIn<'_>],
+    created_at: &[&str],
+    backend_id: &str,
+    limits: &Limits,
+) -> Vec<String> {
+    let literals: Vec<String> = created_at.iter().map(|t| str_literal(t)).collect();
+    let fallback = String::from("\"\"");
+    pages_of(batch, |i| literals.get(i).unwrap_or(&fallback), backend_id, limits)
+}
+
+fn pages_of<'t>(
+    batch: &[EventIn<'_>],
+    created_at_literal: impl Fn(usize) -> &'t String,
+    backend_id: &str,
+    limits: &Limits,
+) -> Vec<String> {
     let mut pager = Pager::broadcast(backend_id, *limits);
     let mut pages = Vec::new();
     let mut item = String::new();
-    for event in batch {
+    for (i, event) in batch.iter().enumerate() {
         item.clear();
-        push_batch_item(&mut item, event, &created_at_literal);
+        push_batch_item(&mut item, event, created_at_literal(i));
         pages.extend(pager.add(&item));
     }
     pages.extend(pager.finish());

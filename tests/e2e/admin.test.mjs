@@ -83,8 +83,10 @@ describe('admin API on', () => {
     assert.ok(info.approxSizeBytes > 0)
     assert.equal(typeof info.openSockets, 'number')
     assert.equal(typeof info.livePulls, 'number')
-    const line = w.logs().split('\n').find((l) => l.includes('"event":"admin"') && l.includes('"action":"info"') && l.includes(store))
-    assert.ok(line, 'one JSON log line per admin action')
+    // wrangler dev prints the Worker's console output a little after the response.
+    const findLine = () => w.logs().split('\n').find((l) => l.includes('"event":"admin"') && l.includes('"action":"info"') && l.includes(store))
+    await waitFor(() => findLine() !== undefined, { timeout: 10_000, message: 'one JSON log line per admin action' })
+    const line = findLine()
     assert.ok(!line.includes(ADMIN))
   })
 
@@ -126,12 +128,77 @@ describe('admin API on', () => {
     }
     const copy = await withSocket(w, to, (s) => pullAll(s, to))
     assert.deepEqual(copy.events, original.events)
+    // createdAt moved too: the copy exports byte for byte as the original did.
+    assert.equal(await (await admin(w, `stores/${to}/events`)).text(), text)
 
     const range = await (await admin(w, `stores/${from}/events?after=2&until=5`)).text()
     assert.deepEqual(range.trim().split('\n').map((l) => JSON.parse(l).seqNum), [3, 4, 5])
     const page = await admin(w, `stores/${from}/events?limit=3`)
     assert.equal(page.headers.get('x-next-after'), '3')
     assert.equal((await page.text()).trim().split('\n').length, 3)
+  })
+
+  test('an export without limit streams every page in one response, ranges included', { timeout: 180_000 }, async () => {
+    const store = storeId('admin-stream')
+    const total = 23_456
+    await withSocket(w, store, async (s) => {
+      for (let start = 1; start <= total; start += 100) {
+        const batch = makeEvents(Math.min(100, total - start + 1), { start, parent: start - 1 })
+        assert.deepEqual((await push(s, store, batch)).exit, ok)
+      }
+    })
+    const seqNums = async (query) => {
+      const res = await admin(w, `stores/${store}/events${query}`)
+      assert.equal(res.status, 200)
+      // One response: the Worker follows the object's pages itself.
+      assert.equal(res.headers.get('x-next-after'), null)
+      let chunks = 0
+      let text = ''
+      const decoder = new TextDecoder()
+      for await (const chunk of res.body) {
+        chunks += 1
+        text += decoder.decode(chunk, { stream: true })
+      }
+      return { chunks, seqNums: text.trim().split('\n').map((l) => JSON.parse(l).seqNum) }
+    }
+    const all = await seqNums('')
+    assert.equal(all.seqNums.length, total)
+    assert.ok(all.seqNums.every((n, i) => n === i + 1))
+    assert.ok(all.chunks > 1, `more than one chunk arrived (${all.chunks})`)
+    const range = await seqNums('?after=4999&until=21000')
+    assert.equal(range.seqNums.length, 16_001)
+    assert.equal(range.seqNums[0], 5000)
+    assert.equal(range.seqNums.at(-1), 21_000)
+    // An import of the whole streamed export gives the same log.
+    const copy = storeId('admin-stream-copy')
+    const body = await (await admin(w, `stores/${store}/events`)).text()
+    const imported = await admin(w, `stores/${copy}/import`, { method: 'POST', body })
+    assert.deepEqual(await imported.json(), { imported: total, head: total })
+  })
+
+  test('a store moves to the other storage engine with its events and their times', { timeout: 120_000 }, async () => {
+    const other = STORAGE === 'd1' ? 'do-sqlite' : 'd1'
+    const store = storeId('admin-move')
+    const original = await withSocket(w, store, async (s) => {
+      assert.deepEqual((await push(s, store, makeEvents(100))).exit, ok)
+      assert.deepEqual((await push(s, store, makeEvents(20, { start: 101, parent: 100 }))).exit, ok)
+      return pullAll(s, store)
+    })
+    const exported = await (await admin(w, `stores/${store}/events`)).text()
+    const target = await startWorker({ label: `admin-move-${other}`, storage: other, vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })
+    try {
+      const res = await admin(target, `stores/${store}/import`, { method: 'POST', body: exported })
+      assert.deepEqual(await res.json(), { imported: 120, head: 120 })
+      const info = await (await admin(target, `stores/${store}`)).json()
+      assert.equal(info.storage, other)
+      const moved = await withSocket(target, store, (s) => pullAll(s, store))
+      const items = (r) => r.pages.flatMap((p) => p.batch)
+      // Events and their metadata (createdAt) as the original engine served them.
+      assert.deepEqual(items(moved), items(original))
+      assert.equal(await (await admin(target, `stores/${store}/events`)).text(), exported)
+    } finally {
+      await target.stop()
+    }
   })
 
   test('import is refused, with nothing written, for a non-empty store, a broken chain or a bad line', async () => {
@@ -153,6 +220,15 @@ describe('admin API on', () => {
     const bad = await res.json()
     assert.equal(bad.error, 'InvalidJson')
     assert.equal(bad.line, 3)
+
+    const untimed = makeEvents(2)
+    untimed[1].createdAt = 'yesterday'
+    res = await admin(w, `stores/${store}/import`, { method: 'POST', body: ndjson(untimed) })
+    assert.equal(res.status, 400)
+    assert.deepEqual(
+      { ...(await res.json()), message: undefined },
+      { error: 'InvalidCreatedAt', message: undefined, line: 2 },
+    )
 
     const info = await (await admin(w, `stores/${store}`)).json()
     assert.equal(info.eventCount, 0)

@@ -179,4 +179,23 @@ impl EventLog for SqliteLog {
         .map_err(err)?;
         tx.commit().map_err(err)
     }
+
+    async fn append_timed(
+        &self,
+        batch: &[EventIn<'_>],
+        created_at: &[&str],
+        context: &ContextRow,
+    ) -> Result<(), StorageError> {
+        let tx = self.conn.unchecked_transaction().map_err(err)?;
+        for rows in sql::rows_json_timed(batch, created_at, sql::MAX_INSERT_JSON_BYTES) {
+            tx.execute(&sql::insert_rows_timed(&self.table), params![rows])
+                .map_err(err)?;
+        }
+        tx.execute(
+            sql::UPSERT_CONTEXT,
+            params![self.store_id, context.current_head, context.backend_id],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
 }
