@@ -153,7 +153,7 @@ async function openStore(id) {
     if (mine !== generation) return
     $('store-title').textContent = id
     $('store').hidden = false
-    store.live = { after: info.head, backendId: info.backendId, quiet: 0, seen: 0 }
+    store.live = { after: info.head, backendId: info.backendId, quiet: 0, seen: 0, note: '' }
     await loadPage(mine)
     schedulePoll(mine)
   } catch (e) {
@@ -313,6 +313,8 @@ async function poll(mine) {
         // A reset (or a reset and an import): the old seqNums mean nothing any more.
         live.backendId = info.backendId
         live.after = info.head
+        live.seen = 0
+        live.note = ` · reset at ${new Date().toLocaleTimeString()} (new backendId)`
         $('live-events').tBodies[0].replaceChildren()
         store.pages = [null]
         store.index = 0
@@ -324,7 +326,7 @@ async function poll(mine) {
     }
     if (mine !== generation) return
     const time = new Date().toLocaleTimeString()
-    $('live-status').textContent = `Newest seqNum ${live.after} · ${live.seen} arrived since the store was opened · checked ${time}`
+    $('live-status').textContent = `Newest seqNum ${live.after} · ${live.seen} arrived since the store was opened${live.note} · checked ${time}`
   } catch (e) {
     if (e instanceof Unauthorized) return failed(e, $('store-error'), mine)
     if (mine === generation) $('live-status').textContent = `Polling failed, retrying: ${e.message}`

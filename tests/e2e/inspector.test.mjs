@@ -225,6 +225,7 @@ describe('web inspector', () => {
     assert.equal(await field('eventCount'), '0')
     assert.notEqual(await field('backendId'), backendId)
     assert.equal(await page.locator('#event-table tbody tr').count(), 0)
+    await page.waitForFunction(() => /reset at/.test(document.querySelector('#live-status').textContent), null, WAIT)
     await shot(t, '6-after-reset')
   })
 
