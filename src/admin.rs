@@ -70,6 +70,9 @@ pub enum Route {
         /// The action.
         action: Action,
     },
+    /// `GET /_admin/ping`: answers `{"ok":true}` once the token is checked, so a client (the
+    /// inspector's sign-in) can test a token without naming a store.
+    Ping,
     /// A known path with the wrong method: 405.
     MethodNotAllowed,
     /// Anything else under the prefix: 404.
@@ -84,6 +87,13 @@ pub fn is_admin_path(path: &str) -> bool {
 /// Routes an admin path. The storeId is one path segment, percent-decoded (so `/` in a storeId
 /// is sent as `%2F`).
 pub fn route(method: &str, path: &str) -> Route {
+    if path == "/_admin/ping" {
+        return if method == "GET" {
+            Route::Ping
+        } else {
+            Route::MethodNotAllowed
+        };
+    }
     let Some(rest) = path.strip_prefix(PREFIX).and_then(|r| r.strip_prefix("stores/")) else {
         return Route::NotFound;
     };
@@ -338,6 +348,8 @@ mod tests {
         assert_eq!(route("GET", "/_admin/stores/"), Route::NotFound);
         assert_eq!(route("GET", "/_admin/stores/%FF"), Route::NotFound);
         assert_eq!(route("GET", "/_admin/other"), Route::NotFound);
+        assert_eq!(route("GET", "/_admin/ping"), Route::Ping);
+        assert_eq!(route("POST", "/_admin/ping"), Route::MethodNotAllowed);
         assert_eq!(route("GET", "/_admin/stores/s1/x/y"), Route::NotFound);
         assert!(is_admin_path("/_admin/stores/x") && is_admin_path("/_admin"));
         assert!(!is_admin_path("/") && !is_admin_path("/_administrator"));

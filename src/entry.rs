@@ -203,14 +203,43 @@ fn admin_json(status: u16, body: &str) -> Result<Response> {
     Ok(Response::ok(body)?.with_status(status).with_headers(h))
 }
 
+/// A file of the web inspector, or the redirect to it, with its security headers.
+fn inspector_response(page: crate::inspector::Page, head: bool) -> Result<Response> {
+    use crate::inspector::{Page, HEADERS};
+    let h = Headers::new();
+    for (name, value) in HEADERS {
+        h.set(name, value)?;
+    }
+    let response = match page {
+        Page::Asset(asset) => {
+            h.set("Content-Type", asset.content_type)?;
+            if head {
+                Response::empty()?
+            } else {
+                Response::ok(asset.body)?
+            }
+        }
+        Page::Redirect(location) => {
+            h.set("Location", location)?;
+            Response::empty()?.with_status(308)
+        }
+    };
+    Ok(response.with_headers(h))
+}
+
 /// An admin API request (`/_admin/...`): 404 when `ADMIN_TOKEN` is not set, as if the API did
-/// not exist; 401 for a wrong or missing bearer token; otherwise forwarded to the store's object
-/// as `https://livestore-admin/<action>?storeId=…` with [`crate::admin::INTERNAL_HEADER`] set.
+/// not exist; the inspector's files (which hold no data) without a token; 401 for a wrong or
+/// missing bearer token; otherwise forwarded to the store's object as
+/// `https://livestore-admin/<action>?storeId=…` with [`crate::admin::INTERNAL_HEADER`] set.
 async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
     use crate::admin::{self, Route};
     let Some(token) = config.admin_token.as_ref() else {
         return text_response(404, "Not found", &[]);
     };
+    let method = req.method();
+    if let Some(page) = crate::inspector::page(method.as_ref(), req.path().as_str()) {
+        return inspector_response(page, method == worker::Method::Head);
+    }
     let authorization = req.headers().get("Authorization")?;
     if !admin::authorized(token, authorization.as_deref()) {
         // Nothing about the presented token is logged.
@@ -220,6 +249,7 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
     let url = req.url()?;
     let (store_id, action) = match admin::route(req.method().as_ref(), url.path()) {
         Route::Store { store_id, action } => (store_id, action),
+        Route::Ping => return admin_json(200, r#"{"ok":true}"#),
         Route::MethodNotAllowed => return admin_json(405, r#"{"error":"MethodNotAllowed"}"#),
         Route::NotFound => return admin_json(404, r#"{"error":"NotFound"}"#),
     };

@@ -14,6 +14,7 @@
 //!   log ([`storage`]), and fans every accepted push out to all live pulls.
 //! - [`config`]: the vars and secrets that configure all of the above; [`jwt`] checks the signed
 //!   tokens they may configure.
+//! - [`admin`] and [`inspector`]: the admin API under `/_admin/` and the web page that uses it.
 //!
 //! Everything except `entry`, `durable_object` and `storage::do_sqlite` is plain Rust and is
 //! tested natively (`cargo test`); those three are the thin layer over the Workers runtime.
@@ -23,6 +24,7 @@
 pub mod admin;
 pub mod config;
 pub mod hooks;
+pub mod inspector;
 pub mod jwt;
 pub mod otel;
 pub mod protocol;

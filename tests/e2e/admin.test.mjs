@@ -37,6 +37,10 @@ describe('admin API off', () => {
       assert.equal(res.status, 404)
       const sync = await fetch(`${w.url}/_admin/stores/x?${syncQuery('x', { transport: 'http' })}`, { method: 'POST', body: '{}' })
       assert.equal(sync.status, 404, 'never taken for a sync request')
+      for (const page of ['', 'inspector/app.js', 'ping']) {
+        assert.equal((await fetch(`${w.url}/_admin/${page}`)).status, 404, `the inspector's /_admin/${page} is off too`)
+      }
+      assert.equal((await fetch(`${w.url}/_admin`, { redirect: 'manual' })).status, 404)
     } finally {
       await w.stop()
     }

@@ -1,0 +1,343 @@
+// The inspector's script. Everything it shows comes from the admin API of the Worker that
+// served it, with the admin secret the person signed in with. Data from the store reaches the
+// page only through textContent, never as markup.
+'use strict'
+
+const SECRET_KEY = 'livestore-inspector-admin-secret'
+// The page is /_admin/; the API's paths are relative to it.
+const API_BASE = new URL('./', location.href)
+const POLL_MS = 1000
+// A poll fetches at most this many new events per request and asks again while more remain.
+const POLL_LIMIT = 500
+// The live list keeps the newest rows only, so a busy store cannot grow the page without bound.
+const LIVE_ROWS = 200
+// Figures are refreshed every this many quiet polls, to notice a reset or an import.
+const INFO_EVERY = 5
+
+const $ = (id) => document.getElementById(id)
+
+class Unauthorized extends Error {}
+
+// The secret lives in memory and in sessionStorage (this tab only, gone when it closes), never
+// in the URL or localStorage.
+let secret = sessionStorage.getItem(SECRET_KEY)
+// Bumped whenever the open store changes or the person signs out: a reply or a poll of an
+// older generation is dropped.
+let generation = 0
+let store = null
+
+async function api(path, token = secret) {
+  let res
+  try {
+    res = await fetch(new URL(path, API_BASE), {
+      headers: { Authorization: `Bearer ${token}` },
+      cache: 'no-store',
+      credentials: 'omit',
+    })
+  } catch (e) {
+    throw new Error(`The Worker could not be reached (${e.message}).`)
+  }
+  if (res.status === 401) {
+    throw new Unauthorized('Wrong admin secret: the Worker answered 401 Unauthorized.')
+  }
+  if (!res.ok) {
+    let detail = res.statusText
+    try {
+      const body = await res.json()
+      detail = body.message ?? body.error ?? detail
+    } catch {}
+    throw new Error(`The Worker answered ${res.status}: ${detail}`)
+  }
+  return res
+}
+
+const storePath = (id, rest = '') => `stores/${encodeURIComponent(id)}${rest}`
+
+function parseNdjson(text) {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      try {
+        return JSON.parse(line)
+      } catch {
+        return { unparsable: line }
+      }
+    })
+}
+
+function showError(el, message) {
+  el.textContent = message
+  el.hidden = !message
+}
+
+// --- signing in and out ---
+
+function showSignedIn(signedIn) {
+  $('sign-in-view').hidden = signedIn
+  $('store-view').hidden = !signedIn
+  $('session').hidden = !signedIn
+}
+
+function signOut(message = '') {
+  generation++
+  store = null
+  secret = null
+  sessionStorage.removeItem(SECRET_KEY)
+  $('store').hidden = true
+  $('live-events').tBodies[0].replaceChildren()
+  $('event-table').tBodies[0].replaceChildren()
+  showSignedIn(false)
+  showError($('sign-in-error'), message)
+  $('secret').focus()
+}
+
+async function signIn(candidate) {
+  await api('ping', candidate)
+  secret = candidate
+  sessionStorage.setItem(SECRET_KEY, candidate)
+  showSignedIn(true)
+  showError($('sign-in-error'), '')
+}
+
+$('sign-in-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const candidate = $('secret').value
+  $('sign-in').disabled = true
+  try {
+    await signIn(candidate)
+    $('secret').value = ''
+    openFromHash()
+    $('store-id').focus()
+  } catch (e) {
+    showError($('sign-in-error'), e.message)
+    $('secret').select()
+  } finally {
+    $('sign-in').disabled = false
+  }
+})
+
+$('sign-out').addEventListener('click', () => signOut())
+
+// --- a store ---
+
+function openFromHash() {
+  const match = /^#store=(.+)$/.exec(location.hash)
+  if (!match) return
+  let id
+  try {
+    id = decodeURIComponent(match[1])
+  } catch {
+    return
+  }
+  $('store-id').value = id
+  openStore(id)
+}
+
+$('open-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const id = $('store-id').value.trim()
+  if (id) openStore(id)
+})
+
+async function openStore(id) {
+  const mine = ++generation
+  store = { id, info: null, pages: [null], index: 0, nextAfter: null, live: null }
+  history.replaceState(null, '', `#store=${encodeURIComponent(id)}`)
+  showError($('store-error'), '')
+  $('store').hidden = true
+  $('live-events').tBodies[0].replaceChildren()
+  $('event-table').tBodies[0].replaceChildren()
+  try {
+    const info = await loadInfo(mine)
+    if (mine !== generation) return
+    $('store-title').textContent = id
+    $('store').hidden = false
+    store.live = { after: info.head, backendId: info.backendId, quiet: 0, seen: 0, note: '' }
+    await loadPage(mine)
+    schedulePoll(mine)
+  } catch (e) {
+    failed(e, $('store-error'), mine)
+  }
+}
+
+function failed(e, where, mine) {
+  if (mine !== generation) return
+  if (e instanceof Unauthorized) {
+    signOut('The admin secret is no longer accepted; sign in again.')
+  } else {
+    showError(where, e.message)
+  }
+}
+
+async function loadInfo(mine) {
+  const res = await api(storePath(store.id))
+  const info = await res.json()
+  if (mine !== generation) return info
+  store.info = info
+  for (const dd of $('info').querySelectorAll('dd[data-field]')) {
+    const value = info[dd.dataset.field]
+    dd.textContent = value === undefined ? '—' : String(value)
+  }
+  return info
+}
+
+$('refresh').addEventListener('click', async () => {
+  const mine = generation
+  if (!store) return
+  try {
+    await loadInfo(mine)
+    await loadPage(mine)
+  } catch (e) {
+    failed(e, $('store-error'), mine)
+  }
+})
+
+// --- events ---
+
+function eventRow(e) {
+  const tr = document.createElement('tr')
+  if (e.unparsable !== undefined) {
+    const td = document.createElement('td')
+    td.colSpan = 7
+    td.textContent = e.unparsable
+    tr.append(td)
+    return tr
+  }
+  tr.dataset.seq = String(e.seqNum)
+  const cells = [e.seqNum, e.parentSeqNum, e.name, e.clientId, e.sessionId, e.createdAt]
+  for (const value of cells) {
+    const td = document.createElement('td')
+    td.textContent = value === undefined ? '—' : String(value)
+    tr.append(td)
+  }
+  const args = document.createElement('td')
+  const code = document.createElement('code')
+  code.className = 'args'
+  code.textContent = e.args === undefined ? '—' : JSON.stringify(e.args)
+  args.append(code)
+  tr.append(args)
+  return tr
+}
+
+// Only the newest page request may fill the table: a poll's refresh of the last page must not
+// land after, and overwrite, a page the person turned to meanwhile.
+let pageTicket = 0
+
+async function loadPage(mine) {
+  const ticket = ++pageTicket
+  const size = Number($('page-size').value)
+  const query = new URLSearchParams({ limit: String(size) })
+  const after = store.pages[store.index]
+  if (after !== null) query.set('after', after)
+  const res = await api(storePath(store.id, `/events?${query}`))
+  const nextAfter = res.headers.get('x-next-after')
+  const events = parseNdjson(await res.text())
+  if (mine !== generation || ticket !== pageTicket) return
+  store.nextAfter = nextAfter
+  $('event-table').tBodies[0].replaceChildren(...events.map(eventRow))
+  $('events-empty').hidden = events.length > 0 || store.index > 0
+  const seqs = events.map((e) => e.seqNum).filter((n) => n !== undefined)
+  $('page-label').textContent =
+    seqs.length > 0 ? `Page ${store.index + 1} · seqNum ${seqs[0]}–${seqs[seqs.length - 1]}` : `Page ${store.index + 1}`
+  $('first').disabled = $('prev').disabled = store.index === 0
+  $('next').disabled = nextAfter === null
+}
+
+async function turnPage(change) {
+  const mine = generation
+  if (!store) return
+  change()
+  try {
+    await loadPage(mine)
+  } catch (e) {
+    failed(e, $('store-error'), mine)
+  }
+}
+
+$('next').addEventListener('click', () =>
+  turnPage(() => {
+    if (store.nextAfter === null) return
+    store.pages.length = store.index + 1
+    store.pages.push(store.nextAfter)
+    store.index++
+  }),
+)
+$('prev').addEventListener('click', () => turnPage(() => (store.index = Math.max(0, store.index - 1))))
+$('first').addEventListener('click', () => turnPage(() => (store.index = 0)))
+$('page-size').addEventListener('change', () =>
+  turnPage(() => {
+    store.pages = [null]
+    store.index = 0
+  }),
+)
+
+// --- live: polls the export for events after the newest one seen ---
+
+function schedulePoll(mine) {
+  setTimeout(() => poll(mine), POLL_MS)
+}
+
+async function poll(mine) {
+  if (mine !== generation) return
+  const live = store.live
+  if (!$('follow').checked) {
+    $('live-status').textContent = 'Paused.'
+    return schedulePoll(mine)
+  }
+  try {
+    let arrived = 0
+    for (;;) {
+      const from = live.after
+      const query = new URLSearchParams({ after: String(from), limit: String(POLL_LIMIT) })
+      const res = await api(storePath(store.id, `/events?${query}`))
+      const more = res.headers.get('x-next-after') !== null
+      const events = parseNdjson(await res.text())
+      if (mine !== generation) return
+      const body = $('live-events').tBodies[0]
+      for (const e of events) {
+        if (typeof e.seqNum === 'number') live.after = Math.max(live.after, e.seqNum)
+        body.prepend(eventRow(e))
+      }
+      while (body.rows.length > LIVE_ROWS) body.lastElementChild.remove()
+      arrived += events.length
+      // Asks again only while that moves the cursor forward.
+      if (!more || live.after === from) break
+    }
+    live.seen += arrived
+    live.quiet = arrived > 0 ? 0 : live.quiet + 1
+    if (arrived > 0 || live.quiet % INFO_EVERY === 0) {
+      const info = await loadInfo(mine)
+      if (mine !== generation) return
+      if (info.backendId !== live.backendId) {
+        // A reset (or a reset and an import): the old seqNums mean nothing any more.
+        live.backendId = info.backendId
+        live.after = info.head
+        live.seen = 0
+        live.note = ` · reset at ${new Date().toLocaleTimeString()} (new backendId)`
+        $('live-events').tBodies[0].replaceChildren()
+        store.pages = [null]
+        store.index = 0
+        await loadPage(mine)
+      } else if (arrived > 0 && store.nextAfter === null) {
+        // The last page is on screen: show the new events there too.
+        await loadPage(mine)
+      }
+    }
+    if (mine !== generation) return
+    const time = new Date().toLocaleTimeString()
+    $('live-status').textContent = `Newest seqNum ${live.after} · ${live.seen} arrived since the store was opened${live.note} · checked ${time}`
+  } catch (e) {
+    if (e instanceof Unauthorized) return failed(e, $('store-error'), mine)
+    if (mine === generation) $('live-status').textContent = `Polling failed, retrying: ${e.message}`
+  }
+  schedulePoll(mine)
+}
+
+// --- start ---
+
+showSignedIn(false)
+if (secret !== null) {
+  // A reload in the same tab: check the kept secret again before showing anything.
+  signIn(secret).then(openFromHash, (e) => signOut(e.message))
+}

@@ -1,0 +1,249 @@
+// The web inspector (issue 7): a page under /_admin/ driven in headless Chromium (Debian's
+// package, through playwright-core). Signs in, refuses a wrong secret, shows a store's figures,
+// pages through its events, shows pushed events live without a reload, renders event data as
+// text, and notices a reset. Screenshots go to tests/e2e/.tmp/screenshots/ (paths printed).
+import assert from 'node:assert/strict'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { chromium } from 'playwright-core'
+
+import { makeEvents, pullAll, push, RawSocket } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
+
+const ADMIN = 'admin-token-for-inspector-0123456789'
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const SHOTS = path.join(TMP, 'screenshots')
+const ok = { _tag: 'Success', value: {} }
+// Text an unescaped renderer would turn into elements that run script.
+const HOSTILE_TEXT = '<img src=x onerror="window.__inspectorPwned=1">'
+const HOSTILE_NAME = '<script>window.__inspectorPwned=2</script>'
+const COUNT = 120
+const WAIT = { timeout: 30_000 }
+
+describe('web inspector', () => {
+  let w
+  let context
+  let page
+  let userDataDir
+  let backendId
+  const store = storeId('inspector')
+  const pageErrors = []
+  const consoleErrors = []
+  const failedResponses = []
+
+  const shot = async (t, name) => {
+    const file = path.join(SHOTS, `${STORAGE}-${name}.png`)
+    await page.screenshot({ path: file, fullPage: true })
+    t.diagnostic(`screenshot: ${file}`)
+  }
+  const text = (selector) => page.locator(selector).textContent()
+  const field = (name) => text(`#info dd[data-field="${name}"]`)
+  const waitText = (selector, expected) =>
+    page.waitForFunction(([s, e]) => document.querySelector(s)?.textContent === e, [selector, expected], WAIT)
+  const seqs = (table) =>
+    page.$$eval(`${table} tbody tr`, (rows) => rows.map((r) => Number(r.dataset.seq)))
+  const firstRowIs = (table, seq) =>
+    page.waitForFunction(([t, s]) => document.querySelector(`${t} tbody tr`)?.dataset.seq === s, [table, String(seq)], WAIT)
+
+  before(async () => {
+    w = await startWorker({ label: 'inspector', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })
+    const events = makeEvents(COUNT, { text: (i) => (i === 7 ? HOSTILE_TEXT : `todo ${i}`) })
+    events[7].name = HOSTILE_NAME
+    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
+    try {
+      for (let i = 0; i < COUNT; i += 40) {
+        assert.deepEqual((await push(sock, store, events.slice(i, i + 40))).exit, ok)
+      }
+      backendId = (await pullAll(sock, store)).pages[0].backendId
+    } finally {
+      sock.close()
+    }
+    mkdirSync(SHOTS, { recursive: true })
+    // A fresh profile each run; the flags keep Chromium from reaching out to Google's services,
+    // which this closed network refuses.
+    userDataDir = mkdtempSync(path.join(os.tmpdir(), 'inspector-chromium-'))
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 900 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    page = context.pages()[0] ?? (await context.newPage())
+    page.on('pageerror', (e) => pageErrors.push(e.message))
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()))
+    page.on('response', (r) => r.status() >= 400 && failedResponses.push(`${r.status()} ${new URL(r.url()).pathname}`))
+  })
+
+  after(async () => {
+    await context?.close()
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true })
+    await w?.stop()
+  })
+
+  test('the page and its files are served without a token, with a strict policy and no caching', async () => {
+    const res = await fetch(`${w.url}/_admin/`)
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8')
+    const csp = res.headers.get('content-security-policy')
+    assert.match(csp, /default-src 'none'/)
+    assert.match(csp, /script-src 'self'/)
+    assert.doesNotMatch(csp, /unsafe/)
+    assert.equal(res.headers.get('cache-control'), 'no-store')
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
+    assert.match(await res.text(), /<script src="inspector\/app.js" defer><\/script>/)
+    for (const [file, type] of [
+      ['app.js', 'text/javascript; charset=utf-8'],
+      ['style.css', 'text/css; charset=utf-8'],
+      ['icon.svg', 'image/svg+xml'],
+    ]) {
+      const asset = await fetch(`${w.url}/_admin/inspector/${file}`)
+      assert.equal(asset.status, 200, file)
+      assert.equal(asset.headers.get('content-type'), type)
+      assert.equal(asset.headers.get('cache-control'), 'no-store')
+    }
+    const bare = await fetch(`${w.url}/_admin`, { redirect: 'manual' })
+    assert.equal(bare.status, 308)
+    assert.equal(bare.headers.get('location'), '/_admin/')
+    // The API itself still wants the token; `ping` only checks it.
+    assert.equal((await fetch(`${w.url}/_admin/ping`)).status, 401)
+    const ping = await fetch(`${w.url}/_admin/ping`, { headers: { Authorization: `Bearer ${ADMIN}` } })
+    assert.equal(ping.status, 200)
+    assert.deepEqual(await ping.json(), { ok: true })
+  })
+
+  test('a wrong secret is refused with a clear error', async (t) => {
+    await page.goto(`${w.url}/_admin/`)
+    await page.fill('#secret', 'not-the-admin-token')
+    await page.click('#sign-in')
+    await page.locator('#sign-in-error').waitFor({ state: 'visible', ...WAIT })
+    assert.match(await text('#sign-in-error'), /Wrong admin secret.*401/)
+    assert.equal(await page.locator('#store-view').isHidden(), true)
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'a refused secret is not kept')
+    await shot(t, '1-wrong-secret')
+  })
+
+  test('sign in, open a store, see its figures', async (t) => {
+    await page.fill('#secret', ADMIN)
+    await page.click('#sign-in')
+    await page.locator('#store-view').waitFor({ state: 'visible', ...WAIT })
+    assert.equal(await page.locator('#sign-in-error').isHidden(), true)
+    await page.fill('#store-id', store)
+    await page.click('#open')
+    await waitText('#info dd[data-field="head"]', String(COUNT))
+    assert.equal(await field('eventCount'), String(COUNT))
+    assert.equal(await field('backendId'), backendId)
+    assert.equal(await field('storage'), STORAGE)
+    assert.equal(await text('#store-title'), store)
+    // The secret is kept in this tab's sessionStorage only: not in the URL, not in localStorage.
+    const kept = await page.evaluate(() => ({
+      session: Object.values(sessionStorage),
+      local: localStorage.length,
+      href: location.href,
+    }))
+    assert.deepEqual(kept.session, [ADMIN])
+    assert.equal(kept.local, 0)
+    assert.ok(!kept.href.includes(ADMIN))
+    await firstRowIs('#event-table', 1)
+    await shot(t, '2-store')
+  })
+
+  test('pages through the events, 50 at a time', async (t) => {
+    const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    assert.deepEqual(await seqs('#event-table'), range(1, 50))
+    assert.equal(await page.locator('#prev').isDisabled(), true)
+    assert.equal(await page.locator('#next').isEnabled(), true)
+    await page.click('#next')
+    await firstRowIs('#event-table', 51)
+    assert.deepEqual(await seqs('#event-table'), range(51, 100))
+    assert.equal(await text('#page-label'), 'Page 2 · seqNum 51–100')
+    await page.click('#next')
+    await firstRowIs('#event-table', 101)
+    assert.deepEqual(await seqs('#event-table'), range(101, COUNT))
+    assert.equal(await page.locator('#next').isDisabled(), true, 'the last page')
+    await shot(t, '3-last-page')
+    await page.click('#prev')
+    await firstRowIs('#event-table', 51)
+    assert.deepEqual(await seqs('#event-table'), range(51, 100))
+    await page.click('#first')
+    await firstRowIs('#event-table', 1)
+    assert.deepEqual(await seqs('#event-table'), range(1, 50))
+  })
+
+  test('event data is rendered as text, never as markup', async (t) => {
+    const name = await page.locator('#event-table tbody tr[data-seq="8"] td').nth(2).textContent()
+    assert.equal(name, HOSTILE_NAME)
+    const args = await page.locator('#event-table tbody tr[data-seq="7"] td').last().textContent()
+    assert.equal(args, JSON.stringify({ id: 'todo-7', text: HOSTILE_TEXT, completed: false }))
+    assert.equal(await page.locator('main img, main script, #event-table b').count(), 0, 'no element came from event data')
+    assert.equal(await page.evaluate(() => window.__inspectorPwned), undefined)
+    await page.locator('#event-table tbody tr[data-seq="7"]').scrollIntoViewIfNeeded()
+    await shot(t, '4-hostile-payload')
+  })
+
+  test('pushed events appear live, without a reload', async (t) => {
+    await page.evaluate(() => {
+      window.__sameDocument = true
+    })
+    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
+    try {
+      const more = makeEvents(3, { start: COUNT + 1, parent: COUNT, clientId: 'client-live' })
+      assert.deepEqual((await push(sock, store, more, backendId)).exit, ok)
+    } finally {
+      sock.close()
+    }
+    await firstRowIs('#live-events', COUNT + 3)
+    assert.deepEqual(await seqs('#live-events'), [COUNT + 3, COUNT + 2, COUNT + 1])
+    await waitText('#info dd[data-field="head"]', String(COUNT + 3))
+    assert.equal(await field('eventCount'), String(COUNT + 3))
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened')
+    const liveCells = await page.$$eval('#live-events tbody tr:first-child td', (tds) => tds.map((td) => td.textContent))
+    assert.equal(liveCells[3], 'client-live')
+    await shot(t, '5-live')
+  })
+
+  test('a reset of the open store is noticed: new backendId, empty log', async (t) => {
+    const reset = await fetch(`${w.url}/_admin/stores/${encodeURIComponent(store)}/reset`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    })
+    assert.equal(reset.status, 200)
+    await waitText('#info dd[data-field="head"]', '0')
+    await page.waitForFunction(() => document.querySelectorAll('#live-events tbody tr').length === 0, null, WAIT)
+    await page.locator('#events-empty').waitFor({ state: 'visible', ...WAIT })
+    assert.equal(await field('eventCount'), '0')
+    assert.notEqual(await field('backendId'), backendId)
+    assert.equal(await page.locator('#event-table tbody tr').count(), 0)
+    await page.waitForFunction(() => /reset at/.test(document.querySelector('#live-status').textContent), null, WAIT)
+    await shot(t, '6-after-reset')
+  })
+
+  test('a reload keeps the session in this tab; signing out forgets the secret', async (t) => {
+    await page.reload()
+    await waitText('#info dd[data-field="head"]', '0')
+    assert.equal(await page.locator('#sign-in-view').isHidden(), true)
+    await page.click('#sign-out')
+    await page.locator('#sign-in-view').waitFor({ state: 'visible', ...WAIT })
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0)
+    assert.equal(await page.locator('#store-view').isHidden(), true)
+    await shot(t, '7-signed-out')
+  })
+
+  test('the page ran without script errors or policy violations', () => {
+    assert.deepEqual(pageErrors, [])
+    // The refused sign-in is a 401 the browser reports as a failed load; nothing else may fail.
+    assert.deepEqual(failedResponses, ['401 /_admin/ping'])
+    assert.deepEqual(consoleErrors.filter((m) => !/status of 401/.test(m)), [])
+  })
+})
