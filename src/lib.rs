@@ -14,6 +14,8 @@
 //!   log ([`storage`]), and fans every accepted push out to all live pulls.
 //! - [`config`]: the vars and secrets that configure all of the above; [`jwt`] checks the signed
 //!   tokens they may configure.
+//! - [`log`]: the structured JSON log lines (connects, pushes, pulls, refusals, errors) and the
+//!   `LOG_LEVEL` that filters them.
 //!
 //! Everything except `entry`, `durable_object` and `storage::do_sqlite` is plain Rust and is
 //! tested natively (`cargo test`); those three are the thin layer over the Workers runtime.
@@ -24,6 +26,7 @@ pub mod admin;
 pub mod config;
 pub mod hooks;
 pub mod jwt;
+pub mod log;
 pub mod otel;
 pub mod protocol;
 pub mod router;

@@ -4,6 +4,7 @@
 
 use worker::{Headers, Request, Response, Result};
 
+use super::logs::{payload_bytes, PullStats};
 use super::SyncObject;
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::protocol::payload::parse_payload;
@@ -102,8 +103,23 @@ impl<H: SyncHooks> SyncObject<H> {
         headers: &[(String, String)],
         messages: &mut Vec<String>,
     ) -> std::result::Result<(), SyncError> {
-        let payload: PullPayload = parse_payload(tags::HTTP_PULL, request.payload)?;
-        check_store(&payload.store_id, store_id)?;
+        let started = self.log_clock();
+        let checked = parse_payload(tags::HTTP_PULL, request.payload)
+            .and_then(|payload: PullPayload| check_store(&payload.store_id, store_id).map(|()| payload));
+        let payload = match checked {
+            Ok(payload) => payload,
+            Err(error) => {
+                let result = Err(error);
+                self.log_pull(
+                    Transport::Http,
+                    store_id,
+                    &PullStats::new(false, None),
+                    started,
+                    &result,
+                );
+                return result;
+            }
+        };
         let span = self.span("sync.pull", request);
         let ctx = RequestContext {
             store_id,
@@ -112,6 +128,7 @@ impl<H: SyncHooks> SyncObject<H> {
             headers,
         };
         let id = request.id.as_ref();
+        let before = messages.len();
         let result = self
             .pull(
                 payload.cursor.as_ref(),
@@ -121,6 +138,12 @@ impl<H: SyncHooks> SyncObject<H> {
                 |page| messages.push(server::chunk(id, &page)),
             )
             .await;
+        let stats = PullStats {
+            events: *result.as_ref().unwrap_or(&0),
+            pages: (messages.len() - before) as u64,
+            ..PullStats::new(false, payload.cursor.as_ref())
+        };
+        self.log_pull(Transport::Http, store_id, &stats, started, &result);
         self.export(
             span,
             store_id,
@@ -139,8 +162,24 @@ impl<H: SyncHooks> SyncObject<H> {
         store_id: &str,
         headers: &[(String, String)],
     ) -> std::result::Result<(), SyncError> {
-        let payload: PushPayload = parse_payload(tags::HTTP_PUSH, request.payload)?;
-        check_store(&payload.store_id, store_id)?;
+        let started = self.log_clock();
+        let checked = parse_payload(tags::HTTP_PUSH, request.payload)
+            .and_then(|payload: PushPayload| check_store(&payload.store_id, store_id).map(|()| payload));
+        let payload = match checked {
+            Ok(payload) => payload,
+            Err(error) => {
+                let result = Err(error);
+                self.log_push(
+                    Transport::Http,
+                    store_id,
+                    None,
+                    payload_bytes(request),
+                    started,
+                    &result,
+                );
+                return result;
+            }
+        };
         let span = self.span("sync.push", request);
         let ctx = RequestContext {
             store_id,
@@ -149,6 +188,14 @@ impl<H: SyncHooks> SyncObject<H> {
             headers,
         };
         let result = self.push(&payload, &ctx).await;
+        self.log_push(
+            Transport::Http,
+            store_id,
+            Some(payload.batch.len()),
+            payload_bytes(request),
+            started,
+            &result,
+        );
         self.export(
             span,
             store_id,
