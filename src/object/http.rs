@@ -54,10 +54,17 @@ impl<H: SyncHooks> SyncObject<H> {
             // Envelope-level messages have no meaning outside a socket.
             Ok(_) => return Vec::new(),
             Err(error) => {
+                self.log_unhandled(
+                    Transport::Http,
+                    || store_id.to_owned(),
+                    None,
+                    body.len(),
+                    "InvalidMessage",
+                );
                 return vec![match error.request_id() {
                     Some(id) => server::exit_failure(id, &SyncError::invalid_request(error.to_string())),
                     None => server::defect(&error.to_string()),
-                }]
+                }];
             }
         };
         let id = request.id.as_ref();
@@ -65,6 +72,14 @@ impl<H: SyncHooks> SyncObject<H> {
             let error = SyncError::unknown(
                 "MessageTooLargeError",
                 crate::router::too_large(body.len(), self.config.max_message_bytes),
+            );
+            let tag = Some(request.tag.as_ref());
+            self.log_unhandled(
+                Transport::Http,
+                || store_id.to_owned(),
+                tag,
+                body.len(),
+                "MessageTooLargeError",
             );
             return vec![server::exit_failure(id, &error)];
         }
@@ -78,15 +93,19 @@ impl<H: SyncHooks> SyncObject<H> {
             tags::HTTP_PING => parse_payload::<PingPayload>(tags::HTTP_PING, request.payload)
                 .and_then(|p| check_store(&p.store_id, store_id))
                 .map(|()| Some(HTTP_PONG)),
-            other => Err(SyncError::unknown(
-                "UnknownRpcError",
-                format!(
-                    "unknown RPC tag {other:?}; this endpoint serves {}, {} and {}",
-                    tags::HTTP_PULL,
-                    tags::HTTP_PUSH,
-                    tags::HTTP_PING
-                ),
-            )),
+            other => Err({
+                let bytes = payload_bytes(&request) as usize;
+                self.log_unhandled(Transport::Http, || store_id.to_owned(), None, bytes, "UnknownRpcError");
+                SyncError::unknown(
+                    "UnknownRpcError",
+                    format!(
+                        "unknown RPC tag {other:?}; this endpoint serves {}, {} and {}",
+                        tags::HTTP_PULL,
+                        tags::HTTP_PUSH,
+                        tags::HTTP_PING
+                    ),
+                )
+            }),
         };
         messages.push(match result {
             Ok(value) => server::exit_success(id, value),

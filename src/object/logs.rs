@@ -94,6 +94,32 @@ impl<H: SyncHooks> SyncObject<H> {
         );
     }
 
+    /// A `warn` line for a message refused before it could be handled: a `push` or `pull` line
+    /// when its RPC tag says which (too large), else a `request` line (malformed, binary, unknown
+    /// RPC). `store_id` is only called when the line is written.
+    pub(super) fn log_unhandled(
+        &self,
+        transport: Transport,
+        store_id: impl FnOnce() -> String,
+        rpc_tag: Option<&str>,
+        bytes: usize,
+        outcome: &'static str,
+    ) {
+        let event = match rpc_tag {
+            Some(tag) if tag.ends_with(".Push") => "push",
+            Some(tag) if tag.ends_with(".Pull") => "pull",
+            _ => "request",
+        };
+        if let Some(line) = self.config.log_level.line(Level::Warn, event) {
+            log::emit(
+                line.str("storeId", &store_id())
+                    .str("transport", transport.as_str())
+                    .int("bytes", bytes as i64)
+                    .str("outcome", outcome),
+            );
+        }
+    }
+
     /// An `error` line for a storage or connection-state failure, with its message: those come
     /// from the runtime and the database, never from the client's events.
     fn log_unexpected<T>(&self, op: &'static str, transport: Transport, store_id: &str, result: &Result<T, SyncError>) {

@@ -133,10 +133,14 @@ impl<H: SyncHooks> SyncObject<H> {
     pub async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
         match message {
             WebSocketIncomingMessage::String(text) => self.on_text(&ws, &text).await,
-            WebSocketIncomingMessage::Binary(_) => ws::send(
-                &ws,
-                &server::defect("Binary frames are not supported: send one JSON RPC message per text frame"),
-            ),
+            WebSocketIncomingMessage::Binary(bytes) => {
+                let store_id = || ws::attachment(&ws).map(|a| a.store_id).unwrap_or_default();
+                self.log_unhandled(Transport::Ws, store_id, None, bytes.len(), "BinaryFrame");
+                ws::send(
+                    &ws,
+                    &server::defect("Binary frames are not supported: send one JSON RPC message per text frame"),
+                )
+            }
         }
         Ok(())
     }

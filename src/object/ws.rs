@@ -140,6 +140,8 @@ impl<H: SyncHooks> SyncObject<H> {
         let message = match decode_client_message(text) {
             Ok(message) => message,
             Err(error) => {
+                let store_id = || attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                self.log_unhandled(Transport::Ws, store_id, None, text.len(), "InvalidMessage");
                 match error.request_id() {
                     Some(id) => send(
                         ws,
@@ -182,6 +184,14 @@ impl<H: SyncHooks> SyncObject<H> {
                         "MessageTooLargeError",
                         crate::router::too_large(text.len(), self.config.max_message_bytes),
                     );
+                    let store_id = || attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                    self.log_unhandled(
+                        Transport::Ws,
+                        store_id,
+                        Some(&request.tag),
+                        text.len(),
+                        "MessageTooLargeError",
+                    );
                     send(ws, &server::exit_failure(&request.id, &error));
                     return;
                 }
@@ -195,14 +205,19 @@ impl<H: SyncHooks> SyncObject<H> {
         let result = match request.tag.as_ref() {
             tags::WS_PULL => self.ws_pull(ws, &request).await,
             tags::WS_PUSH => self.ws_push(ws, &request).await.map(|()| Some(Some("{}"))),
-            other => Err(SyncError::unknown(
-                "UnknownRpcError",
-                format!(
-                    "unknown RPC tag {other:?}; this endpoint serves {} and {}",
-                    tags::WS_PULL,
-                    tags::WS_PUSH
-                ),
-            )),
+            other => Err({
+                let store_id = || attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                let bytes = payload_bytes(&request) as usize;
+                self.log_unhandled(Transport::Ws, store_id, None, bytes, "UnknownRpcError");
+                SyncError::unknown(
+                    "UnknownRpcError",
+                    format!(
+                        "unknown RPC tag {other:?}; this endpoint serves {} and {}",
+                        tags::WS_PULL,
+                        tags::WS_PUSH
+                    ),
+                )
+            }),
         };
         match result {
             Ok(Some(value)) => send(ws, &server::exit_success(id, value)),

@@ -38,8 +38,8 @@ const openSocket = (w, store, payload = auth) =>
   RawSocket.open(`${w.wsUrl}/?${syncQuery(store, { payload })}`, { headers: { authorization: `Bearer ${BEARER}` } })
 
 /**
- * One store's traffic: over WebSocket a connect, a push of 3, a pull, an invalid push and a stale
- * one; over HTTP a push, a cursor pull and an invalid push; and a connect with a wrong token.
+ * One store's traffic: over WebSocket a connect, a push of 3, a pull, an invalid push, a
+ * malformed frame and a stale push; over HTTP a push, a cursor pull and an invalid push; and a connect with a wrong token.
  */
 async function traffic(w, store) {
   const sock = await openSocket(w, store)
@@ -53,6 +53,9 @@ async function traffic(w, store) {
     assert.equal(refused._tag, 'Failure')
     // The client is told what was wrong, quoting its payload; the log line must not be.
     assert.ok(JSON.stringify(refused).includes(MARKER), JSON.stringify(refused))
+    const before = sock.frames.length
+    sock.send(`{"_tag":"Request","id":"x","tag":"SyncWsRpc.Push","payload":{"args":"${MARKER}"`)
+    await sock.next((m) => m._tag === 'Defect' || m._tag === 'Exit', { from: before })
     const stale = await push(sock, store, events(1, { start: 2, parent: 1 }))
     assert.equal(stale.exit.cause.error._tag, 'ServerAheadError')
     const backendId = pulled.pages[0].backendId
@@ -118,6 +121,8 @@ describe('structured logs at the default level (info)', () => {
     const invalid = one((l) => l.event === 'push' && l.transport === 'ws' && l.outcome === 'InvalidRequestError', 'invalid ws push')
     assert.equal(invalid.level, 'warn')
     assert.equal(invalid.events, null, 'the batch could not be read')
+    const malformed = one((l) => l.event === 'request', 'malformed frame')
+    assert.deepEqual(malformed, { level: 'warn', event: 'request', storeId: store, transport: 'ws', bytes: malformed.bytes, outcome: 'InvalidMessage' })
     const stale = one((l) => l.event === 'push' && l.outcome === 'ServerAheadError', 'stale push')
     assert.deepEqual([stale.level, stale.transport, stale.events], ['info', 'ws', 1])
     const httpOk = one((l) => l.event === 'push' && l.transport === 'http' && l.outcome === 'ok', 'http push')
@@ -159,6 +164,7 @@ describe('LOG_LEVEL', () => {
         lines.map((l) => [l.event, l.transport, l.outcome]),
         [
           ['push', 'ws', 'InvalidRequestError'],
+          ['request', 'ws', 'InvalidMessage'],
           ['push', 'http', 'InvalidRequestError'],
           ['connect', 'ws', 'refused'],
         ],
