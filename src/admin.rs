@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::AdminToken;
+use crate::log::{Level, Line};
 use crate::protocol::EventIn;
 use crate::router::bearer_token;
 use crate::util::ct::secrets_equal;
@@ -311,22 +312,18 @@ pub fn parse_import(body: &str, head: i64) -> Result<Import<'_>, ImportError> {
 }
 
 /// One admin log line: `{"level":"info","event":"admin","action":…,"storeId":…,"outcome":…}`
-/// plus numeric `counts`. Never a token, never an event's payload.
-pub fn log_line(action: &str, store_id: &str, outcome: &str, counts: &[(&str, i64)]) -> String {
-    use crate::util::json::push_str_literal;
-    let mut out = String::from(r#"{"level":"info","event":"admin","action":"#);
-    push_str_literal(&mut out, action);
-    out.push_str(",\"storeId\":");
-    push_str_literal(&mut out, store_id);
-    out.push_str(",\"outcome\":");
-    push_str_literal(&mut out, outcome);
+/// plus numeric `counts`; `warn` when the action was refused. Never a token, never an event's
+/// payload.
+pub fn log_line(action: &str, store_id: &str, outcome: &str, counts: &[(&'static str, i64)]) -> Line {
+    let level = if outcome == "ok" { Level::Info } else { Level::Warn };
+    let mut line = Line::new(level, "admin")
+        .str("action", action)
+        .str("storeId", store_id)
+        .str("outcome", outcome);
     for (name, n) in counts {
-        out.push(',');
-        push_str_literal(&mut out, name);
-        out.push_str(&format!(":{n}"));
+        line = line.int(name, *n);
     }
-    out.push('}');
-    out
+    line
 }
 
 #[cfg(test)]
@@ -443,8 +440,9 @@ mod tests {
 
     #[test]
     fn log_lines() {
+        assert_eq!(log_line("import", "s", "refused", &[]).level(), Level::Warn);
         assert_eq!(
-            log_line("reset", "a\"b", "ok", &[("events", 3)]),
+            log_line("reset", "a\"b", "ok", &[("events", 3)]).finish(),
             r#"{"level":"info","event":"admin","action":"reset","storeId":"a\"b","outcome":"ok","events":3}"#
         );
     }

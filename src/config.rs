@@ -3,6 +3,7 @@
 //! once into a [`Config`].
 
 use crate::jwt::{KeyError, Verifier};
+use crate::log::LogLevel;
 
 /// How sync requests are authenticated.
 #[derive(Clone, PartialEq, Eq)]
@@ -98,6 +99,8 @@ pub mod vars {
     pub const MAX_SOCKETS_PER_STORE: &str = "MAX_SOCKETS_PER_STORE";
     /// Most pushes one WebSocket connection may send per second (`0`: no limit).
     pub const MAX_PUSHES_PER_SECOND: &str = "MAX_PUSHES_PER_SECOND";
+    /// Most verbose structured log lines written: `off`, `error`, `warn`, `info`, `debug`.
+    pub const LOG_LEVEL: &str = "LOG_LEVEL";
 }
 
 /// Where stores keep their event logs.
@@ -173,6 +176,8 @@ pub struct Config {
     pub max_pushes_per_second: Option<u32>,
     /// The admin API's token; `None` (the default) leaves the admin API off.
     pub admin_token: Option<AdminToken>,
+    /// Which structured log lines are written.
+    pub log_level: LogLevel,
 }
 
 impl Default for Config {
@@ -196,6 +201,7 @@ impl Default for Config {
             max_sockets_per_store: 10_000,
             max_pushes_per_second: None,
             admin_token: None,
+            log_level: LogLevel::INFO,
         }
     }
 }
@@ -426,6 +432,11 @@ impl Config {
                 }
             };
         }
+        // Unlike the other settings, a typo here falls back to the default instead of stopping
+        // the worker: logging must not take sync down. `cached` warns about it once.
+        if let Some(v) = get(vars::LOG_LEVEL) {
+            config.log_level = LogLevel::parse(&v).unwrap_or_default();
+        }
         Ok(config)
     }
 
@@ -440,7 +451,13 @@ impl Config {
         }
         CONFIG.with(|cell| {
             cell.borrow_mut()
-                .get_or_insert_with(|| Config::from_env(env).map(std::rc::Rc::new))
+                .get_or_insert_with(|| {
+                    let config = Config::from_env(env).map(std::rc::Rc::new);
+                    if let Ok(config) = &config {
+                        warn_unrecognised_log_level(env, config.log_level);
+                    }
+                    config
+                })
                 .clone()
         })
     }
@@ -448,24 +465,46 @@ impl Config {
     /// Reads the configuration from the Worker's environment.
     #[cfg(target_arch = "wasm32")]
     pub fn from_env(env: &worker::Env) -> Result<Config, ConfigError> {
-        use wasm_bindgen::JsValue;
-        let env: &JsValue = env.as_ref();
-        Config::from_lookup(|name| {
-            let value = js_sys::Reflect::get(env, &JsValue::from_str(name)).ok()?;
-            if let Some(s) = value.as_string() {
-                Some(s)
-            } else if let Some(b) = value.as_bool() {
-                // `[vars]` may hold TOML booleans, numbers and tables; wrangler passes them as
-                // JSON values.
-                Some(b.to_string())
-            } else if let Some(n) = value.as_f64() {
-                Some(n.to_string())
-            } else if value.is_object() {
-                js_sys::JSON::stringify(&value).ok().and_then(|s| s.as_string())
-            } else {
-                None
-            }
-        })
+        Config::from_lookup(|name| env_var(env, name))
+    }
+}
+
+/// One line, once per isolate, when `LOG_LEVEL` is set to something it cannot mean.
+#[cfg(target_arch = "wasm32")]
+fn warn_unrecognised_log_level(env: &worker::Env, level: LogLevel) {
+    let Some(value) = env_var(env, vars::LOG_LEVEL) else {
+        return;
+    };
+    if LogLevel::parse(&value).is_some() {
+        return;
+    }
+    if let Some(line) = level.line(crate::log::Level::Warn, "config") {
+        crate::log::emit(
+            line.str("var", vars::LOG_LEVEL)
+                .str("value", &value)
+                .str("message", "not one of off, error, warn, info, debug; using info"),
+        );
+    }
+}
+
+/// A var's value as text (`None` when unset).
+#[cfg(target_arch = "wasm32")]
+fn env_var(env: &worker::Env, name: &str) -> Option<String> {
+    use wasm_bindgen::JsValue;
+    let env: &JsValue = env.as_ref();
+    let value = js_sys::Reflect::get(env, &JsValue::from_str(name)).ok()?;
+    if let Some(s) = value.as_string() {
+        Some(s)
+    } else if let Some(b) = value.as_bool() {
+        // `[vars]` may hold TOML booleans, numbers and tables; wrangler passes them as JSON
+        // values.
+        Some(b.to_string())
+    } else if let Some(n) = value.as_f64() {
+        Some(n.to_string())
+    } else if value.is_object() {
+        js_sys::JSON::stringify(&value).ok().and_then(|s| s.as_string())
+    } else {
+        None
     }
 }
 
@@ -643,6 +682,21 @@ mod tests {
         assert!(config(&[("MAX_MESSAGE_BYTES", "0")]).is_err());
         assert!(!config(&[("CORS", "false")]).unwrap().cors);
         assert_eq!(config(&[("MAX_STORE_ID_BYTES", "64")]).unwrap().max_store_id_bytes, 64);
+    }
+
+    #[test]
+    fn log_level() {
+        use crate::log::Level;
+        assert_eq!(config(&[]).unwrap().log_level, LogLevel::INFO);
+        assert_eq!(config(&[("LOG_LEVEL", "off")]).unwrap().log_level, LogLevel::OFF);
+        let warn = config(&[("LOG_LEVEL", "Warn")]).unwrap().log_level;
+        assert!(warn.enabled(Level::Warn) && !warn.enabled(Level::Info));
+        assert!(config(&[("LOG_LEVEL", "debug")])
+            .unwrap()
+            .log_level
+            .enabled(Level::Debug));
+        // A typo is no reason to stop syncing: the default, not an error.
+        assert_eq!(config(&[("LOG_LEVEL", "verbose")]).unwrap().log_level, LogLevel::INFO);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use worker::{Context, Env, Headers, Request, Response, Result};
 use crate::config::Config;
 use crate::hooks::{ConnectContext, HeaderSource, SyncHooks};
 use crate::js::{now_millis, post_json, random_bytes};
+use crate::log::{self, Level};
 use crate::otel::{export_body, Span};
 use crate::router::{self, NonSync, Refusal, SyncParams};
 
@@ -150,7 +151,10 @@ async fn admit_and_forward<H: SyncHooks>(
     let authorization = req.headers().get("Authorization")?;
     let now_secs = now_millis().div_euclid(1000);
     if let Err(refusal) = router::admit(config, params, authorization.as_deref(), now_secs) {
-        if refusal.status >= 500 {
+        let reason = log::refusal_reason(&refusal);
+        log_refused(config, params, refusal.status, reason);
+        if refusal.status >= 500 && config.log_level.enabled(Level::Error) {
+            // The operator's instructions for configuring auth.
             worker::console_error!("{}", refusal.body);
         }
         return refuse(refusal);
@@ -162,6 +166,7 @@ async fn admit_and_forward<H: SyncHooks>(
         headers: &headers,
     };
     if let Err(e) = hooks.validate_payload(params.payload.as_ref(), &connect).await {
+        log_refused(config, params, 400, "PayloadRejected");
         return refuse(Refusal {
             status: 400,
             body: format!(
@@ -171,6 +176,7 @@ async fn admit_and_forward<H: SyncHooks>(
         });
     }
     let Ok(namespace) = env.durable_object(&config.binding) else {
+        log_refused(config, params, 424, "BindingMissing");
         return text_response(
             424,
             &format!(
@@ -181,11 +187,13 @@ async fn admit_and_forward<H: SyncHooks>(
         );
     };
     if let Some(refusal) = router::upgrade_required(params, req.headers().get("Upgrade")?.as_deref()) {
+        log_refused(config, params, refusal.status, "UpgradeRequired");
         return refuse(refusal);
     }
     let content_length = req.headers().get("Content-Length")?;
     if let Some(refusal) = router::declared_body_too_large(params, content_length.as_deref(), config.max_message_bytes)
     {
+        log_refused(config, params, refusal.status, "MessageTooLarge");
         let h = Headers::new();
         for (name, value) in &cors {
             h.set(name, value)?;
@@ -195,6 +203,30 @@ async fn admit_and_forward<H: SyncHooks>(
     }
     let stub = namespace.id_from_name(&params.store_id)?.get_stub()?;
     stub.fetch_with_request(req).await
+}
+
+/// A `connect` line for a sync request refused before reaching its store: `warn`, or `error` when
+/// the deployment is at fault (5xx, a missing binding).
+fn log_refused(config: &Config, params: &SyncParams, status: u16, reason: &'static str) {
+    let level = if status >= 500 || status == 424 {
+        Level::Error
+    } else {
+        Level::Warn
+    };
+    let Some(line) = config.log_level.line(level, "connect") else {
+        return;
+    };
+    // A storeId refused for its length is not repeated; the client may have sent megabytes.
+    let line = match reason {
+        "InvalidStoreId" => line.int("storeIdBytes", params.store_id.len() as i64),
+        _ => line.str("storeId", &params.store_id),
+    };
+    log::emit(
+        line.str("transport", params.transport.as_str())
+            .str("outcome", "refused")
+            .str("reason", reason)
+            .int("status", i64::from(status)),
+    );
 }
 
 fn admin_json(status: u16, body: &str) -> Result<Response> {
@@ -243,7 +275,9 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
     let authorization = req.headers().get("Authorization")?;
     if !admin::authorized(token, authorization.as_deref()) {
         // Nothing about the presented token is logged.
-        worker::console_log!(r#"{{"level":"warn","event":"admin","outcome":"unauthorized"}}"#);
+        if let Some(line) = config.log_level.line(Level::Warn, "admin") {
+            crate::log::emit(line.str("outcome", "unauthorized"));
+        }
         return admin_json(401, r#"{"error":"Unauthorized"}"#);
     }
     let url = req.url()?;

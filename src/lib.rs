@@ -15,6 +15,8 @@
 //! - [`config`]: the vars and secrets that configure all of the above; [`jwt`] checks the signed
 //!   tokens they may configure.
 //! - [`admin`] and [`inspector`]: the admin API under `/_admin/` and the web page that uses it.
+//! - [`log`]: the structured JSON log lines (connects, pushes, pulls, refusals, errors) and the
+//!   `LOG_LEVEL` that filters them.
 //!
 //! Everything except `entry`, `durable_object` and `storage::do_sqlite` is plain Rust and is
 //! tested natively (`cargo test`); those three are the thin layer over the Workers runtime.
@@ -26,6 +28,7 @@ pub mod config;
 pub mod hooks;
 pub mod inspector;
 pub mod jwt;
+pub mod log;
 pub mod otel;
 pub mod protocol;
 pub mod router;

@@ -74,8 +74,10 @@ impl<H: SyncHooks> SyncObject<H> {
         };
         let (response, counts) = response?;
         let outcome = if response.status_code() < 400 { "ok" } else { "refused" };
-        let counts: Vec<(&str, i64)> = counts.iter().map(|(k, v)| (*k, *v)).collect();
-        worker::console_log!("{}", admin::log_line(action.as_str(), &store_id, outcome, &counts));
+        let line = admin::log_line(action.as_str(), &store_id, outcome, &counts);
+        if self.config.log_level.enabled(line.level()) {
+            crate::log::emit(line);
+        }
         Ok(response)
     }
 

@@ -4,6 +4,7 @@
 
 use worker::{Headers, Request, Response, Result};
 
+use super::logs::{payload_bytes, PullStats};
 use super::SyncObject;
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::protocol::payload::parse_payload;
@@ -53,10 +54,17 @@ impl<H: SyncHooks> SyncObject<H> {
             // Envelope-level messages have no meaning outside a socket.
             Ok(_) => return Vec::new(),
             Err(error) => {
+                self.log_unhandled(
+                    Transport::Http,
+                    || store_id.to_owned(),
+                    None,
+                    body.len(),
+                    "InvalidMessage",
+                );
                 return vec![match error.request_id() {
                     Some(id) => server::exit_failure(id, &SyncError::invalid_request(error.to_string())),
                     None => server::defect(&error.to_string()),
-                }]
+                }];
             }
         };
         let id = request.id.as_ref();
@@ -64,6 +72,14 @@ impl<H: SyncHooks> SyncObject<H> {
             let error = SyncError::unknown(
                 "MessageTooLargeError",
                 crate::router::too_large(body.len(), self.config.max_message_bytes),
+            );
+            let tag = Some(request.tag.as_ref());
+            self.log_unhandled(
+                Transport::Http,
+                || store_id.to_owned(),
+                tag,
+                body.len(),
+                "MessageTooLargeError",
             );
             return vec![server::exit_failure(id, &error)];
         }
@@ -77,15 +93,19 @@ impl<H: SyncHooks> SyncObject<H> {
             tags::HTTP_PING => parse_payload::<PingPayload>(tags::HTTP_PING, request.payload)
                 .and_then(|p| check_store(&p.store_id, store_id))
                 .map(|()| Some(HTTP_PONG)),
-            other => Err(SyncError::unknown(
-                "UnknownRpcError",
-                format!(
-                    "unknown RPC tag {other:?}; this endpoint serves {}, {} and {}",
-                    tags::HTTP_PULL,
-                    tags::HTTP_PUSH,
-                    tags::HTTP_PING
-                ),
-            )),
+            other => Err({
+                let bytes = payload_bytes(&request) as usize;
+                self.log_unhandled(Transport::Http, || store_id.to_owned(), None, bytes, "UnknownRpcError");
+                SyncError::unknown(
+                    "UnknownRpcError",
+                    format!(
+                        "unknown RPC tag {other:?}; this endpoint serves {}, {} and {}",
+                        tags::HTTP_PULL,
+                        tags::HTTP_PUSH,
+                        tags::HTTP_PING
+                    ),
+                )
+            }),
         };
         messages.push(match result {
             Ok(value) => server::exit_success(id, value),
@@ -102,8 +122,23 @@ impl<H: SyncHooks> SyncObject<H> {
         headers: &[(String, String)],
         messages: &mut Vec<String>,
     ) -> std::result::Result<(), SyncError> {
-        let payload: PullPayload = parse_payload(tags::HTTP_PULL, request.payload)?;
-        check_store(&payload.store_id, store_id)?;
+        let started = self.log_clock();
+        let checked = parse_payload(tags::HTTP_PULL, request.payload)
+            .and_then(|payload: PullPayload| check_store(&payload.store_id, store_id).map(|()| payload));
+        let payload = match checked {
+            Ok(payload) => payload,
+            Err(error) => {
+                let result = Err(error);
+                self.log_pull(
+                    Transport::Http,
+                    store_id,
+                    &PullStats::new(false, None),
+                    started,
+                    &result,
+                );
+                return result;
+            }
+        };
         let span = self.span("sync.pull", request);
         let ctx = RequestContext {
             store_id,
@@ -112,6 +147,7 @@ impl<H: SyncHooks> SyncObject<H> {
             headers,
         };
         let id = request.id.as_ref();
+        let before = messages.len();
         let result = self
             .pull(
                 payload.cursor.as_ref(),
@@ -121,6 +157,12 @@ impl<H: SyncHooks> SyncObject<H> {
                 |page| messages.push(server::chunk(id, &page)),
             )
             .await;
+        let stats = PullStats {
+            events: *result.as_ref().unwrap_or(&0),
+            pages: (messages.len() - before) as u64,
+            ..PullStats::new(false, payload.cursor.as_ref())
+        };
+        self.log_pull(Transport::Http, store_id, &stats, started, &result);
         self.export(
             span,
             store_id,
@@ -139,8 +181,24 @@ impl<H: SyncHooks> SyncObject<H> {
         store_id: &str,
         headers: &[(String, String)],
     ) -> std::result::Result<(), SyncError> {
-        let payload: PushPayload = parse_payload(tags::HTTP_PUSH, request.payload)?;
-        check_store(&payload.store_id, store_id)?;
+        let started = self.log_clock();
+        let checked = parse_payload(tags::HTTP_PUSH, request.payload)
+            .and_then(|payload: PushPayload| check_store(&payload.store_id, store_id).map(|()| payload));
+        let payload = match checked {
+            Ok(payload) => payload,
+            Err(error) => {
+                let result = Err(error);
+                self.log_push(
+                    Transport::Http,
+                    store_id,
+                    None,
+                    payload_bytes(request),
+                    started,
+                    &result,
+                );
+                return result;
+            }
+        };
         let span = self.span("sync.push", request);
         let ctx = RequestContext {
             store_id,
@@ -149,6 +207,14 @@ impl<H: SyncHooks> SyncObject<H> {
             headers,
         };
         let result = self.push(&payload, &ctx).await;
+        self.log_push(
+            Transport::Http,
+            store_id,
+            Some(payload.batch.len()),
+            payload_bytes(request),
+            started,
+            &result,
+        );
         self.export(
             span,
             store_id,

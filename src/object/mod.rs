@@ -12,6 +12,7 @@
 
 mod admin;
 mod http;
+mod logs;
 mod ws;
 
 use std::cell::RefCell;
@@ -23,6 +24,7 @@ use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketIncoming
 use crate::config::{Config, StorageConfig};
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::js::{new_backend_id, now_millis, post_json, random_bytes};
+use crate::log::{self, Level};
 use crate::otel::{export_body, Span};
 use crate::protocol::server::{self, PING, PONG};
 use crate::protocol::{Cursor, PushPayload, RpcRequest, SyncError};
@@ -32,7 +34,6 @@ use crate::storage::do_sqlite::DoSqliteLog;
 use crate::storage::engine::Engine;
 use crate::storage::{open_store, StorageError, StoreMeta};
 use crate::sync::{self, Limits};
-use crate::util::json::str_literal;
 
 /// The store an object serves, once opened.
 struct OpenStore {
@@ -132,17 +133,29 @@ impl<H: SyncHooks> SyncObject<H> {
     pub async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
         match message {
             WebSocketIncomingMessage::String(text) => self.on_text(&ws, &text).await,
-            WebSocketIncomingMessage::Binary(_) => ws::send(
-                &ws,
-                &server::defect("Binary frames are not supported: send one JSON RPC message per text frame"),
-            ),
+            WebSocketIncomingMessage::Binary(bytes) => {
+                let store_id = || ws::attachment(&ws).map(|a| a.store_id).unwrap_or_default();
+                self.log_unhandled(Transport::Ws, store_id, None, bytes.len(), "BinaryFrame");
+                ws::send(
+                    &ws,
+                    &server::defect("Binary frames are not supported: send one JSON RPC message per text frame"),
+                )
+            }
         }
         Ok(())
     }
 
     /// The object's `webSocketClose` handler: completes the closing handshake; the socket's live
     /// pulls go with its attachment.
-    pub async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+    pub async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, was_clean: bool) -> Result<()> {
+        if let Some(line) = self.config.log_level.line(Level::Debug, "disconnect") {
+            log::emit(
+                logs::with_store(line, ws::attachment(&ws).map(|a| a.store_id))
+                    .str("transport", "ws")
+                    .int("code", code as i64)
+                    .bool("clean", was_clean),
+            );
+        }
         self.socket_gone();
         self.set_live_pulls(&ws, Vec::new());
         let _ = ws.close(Some(1000), Some("closed"));
@@ -150,7 +163,14 @@ impl<H: SyncHooks> SyncObject<H> {
     }
 
     /// The object's `webSocketError` handler: the socket's live pulls end with it.
-    pub async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+    pub async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
+        if let Some(line) = self.config.log_level.line(Level::Debug, "disconnect") {
+            log::emit(
+                logs::with_store(line, ws::attachment(&ws).map(|a| a.store_id))
+                    .str("transport", "ws")
+                    .str("error", &error.to_string()),
+            );
+        }
         self.socket_gone();
         self.set_live_pulls(&ws, Vec::new());
         Ok(())
@@ -206,12 +226,13 @@ impl<H: SyncHooks> SyncObject<H> {
         let log = Rc::new(self.engine(store_id)?);
         let meta = open_store(log.as_ref(), new_backend_id).await?;
         // One line per (re)start of a store's object: shows evictions and wake-ups in `wrangler tail`.
-        worker::console_log!(
-            r#"{{"level":"info","event":"store_opened","storeId":{},"head":{},"backendId":{}}}"#,
-            str_literal(store_id),
-            meta.head,
-            str_literal(&meta.backend_id)
-        );
+        if let Some(line) = self.config.log_level.line(Level::Info, "store_opened") {
+            log::emit(
+                line.str("storeId", store_id)
+                    .int("head", meta.head)
+                    .str("backendId", &meta.backend_id),
+            );
+        }
         *self.store.borrow_mut() = Some(OpenStore {
             store_id: store_id.to_owned(),
             meta: meta.clone(),

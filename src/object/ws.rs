@@ -5,8 +5,10 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{web_sys, Response, Result, WebSocket, WebSocketPair};
 
+use super::logs::{payload_bytes, PullStats};
 use super::SyncObject;
 use crate::hooks::{RequestContext, SyncHooks};
+use crate::log::{self, Level};
 use crate::protocol::payload::parse_payload;
 use crate::protocol::server::{self, PONG};
 use crate::protocol::{decode_client_message, tags, ClientMessage, PullPayload, PushPayload, RpcRequest, SyncError};
@@ -91,6 +93,7 @@ impl<H: SyncHooks> SyncObject<H> {
             .unwrap_or_else(|| self.state.get_websockets().len());
         self.open_sockets.set(Some(open));
         if open >= self.config.max_sockets_per_store {
+            self.log_connect(&store_id, Err(("TooManyConnections", 429)));
             return Response::error(
                 format!(
                     "TooManyConnectionsError: this store already has {open} open connections, \
@@ -101,23 +104,44 @@ impl<H: SyncHooks> SyncObject<H> {
         }
         let pair = WebSocketPair::new()?;
         let attached = pair.server.serialize_attachment(Attachment {
-            store_id,
+            store_id: store_id.clone(),
             live_pulls: Vec::new(),
             headers,
         });
         if let Err(e) = attached {
+            self.log_connect(&store_id, Err(("AttachmentTooLarge", 431)));
             // The runtime caps attachments; large forwarded headers (cookies) can exceed it.
             return Response::error(format!("Cannot accept the connection: {e}"), 431);
         }
         self.state.accept_web_socket(&pair.server);
         self.open_sockets.set(Some(open + 1));
+        self.log_connect(&store_id, Ok(open + 1));
         Response::from_websocket(pair.client)
+    }
+
+    /// The `connect` line of a WebSocket upgrade: accepted (with the store's open sockets), or
+    /// refused with a reason code and status.
+    fn log_connect(&self, store_id: &str, outcome: std::result::Result<usize, (&'static str, u16)>) {
+        let level = if outcome.is_ok() { Level::Info } else { Level::Warn };
+        let Some(line) = self.config.log_level.line(level, "connect") else {
+            return;
+        };
+        let line = line.str("storeId", store_id).str("transport", "ws");
+        log::emit(match outcome {
+            Ok(sockets) => line.str("outcome", "accepted").int("sockets", sockets as i64),
+            Err((reason, status)) => line
+                .str("outcome", "refused")
+                .str("reason", reason)
+                .int("status", i64::from(status)),
+        });
     }
 
     pub(super) async fn on_text(&self, ws: &WebSocket, text: &str) {
         let message = match decode_client_message(text) {
             Ok(message) => message,
             Err(error) => {
+                let store_id = || attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                self.log_unhandled(Transport::Ws, store_id, None, text.len(), "InvalidMessage");
                 match error.request_id() {
                     Some(id) => send(
                         ws,
@@ -160,6 +184,14 @@ impl<H: SyncHooks> SyncObject<H> {
                         "MessageTooLargeError",
                         crate::router::too_large(text.len(), self.config.max_message_bytes),
                     );
+                    let store_id = || attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                    self.log_unhandled(
+                        Transport::Ws,
+                        store_id,
+                        Some(&request.tag),
+                        text.len(),
+                        "MessageTooLargeError",
+                    );
                     send(ws, &server::exit_failure(&request.id, &error));
                     return;
                 }
@@ -173,14 +205,19 @@ impl<H: SyncHooks> SyncObject<H> {
         let result = match request.tag.as_ref() {
             tags::WS_PULL => self.ws_pull(ws, &request).await,
             tags::WS_PUSH => self.ws_push(ws, &request).await.map(|()| Some(Some("{}"))),
-            other => Err(SyncError::unknown(
-                "UnknownRpcError",
-                format!(
-                    "unknown RPC tag {other:?}; this endpoint serves {} and {}",
-                    tags::WS_PULL,
-                    tags::WS_PUSH
-                ),
-            )),
+            other => Err({
+                let store_id = || attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                let bytes = payload_bytes(&request) as usize;
+                self.log_unhandled(Transport::Ws, store_id, None, bytes, "UnknownRpcError");
+                SyncError::unknown(
+                    "UnknownRpcError",
+                    format!(
+                        "unknown RPC tag {other:?}; this endpoint serves {} and {}",
+                        tags::WS_PULL,
+                        tags::WS_PUSH
+                    ),
+                )
+            }),
         };
         match result {
             Ok(Some(value)) => send(ws, &server::exit_success(id, value)),
@@ -217,13 +254,25 @@ impl<H: SyncHooks> SyncObject<H> {
         ws: &WebSocket,
         request: &RpcRequest<'_>,
     ) -> std::result::Result<Option<Option<&'static str>>, SyncError> {
-        let payload: PullPayload = parse_payload(tags::WS_PULL, request.payload)?;
-        // A live pull updates the attachment, so it needs all of it.
-        let att = match payload.live {
-            true => attachment(ws)
-                .filter(|att| att.store_id == payload.store_id)
-                .ok_or_else(|| SyncError::invalid_request("this connection is for another store"))?,
-            false => self.socket_store(ws, &payload.store_id)?,
+        let started = self.log_clock();
+        let checked = parse_payload(tags::WS_PULL, request.payload).and_then(|payload: PullPayload| {
+            // A live pull updates the attachment, so it needs all of it.
+            let att = match payload.live {
+                true => attachment(ws)
+                    .filter(|att| att.store_id == payload.store_id)
+                    .ok_or_else(|| SyncError::invalid_request("this connection is for another store"))?,
+                false => self.socket_store(ws, &payload.store_id)?,
+            };
+            Ok((payload, att))
+        });
+        let (payload, att) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                let result = Err(error);
+                let store_id = attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                self.log_pull(Transport::Ws, &store_id, &PullStats::new(false, None), started, &result);
+                return result;
+            }
         };
         let span = self.span("sync.pull", request);
         let ctx = RequestContext {
@@ -232,7 +281,14 @@ impl<H: SyncHooks> SyncObject<H> {
             payload: payload.payload,
             headers: &att.headers,
         };
-        let result = self.stream_pull(ws, &request.id, &payload, &att, &ctx).await;
+        let pages = std::cell::Cell::new(0);
+        let result = self.stream_pull(ws, &request.id, &payload, &att, &ctx, &pages).await;
+        let stats = PullStats {
+            events: *result.as_ref().unwrap_or(&0),
+            pages: pages.get(),
+            ..PullStats::new(payload.live, payload.cursor.as_ref())
+        };
+        self.log_pull(Transport::Ws, &att.store_id, &stats, started, &result);
         self.export(
             span,
             &att.store_id,
@@ -272,6 +328,7 @@ impl<H: SyncHooks> SyncObject<H> {
         payload: &PullPayload<'_>,
         att: &Attachment,
         ctx: &RequestContext<'_>,
+        pages: &std::cell::Cell<u64>,
     ) -> std::result::Result<u64, SyncError> {
         // The socket's live pulls are read again here, not taken from `att`: `att` was read before
         // this pull waited for the push lock, and another live pull of the same socket may have
@@ -319,6 +376,7 @@ impl<H: SyncHooks> SyncObject<H> {
                 // A live pull interrupted while its first pages are still being read (D1 reads
                 // yield) has had its Exit; nothing may follow it.
                 if !payload.live || self.is_live_pull(ws, id) {
+                    pages.set(pages.get() + 1);
                     send(ws, &server::chunk(id, &page))
                 }
             })
@@ -378,9 +436,21 @@ impl<H: SyncHooks> SyncObject<H> {
     /// `SyncWsRpc.Push`: appends the batch if it continues the log and sends it to every live
     /// pull of the store (the pusher's included); the caller then acknowledges.
     async fn ws_push(&self, ws: &WebSocket, request: &RpcRequest<'_>) -> std::result::Result<(), SyncError> {
-        self.count_push(ws)?;
-        let payload: PushPayload = parse_payload(tags::WS_PUSH, request.payload)?;
-        let att = self.socket_store(ws, &payload.store_id)?;
+        let started = self.log_clock();
+        let checked = self.count_push(ws).and_then(|()| {
+            let payload: PushPayload = parse_payload(tags::WS_PUSH, request.payload)?;
+            let att = self.socket_store(ws, &payload.store_id)?;
+            Ok((payload, att))
+        });
+        let (payload, att) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                let result = Err(error);
+                let store_id = attachment(ws).map(|a| a.store_id).unwrap_or_default();
+                self.log_push(Transport::Ws, &store_id, None, payload_bytes(request), started, &result);
+                return result;
+            }
+        };
         let span = self.span("sync.push", request);
         let ctx = RequestContext {
             store_id: &att.store_id,
@@ -389,6 +459,14 @@ impl<H: SyncHooks> SyncObject<H> {
             headers: &att.headers,
         };
         let result = self.push(&payload, &ctx).await;
+        self.log_push(
+            Transport::Ws,
+            &att.store_id,
+            Some(payload.batch.len()),
+            payload_bytes(request),
+            started,
+            &result,
+        );
         self.export(
             span,
             &att.store_id,

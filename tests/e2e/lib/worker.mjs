@@ -88,7 +88,7 @@ new_sqlite_classes = ["SyncBackendDO"]
 `
 
 /**
- * Starts a worker. Returns { url, wsUrl, port, persistTo, logs(), stop(), kill() }.
+ * Starts a worker. Returns { url, wsUrl, port, persistTo, logs(), logLines() (the structured log lines, parsed), stop(), kill() }.
  * `crateDir` picks the worker (the root, or e.g. `examples/custom-worker`); `editConfig` may
  * rewrite its wrangler.toml text.
  * `vars` become `--var` flags; `persistTo` reuses a state directory and `port` a port (for restart
@@ -202,12 +202,29 @@ async function startWorkerOnce({
     pid: child.pid,
     inspectorPort,
     logs: () => output,
+    logLines: () => jsonLogLines(output),
     stop: () => stopGroup('SIGTERM'),
     kill: () => stopGroup('SIGKILL'),
   }
   activeWorkers.add(handle)
   return handle
 }
+
+/**
+ * The worker's structured log lines in `output`, parsed. `wrangler dev` prints `console.log`
+ * lines as they are, and wraps `console.error` ones in a banner, hence the search for the object.
+ */
+export const jsonLogLines = (output) =>
+  output.split('\n').flatMap((line) => {
+    const start = line.indexOf('{"level":"')
+    const end = line.lastIndexOf('}')
+    if (start < 0 || end < start) return []
+    try {
+      return [JSON.parse(line.slice(start, end + 1))]
+    } catch {
+      return []
+    }
+  })
 
 /** `wrangler d1 migrations apply --local`, as a developer runs it, into a state directory. */
 export function applyMigrations(config, state) {
