@@ -3,7 +3,7 @@
 // after the other on the same machine, with the same load. Prints a table, writes the figures as
 // JSON and a chart as SVG into tests/bench/results/.
 //
-//   node tests/bench/run.mjs [--quick] [--only name,name] [--servers ours,reference]
+//   node tests/bench/run.mjs [--quick] [--only name,name] [--servers ours,reference] [--log-level warn]
 //
 // Stores that need many events are filled once, through our worker, and the state directory is
 // copied for the reference: both read the same storage layout (tests/e2e/storage.test.mjs).
@@ -12,7 +12,7 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'nod
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 
-import { ROOT, startWorker, TMP } from '../e2e/lib/worker.mjs'
+import { DEFAULT_TOKEN, ROOT, startWorker, TMP } from '../e2e/lib/worker.mjs'
 import { clientFanOut, clientPull, clientPush } from './lib/clients.mjs'
 import { ratio, svg, table } from './lib/report.mjs'
 import * as s from './lib/scenarios.mjs'
@@ -25,6 +25,11 @@ const argValue = (name) => {
 }
 const only = argValue('--only')
 const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor']
+// Our LOG_LEVEL: our default, `info` (a line per push and pull), unless told otherwise. The
+// reference logs at Debug and writes a line per push too ("Broadcasted to N WebSocket clients");
+// the floor writes none. Under wrangler dev every console line costs far more than in production
+// (it is piped through wrangler's process), so `--log-level warn` shows what the lines cost.
+const logLevel = argValue('--log-level')?.[0] ?? 'info'
 
 // Sizes: the full run, or a quick one that only checks the benchmark still works.
 const size = quick
@@ -106,6 +111,7 @@ async function main() {
       persistTo: { ours: stateOurs, reference: stateRef, floor: path.join(dir, 'floor') }[name],
       label: `bench-${name}`,
       storage: 'do-sqlite',
+      ...(name === 'ours' ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : {}),
     })
     const srv = { name, url: w.url, wsUrl: w.wsUrl, worker: w }
     try {
