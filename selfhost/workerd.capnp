@@ -2,12 +2,12 @@
 # Cloudflare or wrangler: the same build/ that `wrangler deploy` uploads, one Durable Object per
 # store with its SQLite file on local disk. `./scripts/selfhost` builds the worker and runs
 #
-#   npx workerd serve selfhost/workerd.capnp --experimental \
+#   npx workerd serve selfhost/workerd.capnp \
 #     --socket-addr http=127.0.0.1:8787 --directory-path do-storage=/var/lib/livestore-sync
 #
 # Settings come from environment variables of the workerd process, one per name of the README's
-# configuration table (AUTH_TOKEN, ADMIN_TOKEN, JWT_SECRET, CORS, ...), so secrets are never
-# written into this file or anywhere else on disk. An unset variable is an unset setting.
+# configuration table (AUTH_TOKEN, ADMIN_TOKEN, JWT_SECRET, CORS, ...), so no secret is written
+# into this file. An unset variable is an unset setting.
 #
 # Paths in `embed` are relative to this file; paths given on the command line are relative to the
 # working directory.
@@ -17,7 +17,8 @@ const config :Workerd.Config = (
   services = [
     (name = "main", worker = .syncWorker),
     # Where the Durable Objects keep their SQLite files: one subdirectory per class, named by its
-    # uniqueKey, and one <object id>.sqlite file per store in it. The path is the working
+    # uniqueKey, and one <object id>.sqlite file per store in it. (workerd's schema calls this
+    # storage experimental, subject to incompatible change: package.json pins workerd.) The path is the working
     # directory's .state/selfhost unless --directory-path do-storage=DIR says otherwise.
     (name = "do-storage", disk = (path = ".state/selfhost", writable = true)),
     # The Worker's only outgoing requests are OTLP span exports to OTEL_EXPORTER_OTLP_ENDPOINT,
