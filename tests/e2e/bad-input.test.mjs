@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { rawHttp } from './lib/http.mjs'
 import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery } from './lib/worker.mjs'
 
 const upgrade = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' }
 const INVALID_TOKEN = 'UnknownError: { "cause": Error: Invalid auth token, "note": undefined, "payload": undefined }'
@@ -97,8 +97,9 @@ describe('a table of malformed inputs', () => {
     url('payload is a number', `storeId=${store}&transport=ws&payload=${encodedPayload(5)}`, { status: 400, body: /Invalid auth token/ }),
     url('payload authToken is an array', `storeId=${store}&transport=ws&payload=${encodedPayload({ authToken: [DEFAULT_TOKEN] })}`, { status: 400, body: /Invalid auth token/ }),
     url('payload authToken with a NUL byte', `storeId=${store}&transport=ws&payload=${encodedPayload({ authToken: DEFAULT_TOKEN + '\u0000' })}`, { status: 400, body: /Invalid auth token/ }),
-    // Over the runtime's header budget: it answers 431 itself, before the Worker runs.
-    url('payload of 64 KB', `storeId=${store}&transport=ws&payload=${encodedPayload({ authToken: 'x'.repeat(65_536) })}`, { status: 431 }),
+    // Over wrangler dev's header budget: it answers 431 itself, before the Worker runs. workerd
+    // alone lets the URL through, and the Worker refuses the token.
+    url('payload of 64 KB', `storeId=${store}&transport=ws&payload=${encodedPayload({ authToken: 'x'.repeat(65_536) })}`, RUNTIME === 'workerd' ? { status: 400, body: /Invalid auth token/ } : { status: 431 }),
     url('deeply nested payload', `storeId=${store}&transport=ws&payload=${encodeURIComponent(encodeURIComponent('['.repeat(2000) + ']'.repeat(2000)))}`, { path: '/sync', status: 400 }),
     url('invalid UTF-8 in the payload', `storeId=${store}&transport=ws&payload=%FF%FE`, { path: '/sync', status: 400 }),
     url('WebSocket transport without Upgrade', syncQuery(store), { headers: { Upgrade: 'h2c' }, status: 426, body: /Upgrade: websocket/ }),

@@ -7,14 +7,16 @@ import path from 'node:path'
 import { describe, test } from 'node:test'
 
 import { makeEvents, pullAll, push, RawSocket } from './lib/raw.mjs'
-import { d1Execute, DEFAULT_TOKEN, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
+import { d1Execute, DEFAULT_TOKEN, startWorker, storeId, syncQuery, TMP, wranglerOnly } from './lib/worker.mjs'
 
 const ok = { _tag: 'Success', value: {} }
 const open = (w, store) => RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
+// workerd alone has no D1 (wrangler dev emulates it with miniflare).
+const skip = wranglerOnly('workerd alone has no D1')
 const d1 = (opts = {}) => startWorker({ storage: 'd1', ...opts })
 const registry = (w) => Object.fromEntries(d1Execute(w, 'SELECT storeId, eventlogTable FROM livestore_stores').map((r) => [r.storeId, r.eventlogTable]))
 
-describe('colliding store ids', () => {
+describe('colliding store ids', { skip }, () => {
   test('a-b and a_b get separate tables; the first keeps the reference\'s name', { timeout: 60_000 }, async () => {
     const w = await d1({ label: 'collide' })
     try {
@@ -71,7 +73,7 @@ describe('colliding store ids', () => {
   })
 })
 
-describe('consistency between D1 and the object\'s SQLite', () => {
+describe('consistency between D1 and the object\'s SQLite', { skip }, () => {
   test('a crash after the D1 write and before the head write loses nothing, many times over', { timeout: 120_000 }, async () => {
     const w = await d1({ label: 'crash', vars: { AUTH_TOKEN: DEFAULT_TOKEN, TEST_FAULTS: 'true' } })
     try {
@@ -132,7 +134,7 @@ describe('consistency between D1 and the object\'s SQLite', () => {
   })
 })
 
-describe('opening a store', () => {
+describe('opening a store', { skip }, () => {
   test('requests racing to open a new store all get the same backendId', { timeout: 60_000 }, async () => {
     const w = await d1({ label: 'open-race' })
     try {
@@ -150,7 +152,7 @@ describe('opening a store', () => {
   })
 })
 
-describe('D1 limits and set-up', () => {
+describe('D1 limits and set-up', { skip }, () => {
   test('events of hundreds of KB sync, one per page', { timeout: 120_000 }, async () => {
     const w = await d1({ label: 'big-events' })
     try {

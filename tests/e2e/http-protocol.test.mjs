@@ -6,15 +6,16 @@ import { after, before, describe, test } from 'node:test'
 
 import { rawHttp } from './lib/http.mjs'
 import { makeEvents, RawSocket, request } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery } from './lib/worker.mjs'
 
-const post = (w, store, body, { payload, headers = {}, chunked = false } = {}) => {
+const post = (w, store, body, { payload, headers = {}, chunked = false, expectContinue = false } = {}) => {
   const text = typeof body === 'string' ? body : JSON.stringify(body)
   const length = chunked ? {} : { 'content-length': String(Buffer.byteLength(text)) }
   return rawHttp(`${w.url}/any/path?${syncQuery(store, { transport: 'http', ...(payload !== undefined ? { payload } : {}) })}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...length, ...headers },
     body: text,
+    expectContinue,
   })
 }
 const rpc = async (w, store, tag, payload, opts) => {
@@ -115,8 +116,10 @@ describe('HTTP transport', () => {
       ['push going backwards', request('SyncHttpRpc.Push', { storeId: store, batch: makeEvents(2, { start: 3, parent: 2 }).reverse(), backendId: { _tag: 'None' } }), failure('InvalidPushBatchError')],
       ['pull with a bad cursor', request('SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'Some' } }), failure('InvalidRequestError')],
       ['another store in the payload', request('SyncHttpRpc.Push', { storeId: 'elsewhere', batch: makeEvents(1, { start: 3, parent: 2 }), backendId: { _tag: 'None' } }), failure('InvalidRequestError')],
-      // Refused from its Content-Length, before the body is read.
-      ['an oversize body', oversize(), defect],
+      // Refused from its Content-Length, before the body is read. workerd alone then closes the
+      // connection, which a client still sending sees as a reset (Node's does; curl reads the
+      // answer): there the client asks first, and the body is never sent.
+      ['an oversize body', oversize(), defect, { expectContinue: RUNTIME === 'workerd' }],
       // Without a length up front, read and refused on that request.
       ['an oversize body sent chunked', oversize(), failure('MessageTooLargeError'), { chunked: true }],
     ]

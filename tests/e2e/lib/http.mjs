@@ -1,8 +1,11 @@
 // Plain HTTP requests with full control of the headers (fetch refuses to send `Upgrade`).
 import http from 'node:http'
 
-export const rawHttp = (url, { method = 'GET', headers = {}, body } = {}) =>
+// With `expectContinue` the body waits for the server's `100 Continue`, and is never sent when the
+// server answers at once instead.
+export const rawHttp = (url, { method = 'GET', headers = {}, body, expectContinue = false } = {}) =>
   new Promise((resolve, reject) => {
+    if (expectContinue) headers = { ...headers, expect: '100-continue' }
     const req = http.request(url, { method, headers }, (res) => {
       const chunks = []
       res.on('data', (c) => chunks.push(c))
@@ -16,6 +19,10 @@ export const rawHttp = (url, { method = 'GET', headers = {}, body } = {}) =>
       socket.destroy()
       resolve({ status: res.statusCode, headers: res.headers, body: '' })
     })
+    if (expectContinue) {
+      req.on('continue', () => req.end(body))
+      return
+    }
     if (body !== undefined) req.write(body)
     req.end()
   })

@@ -2,9 +2,13 @@
 // a developer runs it, and stops it again. Each server gets its own wrangler config in
 // tests/e2e/.tmp, derived from the project's wrangler.toml minus the [build] step (the suite
 // builds once, up front), and its own persistence directory unless one is given.
+// With E2E_RUNTIME=workerd they run instead on workerd alone, the way ./scripts/selfhost runs
+// our worker: selfhost/workerd.capnp, settings in environment variables, no wrangler (the
+// reference is bundled with esbuild, as wrangler would; D1 does not exist there).
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,6 +18,15 @@ export const TMP = path.join(ROOT, 'tests/e2e/.tmp')
 export const DEFAULT_TOKEN = 'insecure-token-change-me'
 /** The storage engine the suite runs against: `E2E_STORAGE=d1` selects D1, else DO SQLite. */
 export const STORAGE = process.env.E2E_STORAGE === 'd1' ? 'd1' : 'do-sqlite'
+/** The runtime: `E2E_RUNTIME=workerd` selects workerd alone (self-hosted), else `wrangler dev`. */
+export const RUNTIME = process.env.E2E_RUNTIME === 'workerd' ? 'workerd' : 'wrangler'
+if (RUNTIME === 'workerd' && STORAGE === 'd1') throw new Error('E2E_RUNTIME=workerd has no D1; run it with the event logs in DO SQLite')
+
+/**
+ * For a test that only runs under `wrangler dev`: under workerd alone, the `skip` option with the
+ * reason (node --test prints it), else false.
+ */
+export const wranglerOnly = (reason) => (RUNTIME === 'workerd' ? `needs wrangler dev: ${reason}` : false)
 
 const wranglerBin = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js')
 const wranglerEnv = () => ({ ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' })
@@ -91,7 +104,8 @@ new_sqlite_classes = ["SyncBackendDO"]
  * Starts a worker. Returns { url, wsUrl, port, persistTo, logs(), logLines() (the structured log lines, parsed), stop(), kill() }.
  * `crateDir` picks the worker (the root, or e.g. `examples/custom-worker`); `editConfig` may
  * rewrite its wrangler.toml text.
- * `vars` become `--var` flags; `persistTo` reuses a state directory and `port` a port (for restart
+ * `vars` become `--var` flags (environment variables under workerd, where `editConfig` edits
+ * the capnp text); `persistTo` reuses a state directory and `port` a port (for restart
  * tests); the server counts as up once `GET /` answers `readyStatus`.
  */
 export async function startWorker(options = {}) {
@@ -122,6 +136,10 @@ async function startWorkerOnce({
 } = {}) {
   const dir = path.join(TMP, uniq(label))
   mkdirSync(dir, { recursive: true })
+  if (RUNTIME === 'workerd') {
+    if (jsMain || storage === 'd1') throw new Error('under workerd alone only our workers and the reference run, on DO SQLite; mark the test wranglerOnly')
+    return startWorkerd({ dir, vars, persistTo, reference, crateDir, editConfig, label, readyStatus, readyPath, port: fixedPort })
+  }
   const config = path.join(dir, 'wrangler.toml')
   let text = editConfig(reference || jsMain ? referenceConfigText(storage, jsMain) : ourConfigText(crateDir))
   if (storage === 'd1') {
@@ -145,13 +163,21 @@ async function startWorkerOnce({
     '--log-level', 'log',
   ]
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
-  const logFile = path.join(dir, 'wrangler.log')
+  return launch({ name: 'wrangler dev', command: process.execPath, args, env: wranglerEnv(), dir, port, readyPath, readyStatus, extra: { persistTo: state, config, storage, inspectorPort } })
+}
+
+/**
+ * Runs a server process in its own process group (so stopping it reaches every child), collects
+ * its output, and resolves once `GET readyPath` answers `readyStatus`.
+ */
+export async function launch({ name, command, args, env, dir, port, readyPath = '/', readyStatus = 200, extra = {} }) {
+  const logFile = path.join(dir, 'server.log')
   const logStream = createWriteStream(logFile)
   let output = ''
-  const child = spawn(process.execPath, args, {
+  const child = spawn(command, args, {
     cwd: dir,
     detached: true, // own process group, so stop() reaches workerd too
-    env: wranglerEnv(),
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   for (const stream of [child.stdout, child.stderr]) {
@@ -179,7 +205,7 @@ async function startWorkerOnce({
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 90_000
   for (;;) {
-    if (exited) throw new Error(`wrangler dev exited early:\n${output}`)
+    if (exited) throw new Error(`${name} exited early:\n${output}`)
     try {
       const res = await fetch(`${url}${readyPath}`)
       await res.arrayBuffer()
@@ -187,7 +213,7 @@ async function startWorkerOnce({
     } catch {}
     if (Date.now() > deadline) {
       await stopGroup('SIGKILL')
-      throw new Error(`wrangler dev did not answer within 90 s:\n${output}`)
+      throw new Error(`${name} did not answer within 90 s:\n${output}`)
     }
     await new Promise((r) => setTimeout(r, 200))
   }
@@ -195,12 +221,9 @@ async function startWorkerOnce({
     url,
     wsUrl: `ws://127.0.0.1:${port}`,
     port,
-    persistTo: state,
     dir,
-    config,
-    storage,
     pid: child.pid,
-    inspectorPort,
+    ...extra,
     logs: () => output,
     logLines: () => jsonLogLines(output),
     stop: () => stopGroup('SIGTERM'),
@@ -225,6 +248,60 @@ export const jsonLogLines = (output) =>
       return []
     }
   })
+
+/** The `[vars]` of a project wrangler.toml (plain `KEY = "value"` lines, as ours are). */
+const tomlVars = (crateDir) => {
+  const vars = {}
+  let inVars = false
+  for (const line of readFileSync(path.join(ROOT, crateDir, 'wrangler.toml'), 'utf8').split('\n')) {
+    if (/^\s*\[/.test(line)) inVars = /^\s*\[vars\]\s*$/.test(line)
+    const m = inVars && line.match(/^\s*([A-Z0-9_]+)\s*=\s*"([^"]*)"\s*$/)
+    if (m) vars[m[1]] = m[2]
+  }
+  return vars
+}
+
+/**
+ * The self-hosting config serving the TypeScript reference instead of our worker, with the same
+ * Durable Object namespace and storage: the reference bundled as wrangler would bundle it.
+ */
+const referenceCapnp = (text, dir) => {
+  execFileSync(path.join(ROOT, 'node_modules/.bin/esbuild'), [
+    path.join(ROOT, 'tests/reference-worker/index.js'),
+    '--bundle', '--format=esm', '--platform=browser', '--conditions=workerd,worker,browser', '--external:cloudflare:*', '--log-level=warning',
+    `--outfile=${path.join(dir, 'reference.js')}`,
+  ])
+  const modules = /  modules = \[\n[^\]]*\],\n/
+  const date = 'compatibilityDate = "2026-04-01",\n'
+  if (!modules.test(text) || !text.includes(date)) throw new Error('selfhost/workerd.capnp changed shape; update referenceCapnp')
+  return text
+    .replace(modules, '  modules = [(name = "index.js", esModule = embed "reference.js")],\n')
+    .replace(date, `${date}  compatibilityFlags = ["enable_request_signal"],\n`)
+}
+
+const workerdBin = () => createRequire(import.meta.url)('workerd').default
+
+/**
+ * Our worker under workerd alone, as ./scripts/selfhost runs it: selfhost/workerd.capnp with its
+ * modules taken from the crate's build/, the Durable Objects' SQLite in `persistTo`, and the
+ * settings as environment variables (the wrangler.toml's [vars], then `vars`) — nothing else of
+ * this process's environment, so a stray AUTH_TOKEN there cannot change a test.
+ */
+async function startWorkerd({ dir, vars, persistTo, reference, crateDir, editConfig, readyStatus, readyPath, port: fixedPort }) {
+  // capnp reads embed paths relative to the config file (a leading / means its import path).
+  const buildDir = path.relative(dir, path.join(ROOT, crateDir, 'build'))
+  let text = readFileSync(path.join(ROOT, 'selfhost/workerd.capnp'), 'utf8').replaceAll('embed "../build/', `embed "${buildDir}/`)
+  if (reference) text = referenceCapnp(text, dir)
+  text = editConfig(text)
+  const config = path.join(dir, 'workerd.capnp')
+  writeFileSync(config, text)
+  const state = persistTo ?? path.join(dir, 'state')
+  mkdirSync(state, { recursive: true })
+  const port = fixedPort ?? (await freePort())
+  const args = ['serve', config, '--socket-addr', `http=127.0.0.1:${port}`, '--directory-path', `do-storage=${state}`]
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...tomlVars(crateDir), ...vars }
+  return launch({ name: 'workerd', command: workerdBin(), args, env, dir, port, readyPath, readyStatus, extra: { persistTo: state, config, storage: 'do-sqlite' } })
+}
 
 /** `wrangler d1 migrations apply --local`, as a developer runs it, into a state directory. */
 export function applyMigrations(config, state) {

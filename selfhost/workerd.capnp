@@ -1,0 +1,73 @@
+# The sync backend on workerd alone (https://github.com/cloudflare/workerd, from npm), without
+# Cloudflare or wrangler: the same build/ that `wrangler deploy` uploads, one Durable Object per
+# store with its SQLite file on local disk. `./scripts/selfhost` builds the worker and runs
+#
+#   npx workerd serve selfhost/workerd.capnp \
+#     --socket-addr http=127.0.0.1:8787 --directory-path do-storage=/var/lib/livestore-sync
+#
+# Settings come from environment variables of the workerd process, one per name of the README's
+# configuration table (AUTH_TOKEN, ADMIN_TOKEN, JWT_SECRET, CORS, ...), so no secret is written
+# into this file. An unset variable is an unset setting.
+#
+# Paths in `embed` are relative to this file; paths given on the command line are relative to the
+# working directory.
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .syncWorker),
+    # Where the Durable Objects keep their SQLite files: one subdirectory per class, named by its
+    # uniqueKey, and one <object id>.sqlite file per store in it. (workerd's schema calls this
+    # storage experimental, subject to incompatible change: package.json pins workerd.) The path is the working
+    # directory's .state/selfhost unless --directory-path do-storage=DIR says otherwise.
+    (name = "do-storage", disk = (path = ".state/selfhost", writable = true)),
+    # The Worker's only outgoing requests are OTLP span exports to OTEL_EXPORTER_OTLP_ENDPOINT,
+    # which the operator sets, often to a collector on the same host or network: workerd's
+    # default would allow public addresses only.
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [
+    # Plain HTTP (and WebSocket upgrades); put a TLS-terminating proxy in front for wss://.
+    # --socket-addr http=ADDR:PORT overrides the address.
+    (name = "http", address = "127.0.0.1:8787", http = (), service = "main"),
+  ],
+);
+
+const syncWorker :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed "../build/index.js"),
+    (name = "index_bg.wasm", wasm = embed "../build/index_bg.wasm"),
+  ],
+  # As in wrangler.toml.
+  compatibilityDate = "2026-04-01",
+  durableObjectNamespaces = [
+    # Object ids are derived from uniqueKey, and the storage subdirectory is named by it: changing
+    # it orphans every stored store.
+    (className = "SyncBackendDO", uniqueKey = "livestore-sync-SyncBackendDO", enableSql = true),
+  ],
+  durableObjectStorage = (localDisk = "do-storage"),
+  bindings = [
+    (name = "SYNC_BACKEND_DO", durableObjectNamespace = "SyncBackendDO"),
+    (name = "AUTH_TOKEN", fromEnvironment = "AUTH_TOKEN"),
+    (name = "ALLOW_ANONYMOUS", fromEnvironment = "ALLOW_ANONYMOUS"),
+    (name = "JWT_SECRET", fromEnvironment = "JWT_SECRET"),
+    (name = "JWT_JWKS", fromEnvironment = "JWT_JWKS"),
+    (name = "JWT_AUDIENCE", fromEnvironment = "JWT_AUDIENCE"),
+    (name = "JWT_ISSUER", fromEnvironment = "JWT_ISSUER"),
+    (name = "CORS", fromEnvironment = "CORS"),
+    (name = "SYNC_BACKEND_BINDING", fromEnvironment = "SYNC_BACKEND_BINDING"),
+    (name = "MAX_MESSAGE_BYTES", fromEnvironment = "MAX_MESSAGE_BYTES"),
+    (name = "MAX_STORE_ID_BYTES", fromEnvironment = "MAX_STORE_ID_BYTES"),
+    (name = "MAX_PUSH_EVENTS", fromEnvironment = "MAX_PUSH_EVENTS"),
+    (name = "MAX_SOCKETS_PER_STORE", fromEnvironment = "MAX_SOCKETS_PER_STORE"),
+    (name = "MAX_PUSHES_PER_SECOND", fromEnvironment = "MAX_PUSHES_PER_SECOND"),
+    (name = "ENABLED_TRANSPORTS", fromEnvironment = "ENABLED_TRANSPORTS"),
+    (name = "HTTP_RESPONSE_HEADERS", fromEnvironment = "HTTP_RESPONSE_HEADERS"),
+    (name = "ADMIN_TOKEN", fromEnvironment = "ADMIN_TOKEN"),
+    (name = "FORWARD_HEADERS", fromEnvironment = "FORWARD_HEADERS"),
+    (name = "OTEL_EXPORTER_OTLP_ENDPOINT", fromEnvironment = "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    (name = "OTEL_SERVICE_NAME", fromEnvironment = "OTEL_SERVICE_NAME"),
+    # STORAGE=d1 is not possible here: workerd has no D1 (see the README).
+    (name = "STORAGE", fromEnvironment = "STORAGE"),
+  ],
+);
