@@ -67,6 +67,7 @@ const syncWorker :Workerd.Worker = (
     (name = "FORWARD_HEADERS", fromEnvironment = "FORWARD_HEADERS"),
     (name = "OTEL_EXPORTER_OTLP_ENDPOINT", fromEnvironment = "OTEL_EXPORTER_OTLP_ENDPOINT"),
     (name = "OTEL_SERVICE_NAME", fromEnvironment = "OTEL_SERVICE_NAME"),
+    (name = "LOG_LEVEL", fromEnvironment = "LOG_LEVEL"),
     # STORAGE=d1 is not possible here: workerd has no D1 (see the README).
     (name = "STORAGE", fromEnvironment = "STORAGE"),
   ],
