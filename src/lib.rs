@@ -27,6 +27,7 @@ pub mod jwt;
 pub mod otel;
 pub mod protocol;
 pub mod router;
+pub mod rpc;
 pub mod storage;
 pub mod sync;
 pub mod util;
