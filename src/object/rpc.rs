@@ -393,7 +393,9 @@ async fn call_sync_update(env: &worker::Env, subscriber: &Subscriber, page: &str
         permanent: false,
         message: "the stub has no syncUpdateRpc".into(),
     })?;
-    let promise = call.call1(&stub, &arg).map_err(transient)?;
+    // Reflect.apply, not `call1`: that looks up `.call` on the stub's method, which an RPC stub
+    // answers with yet another remote method.
+    let promise = Reflect::apply(&call, &stub, &js_sys::Array::of1(&arg)).map_err(transient)?;
     JsFuture::from(Promise::resolve(&promise)).await.map_err(transient)?;
     Ok(())
 }
