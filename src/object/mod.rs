@@ -73,7 +73,9 @@ pub struct SyncObject<H: SyncHooks> {
     pending_live: RefCell<Vec<ws::PendingPull>>,
     /// Live pulls of client objects over DO RPC; `None` until first needed after construction.
     /// A cache of the rows in SQLite, which remain the durable record.
-    rpc_subscribers: RefCell<Option<Vec<crate::rpc::Subscriber>>>,
+    rpc_subscribers: Rc<RefCell<Option<Vec<crate::rpc::Subscriber>>>>,
+    /// Pages on their way to DO RPC subscribers (see `rpc::SyncObject::notify_rpc_subscribers`).
+    rpc_deliveries: rpc::DeliveryQueues,
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -103,7 +105,8 @@ impl<H: SyncHooks> SyncObject<H> {
             push_windows: js_sys::WeakMap::new(),
             open_sockets: std::cell::Cell::new(None),
             pending_live: RefCell::new(Vec::new()),
-            rpc_subscribers: RefCell::new(None),
+            rpc_subscribers: Rc::new(RefCell::new(None)),
+            rpc_deliveries: Default::default(),
         }
     }
 
@@ -313,8 +316,6 @@ impl<H: SyncHooks> SyncObject<H> {
         let pushed = sync::push(log.as_ref(), &mut meta, payload, &self.limits, now_millis()).await;
         self.forget_store_on_storage_error(&pushed);
         let created_at = pushed?;
-        // Before the broadcast, which may await (DO RPC subscribers), so requests meanwhile see
-        // the new head.
         if let Some(open) = self.store.borrow_mut().as_mut() {
             open.meta = meta.clone();
         }
@@ -329,7 +330,7 @@ impl<H: SyncHooks> SyncObject<H> {
                 self.broadcast(&pages);
             }
             if !subscribers.is_empty() {
-                self.notify_rpc_subscribers(&subscribers, &pages).await;
+                self.notify_rpc_subscribers(&subscribers, &pages);
             }
         }
         Ok(())

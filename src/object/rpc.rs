@@ -7,7 +7,6 @@
 //! is evicted: LiveStore issues #1462, #1541, #1601), subscribers are rows of the object's
 //! SQLite, one per client object, so they outlive eviction and a store can have many.
 
-use futures::future::join_all;
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -309,44 +308,95 @@ impl<H: SyncHooks> SyncObject<H> {
         list
     }
 
-    fn unsubscribe(&self, caller: &CallerContext) {
-        let _ = self.subscribers_sql(
-            false,
-            &format!("DELETE FROM {SUBSCRIBERS_TABLE} WHERE binding_name = ? AND durable_object_id = ?"),
-            &[
-                JsValue::from_str(&caller.binding_name),
-                JsValue::from_str(&caller.durable_object_id),
-            ],
-        );
-        if let Some(list) = self.rpc_subscribers.borrow_mut().as_mut() {
-            list.retain(|s| s.caller != *caller);
+    /// Queues pages for every subscriber and returns at once. Each subscriber has its own queue,
+    /// drained by one task at a time in order, so one push's pages never overtake another's;
+    /// the push does not wait for them, because a client object may answer an update by calling
+    /// back in (a new instance restarting its live pull), which would wait for this push.
+    /// `waitUntil` keeps the object alive until the queues are empty. A subscriber that cannot
+    /// be reached for good (its binding is gone, its id malformed) is dropped; other failures
+    /// are logged and it stays.
+    pub(super) fn notify_rpc_subscribers(&self, subscribers: &[Subscriber], pages: &[String]) {
+        for subscriber in subscribers {
+            let start = {
+                let mut queues = self.rpc_deliveries.borrow_mut();
+                let queue = queues.entry(subscriber.caller.clone()).or_default();
+                let idle = queue.is_empty();
+                queue.extend(pages.iter().map(|page| (subscriber.request_id.clone(), page.clone())));
+                idle
+            };
+            if start {
+                let drain = Drain {
+                    caller: subscriber.caller.clone(),
+                    queues: self.rpc_deliveries.clone(),
+                    subscribers: self.rpc_subscribers.clone(),
+                    env: self.env.clone(),
+                    sql: self.sql().ok(),
+                };
+                self.state.wait_until(drain.run());
+            }
+        }
+    }
+}
+
+/// The pages waiting for each subscriber; the front one is being delivered.
+pub(super) type DeliveryQueues = std::rc::Rc<
+    std::cell::RefCell<std::collections::HashMap<CallerContext, std::collections::VecDeque<(String, String)>>>,
+>;
+
+/// Delivers one subscriber's queue, front to back, until it is empty.
+struct Drain {
+    caller: CallerContext,
+    queues: DeliveryQueues,
+    subscribers: std::rc::Rc<std::cell::RefCell<Option<Vec<Subscriber>>>>,
+    env: worker::Env,
+    sql: Option<SqlStorage>,
+}
+
+impl Drain {
+    async fn run(self) {
+        loop {
+            // Stays in the queue while it is delivered, so a push meanwhile sees a busy queue.
+            let front = self.queues.borrow().get(&self.caller).and_then(|q| q.front().cloned());
+            let Some((request_id, page)) = front else {
+                self.queues.borrow_mut().remove(&self.caller);
+                return;
+            };
+            let result = call_sync_update(&self.env, &self.caller, &request_id, &page).await;
+            if let Err(failure) = result {
+                worker::console_warn!(
+                    r#"{{"level":"warn","event":"do_rpc_update_failed","binding":{},"durableObjectId":{},"permanent":{},"error":{}}}"#,
+                    str_literal(&self.caller.binding_name),
+                    str_literal(&self.caller.durable_object_id),
+                    failure.permanent,
+                    str_literal(&failure.message)
+                );
+                if failure.permanent {
+                    self.unsubscribe();
+                    self.queues.borrow_mut().remove(&self.caller);
+                    return;
+                }
+            }
+            if let Some(queue) = self.queues.borrow_mut().get_mut(&self.caller) {
+                queue.pop_front();
+            }
         }
     }
 
-    /// Delivers pages to every subscriber, each subscriber's pages in order, subscribers at
-    /// once; returns when all calls have settled. Runs under the push lock, so the next push's
-    /// pages cannot overtake these. A subscriber that cannot be reached for good (its binding
-    /// is gone, its id malformed) is dropped; other failures are logged and it stays.
-    pub(super) async fn notify_rpc_subscribers(&self, subscribers: &[Subscriber], pages: &[String]) {
-        let calls = subscribers.iter().map(|s| async move {
-            for page in pages {
-                if let Err(failure) = call_sync_update(&self.env, s, page).await {
-                    return Some((s, failure));
-                }
-            }
-            None
-        });
-        for (subscriber, failure) in join_all(calls).await.into_iter().flatten() {
-            worker::console_warn!(
-                r#"{{"level":"warn","event":"do_rpc_update_failed","binding":{},"durableObjectId":{},"permanent":{},"error":{}}}"#,
-                str_literal(&subscriber.caller.binding_name),
-                str_literal(&subscriber.caller.durable_object_id),
-                failure.permanent,
-                str_literal(&failure.message)
+    fn unsubscribe(&self) {
+        if let Some(sql) = &self.sql {
+            let values: js_sys::Array = [
+                JsValue::from_str(&self.caller.binding_name),
+                JsValue::from_str(&self.caller.durable_object_id),
+            ]
+            .iter()
+            .collect();
+            let _ = sql.exec(
+                &format!("DELETE FROM {SUBSCRIBERS_TABLE} WHERE binding_name = ? AND durable_object_id = ?"),
+                values,
             );
-            if failure.permanent {
-                self.unsubscribe(&subscriber.caller);
-            }
+        }
+        if let Some(list) = self.subscribers.borrow_mut().as_mut() {
+            list.retain(|s| s.caller != self.caller);
         }
     }
 }
@@ -361,13 +411,17 @@ fn storage_error(e: JsValue) -> SyncError {
 }
 
 /// `env[bindingName].get(env[bindingName].idFromString(durableObjectId)).syncUpdateRpc(chunk)`.
-async fn call_sync_update(env: &worker::Env, subscriber: &Subscriber, page: &str) -> Result<(), CallFailure> {
+async fn call_sync_update(
+    env: &worker::Env,
+    caller: &CallerContext,
+    request_id: &str,
+    page: &str,
+) -> Result<(), CallFailure> {
     let permanent = |message: String| CallFailure {
         permanent: true,
         message,
     };
     let env: &JsValue = env.as_ref();
-    let caller = &subscriber.caller;
     let namespace = Reflect::get(env, &JsValue::from_str(&caller.binding_name)).unwrap_or(JsValue::UNDEFINED);
     let method = |target: &JsValue, name: &str| {
         Reflect::get(target, &JsValue::from_str(name))
@@ -388,7 +442,7 @@ async fn call_sync_update(env: &worker::Env, subscriber: &Subscriber, page: &str
         permanent: false,
         message: error_message(&e),
     };
-    let arg = js_sys::JSON::parse(&rpc::sync_update_json(&subscriber.request_id, page)).map_err(transient)?;
+    let arg = js_sys::JSON::parse(&rpc::sync_update_json(request_id, page)).map_err(transient)?;
     let call = method(&stub, "syncUpdateRpc").ok_or_else(|| CallFailure {
         permanent: false,
         message: "the stub has no syncUpdateRpc".into(),

@@ -59,7 +59,7 @@ pub struct RpcContext {
 
 /// A client Durable Object, as the sync object can reach it: the binding, in the sync Worker's
 /// own environment, of the client's Durable Object namespace, and the object's id.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallerContext {
     /// Name of a Durable Object binding in the sync Worker's environment.

@@ -9,6 +9,9 @@
 //   /client/<name>/pull?store=S    one non-live pull of everything: { pages }
 //   /client/<name>/ping?store=S    SyncDoRpc.Ping
 //   /client/<name>/state           { instance, events, updates, restarts }
+//   /client/<name>/abort           ctx.abort(): the runtime drops this instance, as an eviction
+//                                  does (an object that holds a makeDoRpcSync client is not
+//                                  evicted by `wrangler dev` when idle, so tests cannot wait)
 // Anything else goes to the sync Worker through a service binding (WebSockets included), so the
 // test reaches both Workers on one port.
 //
@@ -120,6 +123,9 @@ export class ClientDO extends DurableObject {
         const backend = await this.backend(storeId)
         return exit(backend.ping)
       }
+      case 'abort':
+        this.ctx.abort('evicted by the test')
+        return json({ ok: true })
       case 'state':
         return json({
           instance: this.instance,
