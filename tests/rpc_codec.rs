@@ -190,3 +190,69 @@ proptest! {
         prop_assert_eq!(decode(&encode(&value)).unwrap(), value);
     }
 }
+
+/// Our reply builders produce the reference's bytes for the same values.
+#[test]
+fn replies_match_the_reference_bytes() {
+    use livestore_sync::protocol::server::{pull_response, push_batch_item, PageInfo};
+    use livestore_sync::protocol::{EventIn, SeqNum, SyncError};
+    use livestore_sync::rpc::{chunk, encode_reply, exit_failure, exit_success, pull_page};
+
+    let golden = |name: &str| std::fs::read(golden_dir().join(name)).unwrap();
+    assert_eq!(
+        encode_reply(exit_success("0", Value::Undefined)),
+        golden("ping.response.bin")
+    );
+    assert_eq!(
+        encode_reply(exit_success("5", Value::Object(vec![]))),
+        golden("push.response.bin")
+    );
+    assert_eq!(
+        encode_reply(exit_failure(
+            "7",
+            &SyncError::ServerAhead {
+                minimum_expected_num: 9,
+                provided_num: 7
+            }
+        )),
+        golden("push-server-ahead.response.bin")
+    );
+    assert_eq!(
+        encode_reply(exit_failure(
+            "8",
+            &SyncError::BackendIdMismatch {
+                expected: "backend-golden-0001".into(),
+                received: "backend-other".into()
+            }
+        )),
+        golden("push-mismatch.response.bin")
+    );
+    // The end of a stream.
+    assert_eq!(
+        encode_reply(exit_success("2", Value::Undefined)),
+        golden("pull-pages.stream.3.bin")
+    );
+
+    // A page of the multi-chunk stream, built the way the object builds it.
+    let args = [r#"{"id":"a"}"#, r#"{"id":"b"}"#].map(|a| serde_json::value::RawValue::from_string(a.into()).unwrap());
+    let mut items = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            items.push(',');
+        }
+        let event = EventIn {
+            name: "todoCreated".into(),
+            args: Some(a),
+            seq_num: SeqNum(i as i64 + 1),
+            parent_seq_num: SeqNum(i as i64),
+            client_id: "client-A".into(),
+            session_id: "session-1".into(),
+        };
+        push_batch_item(&mut items, &event, r#""2026-11-23T03:00:00.000Z""#);
+    }
+    let page = pull_response(&items, PageInfo::MoreKnown(3), r#""backend-golden-0001""#);
+    assert_eq!(
+        encode_reply(chunk("2", pull_page(&page, "2"))),
+        golden("pull-pages.stream.0.bin")
+    );
+}
