@@ -12,6 +12,8 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
+import { RpcSerialization } from '@livestore/utils/effect'
+
 import { waitFor } from './lib/client.mjs'
 import { clientCall, startDoRpcPair } from './lib/do-rpc.mjs'
 import { RawSocket, makeEvents, push } from './lib/raw.mjs'
@@ -114,6 +116,50 @@ test('every subscriber of a store gets every push', async () => {
   }
 })
 
+/** Calls the sync object's rpc() with raw bytes; returns the decoded messages. */
+async function rawRpc(store, bytes) {
+  const res = await fetch(`${pair.url}/client/raw/raw?store=${encodeURIComponent(store)}`, { method: 'POST', body: bytes })
+  const reply = await res.json()
+  // The client's own codec: Effect's msgPack serialization (msgpackr with records).
+  const parser = RpcSerialization.msgPack.unsafeMake()
+  const pieces = reply.bytes !== undefined ? [reply.bytes] : reply.stream
+  return { stream: reply.stream !== undefined, messages: pieces.flatMap((p) => parser.decode(Buffer.from(p, 'base64')).flat(1)) }
+}
+
+const encode = (value) => RpcSerialization.msgPack.unsafeMake().encode(value)
+const rpcRequest = (tag, payload, id = '7') => ({ _tag: 'Request', id, tag, payload, traceId: 'f'.repeat(32), spanId: 'e'.repeat(16), sampled: true, headers: [] })
+
+test('malformed rpc() input gets a Defect or a typed error, and the store still works', async () => {
+  const store = storeId('do-rpc-bad')
+  const garbage = await rawRpc(store, Uint8Array.from([0xc1, 0xff, 0x00]))
+  assert.equal(garbage.messages.length, 1)
+  assert.equal(garbage.messages[0]._tag, 'Defect')
+  assert.match(garbage.messages[0].defect, /undecodable request/)
+
+  const truncated = encode([rpcRequest('SyncDoRpc.Ping', { storeId: store })]).slice(0, 20)
+  assert.equal((await rawRpc(store, truncated)).messages[0]._tag, 'Defect')
+
+  const unknown = await rawRpc(store, encode([rpcRequest('SyncDoRpc.Nope', { storeId: store })]))
+  assert.equal(unknown.messages[0]._tag, 'Exit')
+  assert.equal(unknown.messages[0].exit.cause.error._tag, 'UnknownError')
+  assert.match(JSON.stringify(unknown.messages[0].exit.cause.error), /UnknownRpcError/)
+
+  const badBatch = await rawRpc(store, encode([rpcRequest('SyncDoRpc.Push', { storeId: store, batch: [{ name: 1 }], backendId: { _tag: 'None' } })]))
+  assert.equal(badBatch.messages[0].exit._tag, 'Failure')
+  assert.equal(badBatch.messages[0].exit.cause.error._tag, 'UnknownError')
+
+  // A pull alone is a stream: its pages, then the Exit.
+  const pull = await rawRpc(store, encode([rpcRequest('SyncDoRpc.Pull', { storeId: store, cursor: { _tag: 'None' } }, '9')]))
+  assert.equal(pull.stream, true)
+  assert.deepEqual(pull.messages.map((m) => m._tag), ['Chunk', 'Exit'])
+  assert.equal(pull.messages[0].values[0].rpcRequestId, '9')
+  assert.deepEqual(pull.messages[1].exit, { _tag: 'Success', value: undefined })
+
+  // Nothing was stored, and the real client still works.
+  assert.deepEqual(await clientCall(pair, 'bad', 'push', store, makeEvents(1)), { ok: true, value: null })
+  assert.equal((await clientCall(pair, 'bad', 'pull', store)).value.pages[0].batch.length, 1)
+})
+
 /** Pushes event `n` over a new WebSocket and waits until client `name` holds events 1..n. */
 async function pushAndAwait(store, name, n) {
   const sock = await openSocket(store)
@@ -193,4 +239,26 @@ test('live pulls survive the eviction of the sync object, of the client object, 
     }),
   ])
   console.log(`[figures] do-rpc evictions: sync_idle_cycles=${syncCycles} both_idle_cycles=${bothCycles}`)
+})
+
+test('with do-rpc left out of ENABLED_TRANSPORTS, DO RPC requests get a typed TransportDisabledError', async () => {
+  const off = await startDoRpcPair({ vars: { ENABLED_TRANSPORTS: 'ws,http' } })
+  try {
+    const store = storeId('do-rpc-off')
+    const res = await clientCall(off, 'off', 'push', store, makeEvents(1))
+    assert.equal(res.ok, false)
+    assert.match(JSON.stringify(res.error), /TransportDisabledError/)
+    const pulled = await clientCall(off, 'off', 'pull', store)
+    assert.equal(pulled.ok, false)
+    assert.match(JSON.stringify(pulled.error), /TransportDisabledError/)
+    // The other transports still serve the store, which the refused push did not touch.
+    const sock = await RawSocket.open(`${off.wsUrl}/?${syncQuery(store)}`)
+    try {
+      assert.deepEqual((await fullPull(sock, store)).events, [])
+    } finally {
+      sock.close()
+    }
+  } finally {
+    await off.stop()
+  }
 })

@@ -9,6 +9,8 @@
 //   /client/<name>/pull?store=S    one non-live pull of everything: { pages }
 //   /client/<name>/ping?store=S    SyncDoRpc.Ping
 //   /client/<name>/state           { instance, events, updates, restarts }
+//   /client/<name>/raw?store=S     the body as the argument of the sync object's rpc(), untouched;
+//                                  { bytes } or { stream: [pieces] }, base64
 //   /client/<name>/abort           ctx.abort(): the runtime drops this instance, as an eviction
 //                                  does (an object that holds a makeDoRpcSync client is not
 //                                  evicted by `wrangler dev` when idle, so tests cannot wait)
@@ -122,6 +124,15 @@ export class ClientDO extends DurableObject {
       case 'ping': {
         const backend = await this.backend(storeId)
         return exit(backend.ping)
+      }
+      case 'raw': {
+        const ns = this.env.SYNC_BACKEND_DO
+        const reply = await ns.get(ns.idFromName(storeId)).rpc(new Uint8Array(await request.arrayBuffer()))
+        const b64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+        if (!(reply instanceof ReadableStream)) return json({ bytes: b64(reply) })
+        const pieces = []
+        for await (const piece of reply) pieces.push(b64(piece))
+        return json({ stream: pieces })
       }
       case 'abort':
         this.ctx.abort('evicted by the test')
