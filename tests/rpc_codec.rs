@@ -256,3 +256,24 @@ fn replies_match_the_reference_bytes() {
         golden("pull-pages.stream.0.bin")
     );
 }
+
+#[test]
+fn a_map_with_200k_keys_decodes() {
+    // 200,000 distinct keys in one plain map (about 1.5 MB): key handling that scanned the keys
+    // for each new one would take minutes here; indexed, it takes well under a second.
+    let n = 200_000u32;
+    let mut bytes = vec![0xdf];
+    bytes.extend_from_slice(&n.to_be_bytes());
+    for i in 0..n {
+        let key = format!("k{i}");
+        bytes.push(0xa0 | key.len() as u8);
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.push(0x01);
+    }
+    let started = std::time::Instant::now();
+    let Value::Object(entries) = decode(&bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!(entries.len(), n as usize);
+    eprintln!("decoded {n} keys in {:?}", started.elapsed());
+}

@@ -100,10 +100,15 @@ impl Value {
     /// repeated key keeps its first position and its last value, as `JSON.parse` does.
     pub fn object(entries: Vec<(String, Value)>) -> Value {
         let mut out: Vec<(String, Value)> = Vec::with_capacity(entries.len());
+        // An index, not a scan per key: a hostile map with 100,000 keys must stay linear.
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
         for (key, value) in entries {
-            match out.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => out.push((key, value)),
+            match index.get(&key) {
+                Some(&i) => out[i].1 = value,
+                None => {
+                    index.insert(key.clone(), out.len());
+                    out.push((key, value));
+                }
             }
         }
         if out.iter().any(|(k, _)| array_index(k).is_some()) {
