@@ -11,7 +11,6 @@ use worker::{
 };
 
 use crate::hooks::NoHooks;
-use crate::object::rpc::RpcReply;
 use crate::object::SyncObject;
 use wasm_bindgen::JsValue;
 
@@ -55,14 +54,6 @@ impl SyncBackendDO {
     #[wasm_bindgen(js_name = rpc)]
     pub async fn rpc(&self, payload: js_sys::Uint8Array) -> std::result::Result<JsValue, JsValue> {
         let payload = payload.to_vec();
-        let reply = std::panic::AssertUnwindSafe(self.inner.rpc(&payload)).await;
-        Ok(match reply {
-            RpcReply::Bytes(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
-            RpcReply::Stream(pieces) => pieces
-                .iter()
-                .map(|piece| JsValue::from(js_sys::Uint8Array::from(piece.as_slice())))
-                .collect::<js_sys::Array>()
-                .into(),
-        })
+        Ok(std::panic::AssertUnwindSafe(self.inner.rpc(&payload)).await.into_js())
     }
 }

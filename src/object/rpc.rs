@@ -37,6 +37,18 @@ pub enum RpcReply {
     Stream(Vec<Vec<u8>>),
 }
 
+impl RpcReply {
+    /// What the `rpc` export of a Durable Object class returns to JavaScript: a `Uint8Array`,
+    /// or an array of them for a stream (`src/worker-entry.mjs` makes that a `ReadableStream`).
+    pub fn into_js(self) -> JsValue {
+        let bytes = |b: &[u8]| JsValue::from(js_sys::Uint8Array::from(b));
+        match self {
+            RpcReply::Bytes(b) => bytes(&b),
+            RpcReply::Stream(pieces) => pieces.iter().map(|p| bytes(p)).collect::<js_sys::Array>().into(),
+        }
+    }
+}
+
 impl<H: SyncHooks> SyncObject<H> {
     /// The object's `rpc(payload)` method: one msgpack-encoded Effect RPC request array.
     pub async fn rpc(&self, payload: &[u8]) -> RpcReply {

@@ -262,3 +262,19 @@ test('with do-rpc left out of ENABLED_TRANSPORTS, DO RPC requests get a typed Tr
     await off.stop()
   }
 })
+
+test('a Worker of your own (examples/custom-worker) serves DO RPC, with its hooks', async () => {
+  const custom = await startDoRpcPair({ crateDir: 'examples/custom-worker' })
+  try {
+    const store = storeId('app-do-rpc')
+    const refused = await clientCall(custom, 'custom', 'push', store, makeEvents(1).map((e) => ({ ...e, name: 'v1.ForbiddenThing' })))
+    assert.equal(refused.ok, false)
+    assert.match(JSON.stringify(refused.error), /events named v1.ForbiddenThing are not accepted/)
+    assert.deepEqual(await clientCall(custom, 'custom', 'push', store, makeEvents(2)), { ok: true, value: null })
+    const pulled = await clientCall(custom, 'custom', 'pull', store)
+    assert.deepEqual(pulled.value.pages.flatMap((p) => p.batch.map((b) => b.eventEncoded.seqNum)), [1, 2])
+    assert.match(custom.logs(), /"event":"app_push_result"/)
+  } finally {
+    await custom.stop()
+  }
+})

@@ -106,7 +106,9 @@ export class ClientDO extends DurableObject {
     const json = (value) => Response.json(value)
     const exit = async (effect) => {
       const result = await Effect.runPromiseExit(effect)
-      return json(Exit.isSuccess(result) ? { ok: true, value: result.value ?? null } : { ok: false, error: JSON.parse(JSON.stringify(result.cause)) })
+      // Error objects keep their message out of JSON.stringify; spell it out.
+      const plain = (_key, v) => (v instanceof Error ? { ...v, name: v.name, message: v.message } : v)
+      return json(Exit.isSuccess(result) ? { ok: true, value: result.value ?? null } : { ok: false, error: JSON.parse(JSON.stringify(result.cause, plain)) })
     }
     switch (action) {
       case 'start':

@@ -4,7 +4,7 @@
 // with `script_name`, and ours calls back through a CLIENT_DO binding of its own.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs'
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
 import { DEFAULT_TOKEN, ROOT, STORAGE, TMP, applyMigrations, freePort, ourConfigText } from './worker.mjs'
@@ -13,7 +13,7 @@ const wranglerBin = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js')
 
 export const CLIENT_SCRIPT = 'do-rpc-client'
 
-const clientConfig = () => `
+const clientConfig = (syncScript) => `
 name = "${CLIENT_SCRIPT}"
 main = ${JSON.stringify(path.join(ROOT, 'tests/e2e/apps/do-rpc-client.mjs'))}
 compatibility_date = "2026-04-01"
@@ -25,19 +25,19 @@ class_name = "ClientDO"
 [[durable_objects.bindings]]
 name = "SYNC_BACKEND_DO"
 class_name = "SyncBackendDO"
-script_name = "livestore-sync"
+script_name = "${syncScript}"
 
 [[services]]
 binding = "SYNC"
-service = "livestore-sync"
+service = "${syncScript}"
 
 [[migrations]]
 tag = "v1"
 new_sqlite_classes = ["ClientDO"]
 `
 
-const syncConfig = (vars) => {
-  let text = ourConfigText()
+const syncConfig = (vars, crateDir) => {
+  let text = ourConfigText(crateDir)
   const lines = Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`)
   text = text.replace(/^\[vars\]$/m, `[vars]\n${lines.join('\n')}`)
   text += `
@@ -60,16 +60,18 @@ migrations_dir = ${JSON.stringify(path.join(ROOT, 'migrations'))}
 
 /**
  * Starts both Workers; the client Worker answers on the port (and forwards what is not for it
- * to the sync Worker). Returns { url, wsUrl, logs(), stop() }.
+ * to the sync Worker). Returns { url, wsUrl, logs(), stop() }. `crateDir` picks the sync Worker
+ * (the root's, or examples/custom-worker).
  */
-export async function startDoRpcPair({ vars = {} } = {}) {
+export async function startDoRpcPair({ vars = {}, crateDir = '.' } = {}) {
+  const syncScript = readFileSync(path.join(ROOT, crateDir, 'wrangler.toml'), 'utf8').match(/^name\s*=\s*"([^"]+)"/m)[1]
   const dir = path.join(TMP, `do-rpc-${process.pid}-${Date.now().toString(36)}`)
   mkdirSync(dir, { recursive: true })
   const client = path.join(dir, 'client.toml')
   const sync = path.join(dir, 'sync.toml')
   const allVars = { AUTH_TOKEN: DEFAULT_TOKEN, ...(STORAGE === 'd1' ? { STORAGE: 'd1' } : {}), ...vars }
-  writeFileSync(client, clientConfig())
-  writeFileSync(sync, syncConfig(allVars))
+  writeFileSync(client, clientConfig(syncScript))
+  writeFileSync(sync, syncConfig(allVars, crateDir))
   const state = path.join(dir, 'state')
   if (STORAGE === 'd1') applyMigrations(sync, state)
   const port = await freePort()
