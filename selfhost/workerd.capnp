@@ -36,6 +36,7 @@ const config :Workerd.Config = (
 const syncWorker :Workerd.Worker = (
   modules = [
     (name = "index.js", esModule = embed "../build/index.js"),
+    (name = "wasm-worker.js", esModule = embed "../build/wasm-worker.js"),
     (name = "index_bg.wasm", wasm = embed "../build/index_bg.wasm"),
   ],
   # As in wrangler.toml.

@@ -77,7 +77,7 @@ pub mod vars {
     pub const MAX_MESSAGE_BYTES: &str = "MAX_MESSAGE_BYTES";
     /// Longest storeId accepted, in bytes.
     pub const MAX_STORE_ID_BYTES: &str = "MAX_STORE_ID_BYTES";
-    /// Transports clients may use: `ws`, `http` (comma-separated).
+    /// Transports clients may use: `ws`, `http`, `do-rpc` (comma-separated).
     pub const ENABLED_TRANSPORTS: &str = "ENABLED_TRANSPORTS";
     /// Extra headers on every HTTP transport response, as a JSON object.
     pub const HTTP_RESPONSE_HEADERS: &str = "HTTP_RESPONSE_HEADERS";
@@ -122,6 +122,8 @@ pub struct Transports {
     pub ws: bool,
     /// `transport=http`.
     pub http: bool,
+    /// `do-rpc`: Durable Object RPC from a client running in another Durable Object.
+    pub do_rpc: bool,
 }
 
 impl Transports {
@@ -130,6 +132,7 @@ impl Transports {
         match transport {
             crate::router::Transport::Ws => self.ws,
             crate::router::Transport::Http => self.http,
+            crate::router::Transport::DoRpc => self.do_rpc,
         }
     }
 }
@@ -189,7 +192,11 @@ impl Default for Config {
             // The reference client never sends more than 900 KB of payload per message.
             max_message_bytes: 1 << 20,
             max_store_id_bytes: 512,
-            transports: Transports { ws: true, http: true },
+            transports: Transports {
+                ws: true,
+                http: true,
+                do_rpc: true,
+            },
             http_response_headers: Vec::new(),
             forward_headers: Vec::new(),
             otel: None,
@@ -253,17 +260,22 @@ fn parse_transports(value: &str) -> Result<Transports, ConfigError> {
     let error = || ConfigError {
         name: vars::ENABLED_TRANSPORTS,
         value: value.to_owned(),
-        expected: "a comma-separated list of ws and http",
+        expected: "a comma-separated list of ws, http and do-rpc",
     };
-    let mut transports = Transports { ws: false, http: false };
+    let mut transports = Transports {
+        ws: false,
+        http: false,
+        do_rpc: false,
+    };
     for item in value.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
         match item {
             "ws" => transports.ws = true,
             "http" => transports.http = true,
+            "do-rpc" => transports.do_rpc = true,
             _ => return Err(error()),
         }
     }
-    if !transports.ws && !transports.http {
+    if !transports.ws && !transports.http && !transports.do_rpc {
         return Err(error());
     }
     Ok(transports)
@@ -605,15 +617,38 @@ mod tests {
     #[test]
     fn transports_headers_and_tracing() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.transports, Transports { ws: true, http: true });
+        assert_eq!(
+            c.transports,
+            Transports {
+                ws: true,
+                http: true,
+                do_rpc: true
+            }
+        );
         assert_eq!(c.otel, None);
         assert_eq!(
             config(&[("ENABLED_TRANSPORTS", "ws")]).unwrap().transports,
-            Transports { ws: true, http: false }
+            Transports {
+                ws: true,
+                http: false,
+                do_rpc: false
+            }
         );
         assert_eq!(
             config(&[("ENABLED_TRANSPORTS", " http , ws ")]).unwrap().transports,
-            Transports { ws: true, http: true }
+            Transports {
+                ws: true,
+                http: true,
+                do_rpc: false
+            }
+        );
+        assert_eq!(
+            config(&[("ENABLED_TRANSPORTS", "do-rpc")]).unwrap().transports,
+            Transports {
+                ws: false,
+                http: false,
+                do_rpc: true
+            }
         );
         assert!(config(&[("ENABLED_TRANSPORTS", "ws,smoke-signals")]).is_err());
         assert!(config(&[("ENABLED_TRANSPORTS", "")]).is_err());

@@ -12,6 +12,7 @@ use worker::{
 
 use crate::hooks::NoHooks;
 use crate::object::SyncObject;
+use wasm_bindgen::JsValue;
 
 /// The sync Durable Object; one instance per storeId.
 #[durable_object(websocket)]
@@ -40,5 +41,19 @@ impl DurableObject for SyncBackendDO {
 
     async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
         self.inner.websocket_error(ws, error).await
+    }
+}
+
+/// Durable Object RPC. The runtime only lets callers reach methods of a class that extends
+/// `DurableObject`, which worker-build's generated class does not; `js/entry.mjs` declares one
+/// that forwards `rpc` here (and turns a [`RpcReply::Stream`] into a `ReadableStream`).
+#[wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl SyncBackendDO {
+    /// `rpc(payload)`: one msgpack-encoded Effect RPC request array from `makeDoRpcSync`.
+    /// Resolves to a `Uint8Array`, or to an array of them for a stream.
+    #[wasm_bindgen(js_name = rpc)]
+    pub async fn rpc(&self, payload: js_sys::Uint8Array) -> std::result::Result<JsValue, JsValue> {
+        let payload = payload.to_vec();
+        Ok(std::panic::AssertUnwindSafe(self.inner.rpc(&payload)).await.into_js())
     }
 }

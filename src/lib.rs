@@ -32,6 +32,7 @@ pub mod log;
 pub mod otel;
 pub mod protocol;
 pub mod router;
+pub mod rpc;
 pub mod storage;
 pub mod sync;
 pub mod util;

@@ -317,7 +317,11 @@ mod tests {
             reason(&config, &format!("storeId=123456789&transport=ws&{token}")),
             Err("InvalidStoreId")
         );
-        config.transports = Transports { ws: false, http: true };
+        config.transports = Transports {
+            ws: false,
+            http: true,
+            do_rpc: false,
+        };
         assert_eq!(reason(&config, "storeId=s&transport=ws"), Err("TransportDisabled"));
         config.auth = Auth::Unconfigured;
         assert_eq!(reason(&config, "storeId=s&transport=http"), Err("AuthNotConfigured"));

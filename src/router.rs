@@ -16,6 +16,9 @@ pub enum Transport {
     Ws,
     /// `transport=http`: one Effect RPC request per POST.
     Http,
+    /// Durable Object RPC (`SyncDoRpc`): a client in another Durable Object calls the sync
+    /// object's `rpc` method through a binding. Never named in a URL.
+    DoRpc,
 }
 
 impl Transport {
@@ -24,6 +27,7 @@ impl Transport {
         match self {
             Transport::Ws => "ws",
             Transport::Http => "http",
+            Transport::DoRpc => "do-rpc",
         }
     }
 }
@@ -462,7 +466,11 @@ mod tests {
     #[test]
     fn disabled_transports_are_refused() {
         let cfg = Config {
-            transports: crate::config::Transports { ws: true, http: false },
+            transports: crate::config::Transports {
+                ws: true,
+                http: false,
+                do_rpc: false,
+            },
             ..open()
         };
         let http = match_sync_request(Some("storeId=a&transport=http")).unwrap();

@@ -13,6 +13,7 @@
 mod admin;
 mod http;
 mod logs;
+pub mod rpc;
 mod ws;
 
 use std::cell::RefCell;
@@ -71,6 +72,11 @@ pub struct SyncObject<H: SyncHooks> {
     /// Live pulls waiting for the push lock, so an `Interrupt` that arrives before they register
     /// still ends them.
     pending_live: RefCell<Vec<ws::PendingPull>>,
+    /// Live pulls of client objects over DO RPC; `None` until first needed after construction.
+    /// A cache of the rows in SQLite, which remain the durable record.
+    rpc_subscribers: Rc<RefCell<Option<Vec<crate::rpc::Subscriber>>>>,
+    /// Pages on their way to DO RPC subscribers (see `rpc::SyncObject::notify_rpc_subscribers`).
+    rpc_deliveries: rpc::DeliveryQueues,
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -100,6 +106,8 @@ impl<H: SyncHooks> SyncObject<H> {
             push_windows: js_sys::WeakMap::new(),
             open_sockets: std::cell::Cell::new(None),
             pending_live: RefCell::new(Vec::new()),
+            rpc_subscribers: Rc::new(RefCell::new(None)),
+            rpc_deliveries: Default::default(),
         }
     }
 
@@ -126,6 +134,8 @@ impl<H: SyncHooks> SyncObject<H> {
         match params.transport {
             Transport::Ws => self.accept_socket(params.store_id, headers),
             Transport::Http => self.http(req, &params.store_id, headers).await,
+            // Not a URL transport: it arrives through the `rpc` method.
+            Transport::DoRpc => Response::error("Not a sync request", 400),
         }
     }
 
@@ -327,8 +337,12 @@ impl<H: SyncHooks> SyncObject<H> {
         let pushed = sync::push(log.as_ref(), &mut meta, payload, &self.limits, now_millis()).await;
         self.forget_store_on_storage_error(&pushed);
         let created_at = pushed?;
+        if let Some(open) = self.store.borrow_mut().as_mut() {
+            open.meta = meta.clone();
+        }
         let receivers = self.has_live_pulls();
-        if receivers || H::OBSERVES_PAGES {
+        let subscribers = self.rpc_subscribers();
+        if receivers || !subscribers.is_empty() || H::OBSERVES_PAGES {
             let pages = sync::broadcast_pages(&payload.batch, &created_at, &meta.backend_id, &self.limits);
             for page in &pages {
                 self.hooks.on_pull_res(page, ctx);
@@ -336,9 +350,9 @@ impl<H: SyncHooks> SyncObject<H> {
             if receivers {
                 self.broadcast(&pages);
             }
-        }
-        if let Some(open) = self.store.borrow_mut().as_mut() {
-            open.meta = meta;
+            if !subscribers.is_empty() {
+                self.notify_rpc_subscribers(&subscribers, &pages);
+            }
         }
         Ok(())
     }

@@ -109,6 +109,21 @@ impl DurableObject for SyncBackendDO {
     }
 }
 
+/// Durable Object RPC for LiveStore clients in other Durable Objects (`makeDoRpcSync`);
+/// `src/worker-entry.mjs` (the library's, linked) gives the class the `DurableObject` base the
+/// runtime requires for it.
+#[wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures, js_sys = worker::js_sys)]
+impl SyncBackendDO {
+    /// `rpc(payload)`: one msgpack-encoded Effect RPC request array.
+    #[wasm_bindgen(js_name = rpc)]
+    pub async fn rpc(
+        &self,
+        payload: worker::js_sys::Uint8Array,
+    ) -> std::result::Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+        Ok(self.inner.rpc(&payload.to_vec()).await.into_js())
+    }
+}
+
 /// The Worker: the app's own routes, and sync at `/sync`.
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {

@@ -1,0 +1,1 @@
+../../../src/worker-entry.mjs
