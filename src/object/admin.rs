@@ -103,8 +103,10 @@ impl<H: SyncHooks> SyncObject<H> {
             .borrow()
             .as_ref()
             .map_or(0, |index| index.iter().map(|s| s.pulls.len()).sum());
+        // Client Durable Objects whose DO RPC live pull gets this store's new events.
+        let rpc_subscribers = self.rpc_subscribers().len();
         let body = format!(
-            r#"{{"storeId":{},"head":{},"eventCount":{events},"backendId":{},"storage":"{engine}","approxSizeBytes":{bytes},"openSockets":{sockets},"livePulls":{live_pulls}}}"#,
+            r#"{{"storeId":{},"head":{},"eventCount":{events},"backendId":{},"storage":"{engine}","approxSizeBytes":{bytes},"openSockets":{sockets},"livePulls":{live_pulls},"rpcSubscribers":{rpc_subscribers}}}"#,
             str_literal(store_id),
             meta.head,
             str_literal(&meta.backend_id)

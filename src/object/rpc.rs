@@ -299,12 +299,13 @@ impl<H: SyncHooks> SyncObject<H> {
             ),
             &[],
         )?;
-        worker::console_log!(
-            r#"{{"level":"info","event":"do_rpc_subscribed","binding":{},"durableObjectId":{},"requestId":{}}}"#,
-            str_literal(&subscriber.caller.binding_name),
-            str_literal(&subscriber.caller.durable_object_id),
-            str_literal(&subscriber.request_id)
-        );
+        if let Some(line) = self.config.log_level.line(crate::log::Level::Info, "do_rpc_subscribed") {
+            crate::log::emit(
+                line.str("binding", &subscriber.caller.binding_name)
+                    .str("durableObjectId", &subscriber.caller.durable_object_id)
+                    .str("requestId", &subscriber.request_id),
+            );
+        }
         let mut cache = self.rpc_subscribers.borrow_mut();
         if let Some(list) = cache.as_mut() {
             list.retain(|s| s.caller != subscriber.caller);

@@ -18,11 +18,12 @@ import { waitFor } from './lib/client.mjs'
 import { clientCall, startDoRpcPair } from './lib/do-rpc.mjs'
 import { RawSocket, makeEvents, push } from './lib/raw.mjs'
 import { fullPull, liveEvents, openLivePull, sleep } from './lib/reliability.mjs'
-import { storeId, syncQuery } from './lib/worker.mjs'
+import { jsonLogLines, storeId, syncQuery } from './lib/worker.mjs'
 
+const ADMIN_TOKEN = 'admin-token-for-do-rpc-tests'
 let pair
 before(async () => {
-  pair = await startDoRpcPair()
+  pair = await startDoRpcPair({ vars: { ADMIN_TOKEN } })
 })
 after(() => pair?.stop())
 const sockets = []
@@ -68,6 +69,19 @@ test('ping, push and a paged pull through makeDoRpcSync', async () => {
   // The same log over WebSocket.
   const sock = await openSocket(store)
   assert.deepEqual((await fullPull(sock, store)).events, events)
+
+  // Structured log lines, as for the other transports: sizes and outcome, never the events.
+  const lines = () => jsonLogLines(pair.logs()).filter((l) => l.storeId === store && l.transport === 'do-rpc')
+  await waitFor(() => lines().filter((l) => l.event === 'push').length === 3 && lines().some((l) => l.event === 'pull'), {
+    timeout: 10_000,
+    message: 'the DO RPC push and pull lines',
+  })
+  assert.deepEqual(lines().filter((l) => l.event === 'push').map((l) => [l.events, l.outcome]), [[100, 'ok'], [100, 'ok'], [50, 'ok']])
+  assert.deepEqual(
+    lines().filter((l) => l.event === 'pull').map((l) => [l.live, l.events, l.pages, l.outcome]),
+    [[false, 250, 3, 'ok']],
+  )
+  assert.ok(!pair.logs().includes('todo 17'), 'no event args in the logs')
 })
 
 test('a stale push fails with a typed ServerAheadError', async () => {
@@ -114,7 +128,11 @@ test('every subscriber of a store gets every push', async () => {
     await waitFor(async () => updateSeqs((await state(name)).updates).length === 3, { timeout: 30_000, message: `${name} to get the push` })
     assert.deepEqual(updateSeqs((await state(name)).updates), [1, 2, 3], name)
   }
+  // The admin figures count them.
+  const info = await (await fetch(`${pair.url}/_admin/stores/${store}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).json()
+  assert.equal(info.rpcSubscribers, 3)
 })
+
 
 /** Calls the sync object's rpc() with raw bytes; returns the decoded messages. */
 async function rawRpc(store, bytes) {
