@@ -2,12 +2,10 @@
 // `wrangler dev` session with two configs, the way two scripts of one account bind to each
 // other's Durable Objects: the client's CLIENT_DO reaches our SyncBackendDO through a binding
 // with `script_name`, and ours calls back through a CLIENT_DO binding of its own.
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
-import { DEFAULT_TOKEN, ROOT, STORAGE, TMP, applyMigrations, freePort, ourConfigText } from './worker.mjs'
+import { DEFAULT_TOKEN, ROOT, STORAGE, TMP, applyMigrations, freePort, launch, ourConfigText } from './worker.mjs'
 
 const wranglerBin = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js')
 
@@ -86,57 +84,17 @@ export async function startDoRpcPair({ vars = {}, crateDir = '.' } = {}) {
     '--show-interactive-dev-session=false',
     '--log-level', 'log',
   ]
-  const logStream = createWriteStream(path.join(dir, 'wrangler.log'))
-  let output = ''
-  const child = spawn(process.execPath, args, {
-    cwd: dir,
-    detached: true,
+  // Two scripts take longer to come up than one.
+  return launch({
+    name: 'wrangler dev (two scripts)',
+    command: process.execPath,
+    args,
     env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    dir,
+    port,
+    readyPath: '/ready',
+    timeoutMs: 120_000,
   })
-  for (const stream of [child.stdout, child.stderr]) {
-    stream.on('data', (d) => {
-      output += d.toString()
-      logStream.write(d)
-    })
-  }
-  let exited = false
-  child.on('exit', () => (exited = true))
-  const stop = async () => {
-    if (exited) return
-    try {
-      process.kill(-child.pid, 'SIGTERM')
-    } catch {}
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid, 'SIGKILL')
-      } catch {}
-    }, 5000)
-    if (!exited) await once(child, 'exit').catch(() => {})
-    clearTimeout(timer)
-    logStream.end()
-  }
-  process.on('exit', () => {
-    try {
-      process.kill(-child.pid, 'SIGKILL')
-    } catch {}
-  })
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 120_000
-  for (;;) {
-    if (exited) throw new Error(`wrangler dev exited early:\n${output}`)
-    try {
-      const res = await fetch(`${url}/ready`)
-      await res.arrayBuffer()
-      if (res.status === 200) break
-    } catch {}
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`wrangler dev did not answer within 120 s:\n${output}`)
-    }
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  return { url, wsUrl: `ws://127.0.0.1:${port}`, dir, logs: () => output, stop }
 }
 
 /** Calls the client object `name`: `/client/<name>/<action>?store=…`, JSON in and out. */

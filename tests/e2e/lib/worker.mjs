@@ -170,7 +170,7 @@ async function startWorkerOnce({
  * Runs a server process in its own process group (so stopping it reaches every child), collects
  * its output, and resolves once `GET readyPath` answers `readyStatus`.
  */
-export async function launch({ name, command, args, env, dir, port, readyPath = '/', readyStatus = 200, extra = {} }) {
+export async function launch({ name, command, args, env, dir, port, readyPath = '/', readyStatus = 200, timeoutMs = 90_000, extra = {} }) {
   const logFile = path.join(dir, 'server.log')
   const logStream = createWriteStream(logFile)
   let output = ''
@@ -203,7 +203,7 @@ export async function launch({ name, command, args, env, dir, port, readyPath = 
     logStream.end()
   }
   const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 90_000
+  const deadline = Date.now() + timeoutMs
   for (;;) {
     if (exited) throw new Error(`${name} exited early:\n${output}`)
     try {
@@ -213,7 +213,7 @@ export async function launch({ name, command, args, env, dir, port, readyPath = 
     } catch {}
     if (Date.now() > deadline) {
       await stopGroup('SIGKILL')
-      throw new Error(`${name} did not answer within 90 s:\n${output}`)
+      throw new Error(`${name} did not answer within ${timeoutMs / 1000} s:\n${output}`)
     }
     await new Promise((r) => setTimeout(r, 200))
   }
