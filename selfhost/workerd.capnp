@@ -55,6 +55,7 @@ const syncWorker :Workerd.Worker = (
     (name = "JWT_JWKS", fromEnvironment = "JWT_JWKS"),
     (name = "JWT_AUDIENCE", fromEnvironment = "JWT_AUDIENCE"),
     (name = "JWT_ISSUER", fromEnvironment = "JWT_ISSUER"),
+    (name = "JWT_MAX_LIFETIME", fromEnvironment = "JWT_MAX_LIFETIME"),
     (name = "CORS", fromEnvironment = "CORS"),
     (name = "SYNC_BACKEND_BINDING", fromEnvironment = "SYNC_BACKEND_BINDING"),
     (name = "MAX_MESSAGE_BYTES", fromEnvironment = "MAX_MESSAGE_BYTES"),

@@ -25,6 +25,14 @@ pub const PREFIX: &str = "/_admin/";
 /// sync request keeps the client's headers, and the client does not know the token.
 pub const INTERNAL_HEADER: &str = "x-livestore-admin";
 
+/// The host of the internal route the Worker sends admin actions to
+/// (`https://livestore-admin/<action>?storeId=…`); the object accepts them only there.
+pub const INTERNAL_HOST: &str = "livestore-admin";
+
+/// Headers on every admin API response: what it answers is a store's data or figures, which no
+/// cache may keep and no browser may reinterpret.
+pub const RESPONSE_HEADERS: [(&str, &str); 2] = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")];
+
 /// What an admin request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -46,6 +54,14 @@ impl Action {
             Action::Export => "export",
             Action::Import => "import",
             Action::Reset => "reset",
+        }
+    }
+
+    /// The HTTP method of the action, on the public path and on the internal route alike.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Action::Info | Action::Export => "GET",
+            Action::Import | Action::Reset => "POST",
         }
     }
 
@@ -105,14 +121,14 @@ pub fn route(method: &str, path: &str) -> Route {
     let Some(store_id) = decode_uri_component(raw_id).filter(|id| !id.is_empty()) else {
         return Route::NotFound;
     };
-    let (action, wanted) = match tail {
-        None | Some("") => (Action::Info, "GET"),
-        Some("events") => (Action::Export, "GET"),
-        Some("import") => (Action::Import, "POST"),
-        Some("reset") => (Action::Reset, "POST"),
+    let action = match tail {
+        None | Some("") => Action::Info,
+        Some("events") => Action::Export,
+        Some("import") => Action::Import,
+        Some("reset") => Action::Reset,
         Some(_) => return Route::NotFound,
     };
-    if method != wanted {
+    if method != action.method() {
         return Route::MethodNotAllowed;
     }
     Route::Store { store_id, action }

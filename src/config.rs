@@ -4,6 +4,7 @@
 
 use crate::jwt::{KeyError, Verifier};
 use crate::log::LogLevel;
+use crate::protocol::Transport;
 
 /// How sync requests are authenticated.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,56 +54,6 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
-/// Names of the vars and secrets the worker reads.
-pub mod vars {
-    /// Secret that turns the admin API (`/_admin/`) on; sent as `Authorization: Bearer`.
-    pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
-    /// Shared secret clients send as `payload.authToken`.
-    pub const AUTH_TOKEN: &str = "AUTH_TOKEN";
-    /// Secret (at least 32 bytes) that `HS256` tokens are signed with.
-    pub const JWT_SECRET: &str = "JWT_SECRET";
-    /// JWKS (JSON text) whose public keys `RS256` / `ES256` tokens are signed with.
-    pub const JWT_JWKS: &str = "JWT_JWKS";
-    /// When set, a token's `aud` must be or contain this.
-    pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
-    /// When set, a token's `iss` must be this.
-    pub const JWT_ISSUER: &str = "JWT_ISSUER";
-    /// `true` to serve without any token.
-    pub const ALLOW_ANONYMOUS: &str = "ALLOW_ANONYMOUS";
-    /// `false` to turn off CORS headers and preflight answers.
-    pub const CORS: &str = "CORS";
-    /// Name of the Durable Object binding sync requests go to.
-    pub const SYNC_BACKEND_BINDING: &str = "SYNC_BACKEND_BINDING";
-    /// Largest WebSocket message accepted, in bytes.
-    pub const MAX_MESSAGE_BYTES: &str = "MAX_MESSAGE_BYTES";
-    /// Longest storeId accepted, in bytes.
-    pub const MAX_STORE_ID_BYTES: &str = "MAX_STORE_ID_BYTES";
-    /// Transports clients may use: `ws`, `http`, `do-rpc` (comma-separated).
-    pub const ENABLED_TRANSPORTS: &str = "ENABLED_TRANSPORTS";
-    /// Extra headers on every HTTP transport response, as a JSON object.
-    pub const HTTP_RESPONSE_HEADERS: &str = "HTTP_RESPONSE_HEADERS";
-    /// Request headers passed on to the `on_push` / `on_pull` hooks (comma-separated names).
-    pub const FORWARD_HEADERS: &str = "FORWARD_HEADERS";
-    /// Base URL of an OTLP/HTTP collector; spans are exported to `<url>/v1/traces` when set.
-    pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-    /// `service.name` of exported spans.
-    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
-    /// Where event logs live: `do-sqlite` (default) or `d1`.
-    pub const STORAGE: &str = "STORAGE";
-    /// Name of the D1 binding used when `STORAGE=d1`.
-    pub const D1_BINDING: &str = "D1_BINDING";
-    /// Test-only: `true` enables deliberate faults triggered by special event names.
-    pub const TEST_FAULTS: &str = "TEST_FAULTS";
-    /// Most events one push may carry.
-    pub const MAX_PUSH_EVENTS: &str = "MAX_PUSH_EVENTS";
-    /// Most WebSockets one store may have open at once.
-    pub const MAX_SOCKETS_PER_STORE: &str = "MAX_SOCKETS_PER_STORE";
-    /// Most pushes one WebSocket connection may send per second (`0`: no limit).
-    pub const MAX_PUSHES_PER_SECOND: &str = "MAX_PUSHES_PER_SECOND";
-    /// Most verbose structured log lines written: `off`, `error`, `warn`, `info`, `debug`.
-    pub const LOG_LEVEL: &str = "LOG_LEVEL";
-}
-
 /// Where stores keep their event logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
@@ -128,11 +79,11 @@ pub struct Transports {
 
 impl Transports {
     /// Whether `transport` is enabled.
-    pub fn allows(&self, transport: crate::router::Transport) -> bool {
+    pub fn allows(&self, transport: Transport) -> bool {
         match transport {
-            crate::router::Transport::Ws => self.ws,
-            crate::router::Transport::Http => self.http,
-            crate::router::Transport::DoRpc => self.do_rpc,
+            Transport::Ws => self.ws,
+            Transport::Http => self.http,
+            Transport::DoRpc => self.do_rpc,
         }
     }
 }
@@ -256,9 +207,9 @@ fn is_header_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn parse_transports(value: &str) -> Result<Transports, ConfigError> {
+fn parse_transports(name: &'static str, value: &str) -> Result<Transports, ConfigError> {
     let error = || ConfigError {
-        name: vars::ENABLED_TRANSPORTS,
+        name,
         value: value.to_owned(),
         expected: "a comma-separated list of ws, http and do-rpc",
     };
@@ -281,38 +232,49 @@ fn parse_transports(value: &str) -> Result<Transports, ConfigError> {
     Ok(transports)
 }
 
-fn parse_response_headers(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+fn parse_response_headers(name: &'static str, value: &str) -> Result<Vec<(String, String)>, ConfigError> {
     let error = || ConfigError {
-        name: vars::HTTP_RESPONSE_HEADERS,
+        name,
         value: value.to_owned(),
         expected: "a JSON object of header names to string values",
     };
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value).map_err(|_| error())?;
     map.into_iter()
-        .map(|(name, v)| match v {
-            serde_json::Value::String(v) if is_header_name(&name) && !v.contains(['\r', '\n']) => Ok((name, v)),
+        .map(|(header, v)| match v {
+            serde_json::Value::String(v) if is_header_name(&header) && !v.contains(['\r', '\n']) => Ok((header, v)),
             _ => Err(error()),
         })
         .collect()
 }
 
-fn parse_header_list(value: &str) -> Result<Vec<String>, ConfigError> {
+fn parse_header_list(name: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|name| {
-            if is_header_name(name) {
-                Ok(name.to_ascii_lowercase())
+        .map(|header| {
+            if is_header_name(header) {
+                Ok(header.to_ascii_lowercase())
             } else {
                 Err(ConfigError {
-                    name: vars::FORWARD_HEADERS,
+                    name,
                     value: value.to_owned(),
                     expected: "a comma-separated list of header names",
                 })
             }
         })
         .collect()
+}
+
+fn parse_seconds(name: &'static str, value: &str) -> Result<i64, ConfigError> {
+    match value.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(ConfigError {
+            name,
+            value: value.to_owned(),
+            expected: "a number of seconds (0 for no cap)",
+        }),
+    }
 }
 
 /// A key var that cannot be used. The value is never quoted back: `JWT_SECRET` is a secret, and
@@ -325,131 +287,423 @@ fn key_error(name: &'static str, value: &str, e: KeyError) -> ConfigError {
     }
 }
 
-/// The signed-token verifier, if `JWT_SECRET` or `JWT_JWKS` is set.
-fn parse_jwt(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Verifier>, ConfigError> {
-    let secret = get(vars::JWT_SECRET).filter(|v| !v.is_empty());
-    let jwks = get(vars::JWT_JWKS).filter(|v| !v.trim().is_empty());
-    if secret.is_none() && jwks.is_none() {
-        return Ok(None);
-    }
-    let mut verifier = Verifier::new();
-    if let Some(secret) = secret {
-        verifier = verifier
-            .with_hs256_secret(secret.as_bytes())
-            .map_err(|e| key_error(vars::JWT_SECRET, &secret, e))?;
-    }
-    if let Some(jwks) = jwks {
-        verifier = verifier
-            .with_jwks(&jwks)
-            .map_err(|e| key_error(vars::JWT_JWKS, &jwks, e))?;
-    }
-    if let Some(audience) = get(vars::JWT_AUDIENCE).filter(|v| !v.is_empty()) {
-        verifier = verifier.with_audience(audience);
-    }
-    if let Some(issuer) = get(vars::JWT_ISSUER).filter(|v| !v.is_empty()) {
-        verifier = verifier.with_issuer(issuer);
-    }
-    Ok(Some(verifier))
+/// A value with something in it, or `None` for an empty one (which counts as unset).
+fn non_empty(value: &str) -> Option<String> {
+    (!value.trim().is_empty()).then(|| value.to_owned())
 }
 
-impl Config {
-    /// Builds the configuration from a var lookup (`None` for unset vars).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut config = Config::default();
-        let allow_anonymous = match get(vars::ALLOW_ANONYMOUS) {
-            Some(v) => parse_bool(vars::ALLOW_ANONYMOUS, &v)?,
-            None => false,
+/// The configuration while its vars are read: settings that combine (the auth vars, the storage
+/// engine and its binding) are kept as given until every var is in.
+#[derive(Default)]
+pub struct Draft {
+    config: Config,
+    auth_token: Option<String>,
+    allow_anonymous: bool,
+    jwt_secret: Option<String>,
+    jwt_jwks: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_max_lifetime: Option<i64>,
+    otel_service_name: Option<String>,
+    d1: bool,
+    d1_binding: Option<String>,
+}
+
+impl Draft {
+    /// The finished configuration.
+    fn finish(self) -> Result<Config, ConfigError> {
+        let mut config = self.config;
+        let jwt = match (&self.jwt_secret, &self.jwt_jwks) {
+            (None, None) => None,
+            (secret, jwks) => {
+                let mut verifier = Verifier::new();
+                if let Some(secret) = secret {
+                    verifier = verifier
+                        .with_hs256_secret(secret.as_bytes())
+                        .map_err(|e| key_error("JWT_SECRET", secret, e))?;
+                }
+                if let Some(jwks) = jwks {
+                    verifier = verifier.with_jwks(jwks).map_err(|e| key_error("JWT_JWKS", jwks, e))?;
+                }
+                if let Some(audience) = self.jwt_audience {
+                    verifier = verifier.with_audience(audience);
+                }
+                if let Some(issuer) = self.jwt_issuer {
+                    verifier = verifier.with_issuer(issuer);
+                }
+                let lifetime = self.jwt_max_lifetime.unwrap_or(DEFAULT_JWT_MAX_LIFETIME);
+                Some(verifier.with_max_lifetime((lifetime > 0).then_some(lifetime)))
+            }
         };
-        let shared = get(vars::AUTH_TOKEN).filter(|t| !t.is_empty());
         // Configured credentials of any kind win over open access.
-        config.auth = match (parse_jwt(&get)?, shared) {
+        config.auth = match (jwt, self.auth_token) {
             (Some(jwt), shared) => Auth::Signed { jwt, shared },
             (None, Some(token)) => Auth::Token(token),
-            (None, None) if allow_anonymous => Auth::Open,
+            (None, None) if self.allow_anonymous => Auth::Open,
             (None, None) => Auth::Unconfigured,
         };
-        // An empty secret would let an empty bearer token in; it counts as unset.
-        config.admin_token = get(vars::ADMIN_TOKEN).filter(|t| !t.is_empty()).map(AdminToken);
-        if let Some(v) = get(vars::CORS) {
-            config.cors = parse_bool(vars::CORS, &v)?;
+        if let (Some(otel), Some(name)) = (config.otel.as_mut(), self.otel_service_name) {
+            otel.service_name = name;
         }
-        if let Some(v) = get(vars::SYNC_BACKEND_BINDING) {
+        if self.d1 {
+            config.storage = StorageConfig::D1 {
+                binding: self.d1_binding.unwrap_or_else(|| "DB".to_owned()),
+            };
+        }
+        Ok(config)
+    }
+}
+
+/// How long a signed token may still be valid when it is presented, unless `JWT_MAX_LIFETIME`
+/// says otherwise: 7 days.
+pub const DEFAULT_JWT_MAX_LIFETIME: i64 = 7 * 24 * 3600;
+
+/// `service.name` of spans unless `OTEL_SERVICE_NAME` says otherwise.
+const DEFAULT_SERVICE_NAME: &str = "livestore-sync";
+
+/// One setting: a Worker var or secret, with what the docs say of it and how it is read. The
+/// configuration table in README.md is this list (a test checks it), and so is the set of
+/// bindings `selfhost/workerd.capnp` passes in (another test).
+pub struct Setting {
+    /// The var's name.
+    pub name: &'static str,
+    /// Whether it is a secret (`wrangler secret put`), never a plain var.
+    pub secret: bool,
+    /// The default, as the docs show it.
+    pub default: &'static str,
+    /// What it does, as the docs say it (Markdown).
+    pub description: &'static str,
+    /// Whether it applies when self-hosted on workerd alone (D1 does not exist there).
+    pub self_hosted: bool,
+    /// Reads a set value into the draft; an unusable value is an error naming the setting.
+    parse: fn(&mut Draft, &'static str, &str) -> Result<(), ConfigError>,
+}
+
+impl Setting {
+    /// The setting's row of the configuration table in README.md.
+    pub fn table_row(&self) -> String {
+        let secret = if self.secret { " (secret)" } else { "" };
+        format!("| `{}`{secret} | {} | {} |", self.name, self.default, self.description)
+    }
+}
+
+/// Every setting, in the order the docs list them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "AUTH_TOKEN",
+        secret: true,
+        default: "none",
+        description: "The token clients must send as `syncPayload.authToken`. A wrong or missing token is refused with `400` before the upgrade, with the reference's error text.",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.auth_token = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "ALLOW_ANONYMOUS",
+        secret: false,
+        default: "`false`",
+        description: "With no `AUTH_TOKEN`, `JWT_SECRET` or `JWT_JWKS`, sync requests are refused (`500`, with a message saying how to set a token). Set this to `true` to let anyone open any store instead. A configured token or key always wins.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.allow_anonymous = parse_bool(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "JWT_SECRET",
+        secret: true,
+        default: "none",
+        description: "Accept `HS256` [scoped tokens](#scoped-tokens) signed with this secret (its UTF-8 bytes as given, at least 32).",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.jwt_secret = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "JWT_JWKS",
+        secret: false,
+        default: "none",
+        description: "Accept `RS256` and `ES256` (P-256) [scoped tokens](#scoped-tokens) signed by a key of this JWK Set, given as its JSON text (`{\"keys\":[…]}`; a TOML table works too). Public keys only: a key with private members is refused.",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.jwt_jwks = non_empty(v);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "JWT_AUDIENCE",
+        secret: false,
+        default: "none",
+        description: "With signed tokens: their `aud` must be, or contain, this. When unset, a token that has an `aud` is refused.",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.jwt_audience = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "JWT_ISSUER",
+        secret: false,
+        default: "none",
+        description: "With signed tokens: their `iss` must be this. When unset, `iss` is not checked.",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.jwt_issuer = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "JWT_MAX_LIFETIME",
+        secret: false,
+        default: "`604800` (7 days)",
+        description: "With signed tokens: the longest a token may still be valid when it is presented, in seconds; a token whose `exp` lies further ahead is refused (`token lifetime too long`), so a leaked token cannot open a store for years. `0` lifts the cap.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.jwt_max_lifetime = Some(parse_seconds(name, v)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "CORS",
+        secret: false,
+        default: "`true`",
+        description: "Answer CORS preflights with `204` and put the reference's CORS headers on error responses (as `makeWorker({ enableCORS: true })`).",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.cors = parse_bool(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "SYNC_BACKEND_BINDING",
+        secret: false,
+        default: "`SYNC_BACKEND_DO`",
+        description: "Name of the Durable Object binding that holds one object per store.",
+        self_hosted: true,
+        parse: |d, _, v| {
             if !v.is_empty() {
-                config.binding = v;
+                d.config.binding = v.to_owned();
             }
-        }
-        if let Some(v) = get(vars::MAX_MESSAGE_BYTES) {
-            config.max_message_bytes = parse_size(vars::MAX_MESSAGE_BYTES, &v)?;
-        }
-        if let Some(v) = get(vars::MAX_STORE_ID_BYTES) {
-            config.max_store_id_bytes = parse_size(vars::MAX_STORE_ID_BYTES, &v)?;
-        }
-        if let Some(v) = get(vars::ENABLED_TRANSPORTS) {
-            config.transports = parse_transports(&v)?;
-        }
-        if let Some(v) = get(vars::HTTP_RESPONSE_HEADERS) {
-            config.http_response_headers = parse_response_headers(&v)?;
-        }
-        if let Some(v) = get(vars::FORWARD_HEADERS) {
-            config.forward_headers = parse_header_list(&v)?;
-        }
-        if let Some(endpoint) = get(vars::OTEL_EXPORTER_OTLP_ENDPOINT).filter(|v| !v.is_empty()) {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(ConfigError {
-                    name: vars::OTEL_EXPORTER_OTLP_ENDPOINT,
-                    value: endpoint,
-                    expected: "an http:// or https:// URL",
-                });
-            }
-            config.otel = Some(OtelConfig {
-                endpoint: endpoint.trim_end_matches('/').to_owned(),
-                service_name: get(vars::OTEL_SERVICE_NAME)
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| "livestore-sync".to_owned()),
-            });
-        }
-        let d1_binding = get(vars::D1_BINDING)
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "DB".to_owned());
-        config.storage = match get(vars::STORAGE).as_deref().map(str::trim) {
-            None | Some("") | Some("do-sqlite") => StorageConfig::DoSqlite,
-            Some("d1") => StorageConfig::D1 { binding: d1_binding },
-            Some(other) => {
-                return Err(ConfigError {
-                    name: vars::STORAGE,
-                    value: other.to_owned(),
-                    expected: "do-sqlite or d1",
-                })
-            }
-        };
-        if let Some(v) = get(vars::TEST_FAULTS) {
-            config.test_faults = parse_bool(vars::TEST_FAULTS, &v)?;
-        }
-        if let Some(v) = get(vars::MAX_PUSH_EVENTS) {
-            config.max_push_events = parse_size(vars::MAX_PUSH_EVENTS, &v)?;
-        }
-        if let Some(v) = get(vars::MAX_SOCKETS_PER_STORE) {
-            config.max_sockets_per_store = parse_size(vars::MAX_SOCKETS_PER_STORE, &v)?;
-        }
-        if let Some(v) = get(vars::MAX_PUSHES_PER_SECOND) {
-            config.max_pushes_per_second = match v.trim().parse::<u32>() {
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_MESSAGE_BYTES",
+        secret: false,
+        default: "`1048576`",
+        description: "Largest message accepted: a WebSocket frame or DO RPC call over it gets a typed `MessageTooLargeError`, an HTTP body `413` (read no further than the limit, whether its length is declared or it comes chunked). The LiveStore client never sends more than ~900 KB.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.max_message_bytes = parse_size(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_STORE_ID_BYTES",
+        secret: false,
+        default: "`512`",
+        description: "Longest `storeId` accepted (`400` otherwise, as for a `storeId` that is not valid UTF-8).",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.max_store_id_bytes = parse_size(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_PUSH_EVENTS",
+        secret: false,
+        default: "`100`",
+        description: "Most events one push may carry; a bigger batch is refused whole with a typed `TooManyEventsError` (nothing of it is stored). The LiveStore client splits its pushes into requests of at most 100 events.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.max_push_events = parse_size(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_SOCKETS_PER_STORE",
+        secret: false,
+        default: "`10000`",
+        description: "Most WebSocket connections one store may have open; one more is refused with `429` and a `TooManyConnectionsError` text before the upgrade (the client retries). The runtime's own cap is 32,768 per object.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.max_sockets_per_store = parse_size(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_PUSHES_PER_SECOND",
+        secret: false,
+        default: "`0` (no limit)",
+        description: "Most pushes one WebSocket connection may send per second (one-second windows); a push over it is refused with a typed `RateLimitError` and nothing of it stored, so the client retries it. HTTP requests have no connection to count on; use Cloudflare's rate limiting rules for them.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.max_pushes_per_second = match v.trim().parse::<u32>() {
                 Ok(0) => None,
                 Ok(n) => Some(n),
                 Err(_) => {
                     return Err(ConfigError {
-                        name: vars::MAX_PUSHES_PER_SECOND,
-                        value: v,
+                        name,
+                        value: v.to_owned(),
                         expected: "a non-negative integer (0 for no limit)",
                     })
                 }
             };
+            Ok(())
+        },
+    },
+    Setting {
+        name: "ENABLED_TRANSPORTS",
+        secret: false,
+        default: "`ws,http,do-rpc`",
+        description: "Transports clients may use: `ws`, `http`, and `do-rpc` ([Durable Object RPC](#from-another-durable-object-do-rpc)). A disabled one is refused (`400` with a message naming it; over DO RPC a typed `TransportDisabledError`), as `enabledTransports`.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.transports = parse_transports(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "HTTP_RESPONSE_HEADERS",
+        secret: false,
+        default: "none",
+        description: "Extra headers on every HTTP transport reply, as a JSON object, e.g. `{\"X-Custom-Header\":\"test-value\"}` (a TOML table in `[vars]` works too). As `http.responseHeaders`.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.http_response_headers = parse_response_headers(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "ADMIN_TOKEN",
+        secret: true,
+        default: "none",
+        description: "Turns on the [admin API](docs/operations.md#the-admin-api) under `/_admin/`, for requests with `Authorization: Bearer <ADMIN_TOKEN>`, and the [web inspector](docs/operations.md#the-web-inspector) at `/_admin/`. Unset: every `/_admin/` path is `404`.",
+        self_hosted: true,
+        parse: |d, _, v| {
+            // An empty secret would let an empty bearer token in; it counts as unset.
+            d.config.admin_token = (!v.is_empty()).then(|| AdminToken(v.to_owned()));
+            Ok(())
+        },
+    },
+    Setting {
+        name: "FORWARD_HEADERS",
+        secret: false,
+        default: "none",
+        description: "Comma-separated request headers passed to the `on_push` / `on_pull` hooks, e.g. `cookie,authorization` (as `forwardHeaders`). For WebSocket they are the upgrade request's, kept with the socket.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.forward_headers = parse_header_list(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        secret: false,
+        default: "none",
+        description: "Base URL of an OTLP/HTTP collector. When set, spans for connect, push and pull go to `<url>/v1/traces` (as `otel.baseUrl`); when unset, no span is built.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            if v.is_empty() {
+                return Ok(());
+            }
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(ConfigError {
+                    name,
+                    value: v.to_owned(),
+                    expected: "an http:// or https:// URL",
+                });
+            }
+            d.config.otel = Some(OtelConfig {
+                endpoint: v.trim_end_matches('/').to_owned(),
+                service_name: DEFAULT_SERVICE_NAME.to_owned(),
+            });
+            Ok(())
+        },
+    },
+    Setting {
+        name: "OTEL_SERVICE_NAME",
+        secret: false,
+        default: "`livestore-sync`",
+        description: "`service.name` of those spans (as `otel.serviceName`).",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.otel_service_name = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "LOG_LEVEL",
+        secret: false,
+        default: "`info`",
+        description: "Which [structured log lines](docs/operations.md#logs) are written: `off`, `error`, `warn`, `info` or `debug` (any case). An unknown value means `info`, with one `warn` line (`\"event\":\"config\"`) saying so: a typo in a logging setting does not stop sync, unlike the settings above.",
+        self_hosted: true,
+        parse: |d, _, v| {
+            // Unlike the other settings, a typo here falls back to the default instead of
+            // stopping the worker: logging must not take sync down. `cached` warns about it once.
+            d.config.log_level = LogLevel::parse(v).unwrap_or_default();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "STORAGE",
+        secret: false,
+        default: "`do-sqlite`",
+        description: "Where event logs live: `do-sqlite` (each store's Durable Object SQLite) or `d1` (as `storage: { _tag: 'd1' }`). See [Storage engines](#storage-engines).",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.d1 = match v.trim() {
+                "" | "do-sqlite" => false,
+                "d1" => true,
+                other => {
+                    return Err(ConfigError {
+                        name,
+                        value: other.to_owned(),
+                        expected: "do-sqlite or d1",
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        name: "D1_BINDING",
+        secret: false,
+        default: "`DB`",
+        description: "The D1 binding used when `STORAGE=d1`.",
+        self_hosted: false,
+        parse: |d, _, v| {
+            d.d1_binding = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "TEST_FAULTS",
+        secret: false,
+        default: "`false`",
+        description: "Test-only, and only in builds with the `test-faults` cargo feature, which release builds lack: lets special event names crash the object at chosen points (the D1 recovery test).",
+        self_hosted: false,
+        parse: |d, name, v| {
+            d.config.test_faults = parse_bool(name, v)?;
+            Ok(())
+        },
+    },
+];
+
+impl Config {
+    /// Builds the configuration from a var lookup (`None` for unset vars), reading every
+    /// setting of [`SETTINGS`].
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut draft = Draft::default();
+        for setting in SETTINGS {
+            if let Some(value) = get(setting.name) {
+                (setting.parse)(&mut draft, setting.name, &value)?;
+            }
         }
-        // Unlike the other settings, a typo here falls back to the default instead of stopping
-        // the worker: logging must not take sync down. `cached` warns about it once.
-        if let Some(v) = get(vars::LOG_LEVEL) {
-            config.log_level = LogLevel::parse(&v).unwrap_or_default();
-        }
-        Ok(config)
+        draft.finish()
     }
 
     /// The configuration of this isolate's environment, read on first use. An isolate's vars and
@@ -484,7 +738,7 @@ impl Config {
 /// One line, once per isolate, when `LOG_LEVEL` is set to something it cannot mean.
 #[cfg(target_arch = "wasm32")]
 fn warn_unrecognised_log_level(env: &worker::Env, level: LogLevel) {
-    let Some(value) = env_var(env, vars::LOG_LEVEL) else {
+    let Some(value) = env_var(env, "LOG_LEVEL") else {
         return;
     };
     if LogLevel::parse(&value).is_some() {
@@ -492,7 +746,7 @@ fn warn_unrecognised_log_level(env: &worker::Env, level: LogLevel) {
     }
     if let Some(line) = level.line(crate::log::Level::Warn, "config") {
         crate::log::emit(
-            line.str("var", vars::LOG_LEVEL)
+            line.str("var", "LOG_LEVEL")
                 .str("value", &value)
                 .str("message", "not one of off, error, warn, info, debug; using info"),
         );

@@ -45,8 +45,8 @@ impl DurableObject for SyncBackendDO {
 }
 
 /// Durable Object RPC. The runtime only lets callers reach methods of a class that extends
-/// `DurableObject`, which worker-build's generated class does not; `js/entry.mjs` declares one
-/// that forwards `rpc` here (and turns a [`RpcReply::Stream`] into a `ReadableStream`).
+/// `DurableObject`, which worker-build's generated class does not; `src/worker-entry.mjs` declares one
+/// that forwards `rpc` here (and turns a stream reply into a `ReadableStream`).
 #[wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
 impl SyncBackendDO {
     /// `rpc(payload)`: one msgpack-encoded Effect RPC request array from `makeDoRpcSync`.

@@ -11,7 +11,7 @@ use crate::hooks::{ConnectContext, HeaderSource, SyncHooks};
 use crate::js::{now_millis, post_json, random_bytes};
 use crate::log::{self, Level};
 use crate::otel::{export_body, Span};
-use crate::router::{self, NonSync, Refusal, SyncParams};
+use crate::router::{self, NonSync, Refusal, SyncMatch, SyncParams};
 
 /// The stock Worker's entry point: [`handle_fetch`] without hooks.
 #[cfg(feature = "entrypoint")]
@@ -54,8 +54,10 @@ pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, 
         return admin_request(req, env, &config).await;
     }
     let cors = router::cors_headers(&config, req.headers().get("Access-Control-Request-Headers")?.as_deref());
-    let params = router::match_sync_request(url.query());
-    match router::classify(&config, req.method().as_ref(), url.path(), params.is_some()) {
+    let websocket = req.headers().get("Upgrade")?.is_some();
+    let parsed = router::parse_sync_request(url.query(), websocket);
+    let meant_as_sync = !matches!(parsed, SyncMatch::NotSync);
+    match router::classify(&config, req.method().as_ref(), url.path(), meant_as_sync) {
         Some(NonSync::Preflight) => {
             let h = Headers::new();
             for (name, value) in &cors {
@@ -65,9 +67,19 @@ pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, 
         }
         Some(NonSync::Info) => text_response(200, router::INFO_BODY, &[]),
         Some(NonSync::InvalidPath) => text_response(400, "Invalid path", &cors),
-        None => match params {
-            Some(params) => sync_request(req, env, ctx, &config, params, hooks).await,
-            None => text_response(400, "Invalid path", &cors),
+        None => match parsed {
+            SyncMatch::Sync(params) => sync_request(req, env, ctx, &config, params, hooks).await,
+            SyncMatch::Malformed(message) => {
+                if let Some(line) = config.log_level.line(Level::Warn, "connect") {
+                    log::emit(
+                        line.str("outcome", "refused")
+                            .str("reason", "MalformedSyncRequest")
+                            .int("status", 400),
+                    );
+                }
+                text_response(400, &message, &cors)
+            }
+            SyncMatch::NotSync => text_response(400, "Invalid path", &cors),
         },
     }
 }
@@ -151,8 +163,7 @@ async fn admit_and_forward<H: SyncHooks>(
     let authorization = req.headers().get("Authorization")?;
     let now_secs = now_millis().div_euclid(1000);
     if let Err(refusal) = router::admit(config, params, authorization.as_deref(), now_secs) {
-        let reason = log::refusal_reason(&refusal);
-        log_refused(config, params, refusal.status, reason);
+        log_refused(config, params, refusal.status, refusal.reason);
         if refusal.status >= 500 && config.log_level.enabled(Level::Error) {
             // The operator's instructions for configuring auth.
             worker::console_error!("{}", refusal.body);
@@ -166,14 +177,16 @@ async fn admit_and_forward<H: SyncHooks>(
         headers: &headers,
     };
     if let Err(e) = hooks.validate_payload(params.payload.as_ref(), &connect).await {
-        log_refused(config, params, 400, "PayloadRejected");
-        return refuse(Refusal {
+        let refusal = Refusal {
             status: 400,
             body: format!(
                 r#"UnknownError: {{ "cause": Error: {}, "note": undefined, "payload": undefined }}"#,
                 e.message
             ),
-        });
+            reason: "PayloadRejected",
+        };
+        log_refused(config, params, refusal.status, refusal.reason);
+        return refuse(refusal);
     }
     let Ok(namespace) = env.durable_object(&config.binding) else {
         log_refused(config, params, 424, "BindingMissing");
@@ -187,22 +200,77 @@ async fn admit_and_forward<H: SyncHooks>(
         );
     };
     if let Some(refusal) = router::upgrade_required(params, req.headers().get("Upgrade")?.as_deref()) {
-        log_refused(config, params, refusal.status, "UpgradeRequired");
+        log_refused(config, params, refusal.status, refusal.reason);
         return refuse(refusal);
     }
     let content_length = req.headers().get("Content-Length")?;
-    if let Some(refusal) = router::declared_body_too_large(params, content_length.as_deref(), config.max_message_bytes)
-    {
-        log_refused(config, params, refusal.status, "MessageTooLarge");
-        let h = Headers::new();
-        for (name, value) in &cors {
-            h.set(name, value)?;
+    let forwarded = match router::declared_body_too_large(params, content_length.as_deref(), config.max_message_bytes) {
+        Some(refusal) => Err(refusal),
+        None => forwardable(req, params, config.max_message_bytes).await?,
+    };
+    let req = match forwarded {
+        Ok(req) => req,
+        Err(refusal) => {
+            log_refused(config, params, refusal.status, refusal.reason);
+            let h = Headers::new();
+            for (name, value) in &cors {
+                h.set(name, value)?;
+            }
+            h.set("Content-Type", "application/json")?;
+            return Ok(Response::ok(refusal.body)?.with_status(refusal.status).with_headers(h));
         }
-        h.set("Content-Type", "application/json")?;
-        return Ok(Response::ok(refusal.body)?.with_status(refusal.status).with_headers(h));
-    }
+    };
     let stub = namespace.id_from_name(&params.store_id)?.get_stub()?;
     stub.fetch_with_request(req).await
+}
+
+/// The request as it may go to the store's object: without the admin API's internal header,
+/// which only the Worker sets, and, for an HTTP body of undeclared length (chunked), read here
+/// and refused once it passes `max` bytes — never held whole in memory first.
+async fn forwardable(
+    mut req: Request,
+    params: &SyncParams,
+    max: usize,
+) -> Result<std::result::Result<Request, Refusal>> {
+    let internal_header = req.headers().has(crate::admin::INTERNAL_HEADER)?;
+    let unsized_body = params.transport == crate::protocol::Transport::Http
+        && req.inner().body().is_some()
+        && req.headers().get("Content-Length")?.is_none();
+    if !internal_header && !unsized_body {
+        return Ok(Ok(req));
+    }
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        if !name.eq_ignore_ascii_case(crate::admin::INTERNAL_HEADER) {
+            headers.append(&name, &value)?;
+        }
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(req.method()).with_headers(headers);
+    if unsized_body {
+        let Some(body) = read_bounded(&mut req, max).await? else {
+            return Ok(Err(router::body_too_large(None, max)));
+        };
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    } else if let Some(body) = req.inner().body() {
+        init.with_body(Some(body.into()));
+    }
+    Ok(Ok(Request::new_with_init(req.url()?.as_str(), &init)?))
+}
+
+/// A request's body, or `None` as soon as it passes `max` bytes.
+async fn read_bounded(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
+    use futures::StreamExt;
+    let mut stream = req.stream()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// A `connect` line for a sync request refused before reaching its store: `warn`, or `error` when
@@ -232,6 +300,9 @@ fn log_refused(config: &Config, params: &SyncParams, status: u16, reason: &'stat
 fn admin_json(status: u16, body: &str) -> Result<Response> {
     let h = Headers::new();
     h.set("Content-Type", "application/json")?;
+    for (name, value) in crate::admin::RESPONSE_HEADERS {
+        h.set(name, value)?;
+    }
     Ok(Response::ok(body)?.with_status(status).with_headers(h))
 }
 
@@ -266,7 +337,11 @@ fn inspector_response(page: crate::inspector::Page, head: bool) -> Result<Respon
 async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
     use crate::admin::{self, Route};
     let Some(token) = config.admin_token.as_ref() else {
-        return text_response(404, "Not found", &[]);
+        return text_response(
+            404,
+            "Not found",
+            &crate::admin::RESPONSE_HEADERS.map(|(n, v)| (n, v.to_owned())),
+        );
     };
     let method = req.method();
     if let Some(page) = crate::inspector::page(method.as_ref(), req.path().as_str()) {
@@ -300,7 +375,12 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
             query.append_pair(&key, &value);
         }
     }
-    let target = format!("https://livestore-admin/{}?{}", action.as_str(), query.finish());
+    let target = format!(
+        "https://{}/{}?{}",
+        crate::admin::INTERNAL_HOST,
+        action.as_str(),
+        query.finish()
+    );
     let headers = Headers::new();
     headers.set(admin::INTERNAL_HEADER, &token.0)?;
     let mut init = worker::RequestInit::new();
@@ -359,7 +439,7 @@ fn export_stream(
                     headers.set(crate::admin::INTERNAL_HEADER, token)?;
                     let mut init = worker::RequestInit::new();
                     init.with_method(worker::Method::Get).with_headers(headers);
-                    let target = format!("https://livestore-admin/export?{}", query.finish());
+                    let target = format!("https://{}/export?{}", crate::admin::INTERNAL_HOST, query.finish());
                     let response = stub.fetch_with_request(Request::new_with_init(&target, &init)?).await?;
                     if response.status_code() != 200 {
                         return Err(worker::Error::RustError(format!(
@@ -379,5 +459,8 @@ fn export_stream(
     });
     let headers = Headers::new();
     headers.set("Content-Type", "application/x-ndjson")?;
+    for (name, value) in crate::admin::RESPONSE_HEADERS {
+        headers.set(name, value)?;
+    }
     Ok(Response::from_stream(pages.into_stream())?.with_headers(headers))
 }

@@ -10,8 +10,7 @@
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::protocol::{Cursor, EventIn, SyncError};
-use crate::router::Transport;
+use crate::protocol::{Cursor, EventIn, SyncError, Transport};
 
 /// Why a hook refused a request. The message reaches the client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -94,6 +94,8 @@ pub enum Rejection {
     MissingExp,
     /// `exp` has passed.
     Expired,
+    /// `exp` lies further ahead than the configured longest lifetime (`JWT_MAX_LIFETIME`).
+    LifetimeTooLong,
     /// `nbf` is still ahead.
     NotYetValid,
     /// `aud` does not name the configured audience, or is present when none is configured.
@@ -119,6 +121,7 @@ impl std::fmt::Display for Rejection {
             Rejection::BadSignature => "bad signature",
             Rejection::MissingExp => "token has no exp",
             Rejection::Expired => "token expired",
+            Rejection::LifetimeTooLong => "token lifetime too long",
             Rejection::NotYetValid => "token not valid yet",
             Rejection::WrongAudience => "wrong audience",
             Rejection::WrongIssuer => "wrong issuer",
@@ -224,6 +227,8 @@ pub struct Verifier {
     keys: Vec<Jwk>,
     audience: Option<String>,
     issuer: Option<String>,
+    /// Longest a token may still be valid, in seconds; `None`: no cap.
+    max_lifetime: Option<i64>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -239,6 +244,7 @@ impl std::fmt::Debug for Verifier {
             .field("keys", &keys)
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
+            .field("max_lifetime", &self.max_lifetime)
             .finish()
     }
 }
@@ -426,6 +432,14 @@ impl Verifier {
         self
     }
 
+    /// Refuses tokens that are still valid for more than `seconds` (`None`: no cap), so a token
+    /// minted with an `exp` years ahead, by mistake or by an attacker holding the key for a
+    /// moment, does not open stores for years.
+    pub fn with_max_lifetime(mut self, seconds: Option<i64>) -> Verifier {
+        self.max_lifetime = seconds;
+        self
+    }
+
     /// Whether anything can be verified at all (a secret or at least one key).
     pub fn is_configured(&self) -> bool {
         self.hs256_secret.is_some() || !self.keys.is_empty()
@@ -491,6 +505,9 @@ impl Verifier {
         let exp = claims.exp.ok_or(Rejection::MissingExp)?;
         if now >= exp + leeway {
             return Err(Rejection::Expired);
+        }
+        if self.max_lifetime.is_some_and(|max| exp - now > max as f64 + leeway) {
+            return Err(Rejection::LifetimeTooLong);
         }
         if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
             return Err(Rejection::NotYetValid);

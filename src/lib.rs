@@ -25,6 +25,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod core;
 pub mod hooks;
 pub mod inspector;
 pub mod jwt;
@@ -34,7 +35,6 @@ pub mod protocol;
 pub mod router;
 pub mod rpc;
 pub mod storage;
-pub mod sync;
 pub mod util;
 
 #[cfg(all(target_arch = "wasm32", feature = "entrypoint"))]

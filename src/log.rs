@@ -14,7 +14,6 @@
 
 use std::fmt::Write as _;
 
-use crate::protocol::SyncError;
 use crate::util::json::push_str_literal;
 
 /// How important a line is; a [`LogLevel`] lets through its own level and the ones above it
@@ -154,15 +153,6 @@ impl Line {
         }
     }
 
-    /// Adds `"outcome":"ok"`, or the error's name (`ServerAheadError`, `InvalidRequestError`, …).
-    /// Never its message: parse errors quote the client's payload.
-    pub fn outcome<T>(self, result: &Result<T, SyncError>) -> Line {
-        match result {
-            Ok(_) => self.str("outcome", "ok"),
-            Err(e) => self.str("outcome", error_name(e)),
-        }
-    }
-
     /// The line's level.
     pub fn level(&self) -> Level {
         self.level
@@ -172,48 +162,6 @@ impl Line {
     pub fn finish(mut self) -> String {
         self.out.push('}');
         self.out
-    }
-}
-
-/// A [`SyncError`]'s type name, as clients see it in `cause.name` or `_tag`.
-pub fn error_name(error: &SyncError) -> &str {
-    match error {
-        SyncError::ServerAhead { .. } => "ServerAheadError",
-        SyncError::BackendIdMismatch { .. } => "BackendIdMismatchError",
-        SyncError::Unknown { name, .. } => name,
-    }
-}
-
-/// Whether an error is the backend's fault rather than the client's: those also get an `error`
-/// line with their message.
-pub fn is_unexpected(error: &SyncError) -> bool {
-    matches!(error, SyncError::Unknown { name, .. } if name == "StorageError" || name == "ConnectionStateError")
-}
-
-/// The level of a push or pull line: refusals the sync protocol expects (a client behind, a
-/// reset store) are normal traffic; other failures are warnings.
-pub fn level_of<T>(result: &Result<T, SyncError>) -> Level {
-    match result {
-        Ok(_) | Err(SyncError::ServerAhead { .. } | SyncError::BackendIdMismatch { .. }) => Level::Info,
-        Err(_) => Level::Warn,
-    }
-}
-
-/// A short code for why [`crate::router::admit`] refused a request, for `connect` lines (the
-/// refusal's body is for the client and may be long).
-pub fn refusal_reason(refusal: &crate::router::Refusal) -> &'static str {
-    use crate::router::{transport_disabled, Transport};
-    if refusal.status >= 500 {
-        "AuthNotConfigured"
-    } else if refusal.body.starts_with("Invalid storeId") {
-        "InvalidStoreId"
-    } else if [Transport::Ws, Transport::Http]
-        .into_iter()
-        .any(|t| refusal.body == transport_disabled(t))
-    {
-        "TransportDisabled"
-    } else {
-        "InvalidAuthToken"
     }
 }
 
@@ -279,7 +227,7 @@ mod tests {
             .opt_int("cursor", None)
             .bool("live", true)
             .ms(Some(10), || 12)
-            .outcome::<()>(&Ok(()));
+            .str("outcome", "ok");
         assert_eq!(
             parse(line),
             serde_json::json!({
@@ -295,68 +243,5 @@ mod tests {
         assert!(v.get("ms").is_none());
         // A clock that went backwards never gives a negative duration.
         assert_eq!(parse(Line::new(Level::Info, "x").ms(Some(5), || 4))["ms"], 0);
-    }
-
-    #[test]
-    fn refusal_reasons() {
-        use crate::config::{Auth, Config, Transports};
-        use crate::router::{admit, match_sync_request, Refusal};
-        let mut config = Config {
-            auth: Auth::Token("s3cret".into()),
-            max_store_id_bytes: 8,
-            ..Config::default()
-        };
-        let reason = |config: &Config, query: &str| {
-            let params = match_sync_request(Some(query)).expect("a sync request");
-            admit(config, &params, None, 0).map_err(|r| refusal_reason(&r))
-        };
-        let token = r#"payload=%257B%2522authToken%2522%253A%2522s3cret%2522%257D"#;
-        assert_eq!(reason(&config, &format!("storeId=s&transport=ws&{token}")), Ok(()));
-        assert_eq!(reason(&config, "storeId=s&transport=ws"), Err("InvalidAuthToken"));
-        assert_eq!(
-            reason(&config, &format!("storeId=123456789&transport=ws&{token}")),
-            Err("InvalidStoreId")
-        );
-        config.transports = Transports {
-            ws: false,
-            http: true,
-            do_rpc: false,
-        };
-        assert_eq!(reason(&config, "storeId=s&transport=ws"), Err("TransportDisabled"));
-        config.auth = Auth::Unconfigured;
-        assert_eq!(reason(&config, "storeId=s&transport=http"), Err("AuthNotConfigured"));
-        let other = Refusal {
-            status: 400,
-            body: "anything else".into(),
-        };
-        assert_eq!(refusal_reason(&other), "InvalidAuthToken");
-    }
-
-    #[test]
-    fn outcomes_name_errors_without_their_messages() {
-        let secret_arg = r#"{"text":"my secret todo"}"#;
-        let parse_error = SyncError::invalid_request(format!("SyncWsRpc.Push: invalid payload: {secret_arg}"));
-        let v = parse(Line::new(Level::Warn, "push").outcome::<()>(&Err(parse_error.clone())));
-        assert_eq!(v["outcome"], "InvalidRequestError");
-        assert!(!v.to_string().contains("my secret todo"));
-        assert_eq!(level_of::<()>(&Err(parse_error.clone())), Level::Warn);
-        assert!(!is_unexpected(&parse_error));
-
-        let behind = SyncError::ServerAhead {
-            minimum_expected_num: 5,
-            provided_num: 3,
-        };
-        assert_eq!(error_name(&behind), "ServerAheadError");
-        assert_eq!(level_of::<()>(&Err(behind)), Level::Info);
-        let reset = SyncError::BackendIdMismatch {
-            expected: "a".into(),
-            received: "b".into(),
-        };
-        assert_eq!(error_name(&reset), "BackendIdMismatchError");
-        assert_eq!(level_of::<()>(&Err(reset)), Level::Info);
-        let storage = SyncError::unknown("StorageError", "disk on fire");
-        assert!(is_unexpected(&storage));
-        assert_eq!(error_name(&storage), "StorageError");
-        assert_eq!(level_of::<()>(&Ok(())), Level::Info);
     }
 }

@@ -5,54 +5,27 @@
 use serde_json::Value;
 
 use crate::config::{Auth, Config};
+use crate::core::error::{too_large_message, transport_disabled};
 use crate::jwt;
+use crate::protocol::Transport;
 use crate::util::ct::secrets_equal;
 use crate::util::uri::decode_uri_component;
-
-/// A sync transport selectable in the URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// `transport=ws`: a WebSocket carrying Effect RPC JSON frames.
-    Ws,
-    /// `transport=http`: one Effect RPC request per POST.
-    Http,
-    /// Durable Object RPC (`SyncDoRpc`): a client in another Durable Object calls the sync
-    /// object's `rpc` method through a binding. Never named in a URL.
-    DoRpc,
-}
-
-impl Transport {
-    /// The name used in URLs and configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Ws => "ws",
-            Transport::Http => "http",
-            Transport::DoRpc => "do-rpc",
-        }
-    }
-}
-
-/// The message refusing a transport that `ENABLED_TRANSPORTS` leaves out.
-pub fn transport_disabled(transport: Transport) -> String {
-    format!(
-        "Transport {} is not enabled on this sync backend (ENABLED_TRANSPORTS)",
-        transport.as_str()
-    )
-}
-
-/// The message for a request or frame over `MAX_MESSAGE_BYTES`.
-pub fn too_large(size: usize, max: usize) -> String {
-    format!("the message has {size} bytes; this server accepts at most {max}")
-}
 
 /// Refuses an HTTP transport request whose declared body is over the limit, before it is read
 /// or forwarded. The body is the JSON array of one `Defect` the HTTP client expects.
 pub fn declared_body_too_large(params: &SyncParams, content_length: Option<&str>, max: usize) -> Option<Refusal> {
     let declared = content_length?.trim().parse::<usize>().ok()?;
-    (params.transport == Transport::Http && declared > max).then(|| Refusal {
+    (params.transport == Transport::Http && declared > max).then(|| body_too_large(Some(declared), max))
+}
+
+/// The refusal of an HTTP transport body over `MAX_MESSAGE_BYTES` (`size` is `None` when reading
+/// stopped at the limit).
+pub fn body_too_large(size: Option<usize>, max: usize) -> Refusal {
+    Refusal {
         status: 413,
-        body: format!("[{}]", crate::protocol::server::defect(&too_large(declared, max))),
-    })
+        body: format!("[{}]", crate::protocol::server::defect(&too_large_message(size, max))),
+        reason: "MessageTooLarge",
+    }
 }
 
 /// The search parameters of a sync request.
@@ -66,44 +39,122 @@ pub struct SyncParams {
     pub payload: Option<Value>,
 }
 
-/// Recognises a sync request by its query string alone, whatever the path, like the reference's
-/// `matchSyncRequest`: `storeId` and `transport` (`ws` or `http`) are required, `payload` is
-/// optional but must decode. Anything else is not a sync request.
-pub fn match_sync_request(query: Option<&str>) -> Option<SyncParams> {
-    let query = query?;
+/// What a request's search parameters say about it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncMatch {
+    /// A sync request.
+    Sync(SyncParams),
+    /// No sync parameter at all: not meant as a sync request.
+    NotSync,
+    /// Meant as a sync request (it has some of their parameters, or asks for a WebSocket), but
+    /// malformed; the text says what is wrong.
+    Malformed(String),
+}
+
+/// Reads a request's search parameters. `storeId` and `transport` (`ws` or `http`) are required;
+/// `payload` (the client's `syncPayload`, percent-encoded twice) is optional but must decode;
+/// URLSearchParams' rule holds for repeats (the first wins). `websocket` says the request asks
+/// for a WebSocket upgrade, which makes it meant as sync even without parameters.
+pub fn parse_sync_request(query: Option<&str>, websocket: bool) -> SyncMatch {
     let mut store_id = None;
     let mut transport = None;
     let mut payload = None;
-    // URLSearchParams.get returns the first occurrence; so does this.
-    for (key, value) in form_urlencoded_pairs(query) {
-        match key.as_str() {
-            "storeId" if store_id.is_none() => store_id = Some(value),
-            "transport" if transport.is_none() => transport = Some(value),
-            "payload" if payload.is_none() => payload = Some(value),
+    let mut store_id_utf8 = true;
+    for (key, value) in worker::url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "storeId" if store_id.is_none() => {
+                // The decoder replaces invalid UTF-8 with U+FFFD, so `%FF-x` and `%FE-x` would
+                // name one store; such ids are refused instead.
+                store_id_utf8 = percent_decodes_to_utf8(query.unwrap_or(""), "storeId");
+                store_id = Some(value.into_owned());
+            }
+            "transport" if transport.is_none() => transport = Some(value.into_owned()),
+            "payload" if payload.is_none() => payload = Some(value.into_owned()),
             _ => {}
         }
     }
-    let transport = match transport?.as_str() {
-        "ws" => Transport::Ws,
-        "http" => Transport::Http,
-        _ => return None,
+    if store_id.is_none() && transport.is_none() && payload.is_none() {
+        return if websocket {
+            SyncMatch::Malformed("a WebSocket sync request needs the storeId and transport=ws search parameters".into())
+        } else {
+            SyncMatch::NotSync
+        };
+    }
+    let malformed = |message: &str| SyncMatch::Malformed(message.to_owned());
+    let Some(store_id) = store_id else {
+        return malformed("the storeId search parameter is missing");
+    };
+    if !store_id_utf8 {
+        return malformed("Invalid storeId: it is not valid UTF-8");
+    }
+    let transport = match transport.as_deref() {
+        None => return malformed("the transport search parameter is missing (ws or http)"),
+        Some(name) => match Transport::from_url_param(name) {
+            Some(transport) => transport,
+            None => return malformed("unknown transport: this backend serves transport=ws and transport=http"),
+        },
     };
     let payload = match payload {
         None => None,
         Some(encoded) => {
-            let json = decode_uri_component(&encoded)?;
-            Some(serde_json::from_str::<Value>(&json).ok()?)
+            let Some(json) = decode_uri_component(&encoded) else {
+                return malformed("the payload search parameter is not percent-encoded UTF-8");
+            };
+            match serde_json::from_str::<Value>(&json) {
+                Ok(value) => Some(value),
+                Err(_) => return malformed("the payload search parameter is not JSON"),
+            }
         }
     };
-    Some(SyncParams {
-        store_id: store_id?,
+    SyncMatch::Sync(SyncParams {
+        store_id,
         transport,
         payload,
     })
 }
 
-fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    worker::url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+/// Recognises a sync request by its query string alone, whatever the path, like the reference's
+/// `matchSyncRequest`: a sync request, or `None` for anything else (malformed ones included).
+pub fn match_sync_request(query: Option<&str>) -> Option<SyncParams> {
+    match parse_sync_request(query, false) {
+        SyncMatch::Sync(params) => Some(params),
+        SyncMatch::NotSync | SyncMatch::Malformed(_) => None,
+    }
+}
+
+/// Whether the first `name` parameter of a query percent-decodes to valid UTF-8.
+fn percent_decodes_to_utf8(query: &str, name: &str) -> bool {
+    query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(key, _)| percent_decode_bytes(key) == name.as_bytes())
+        .is_none_or(|(_, value)| std::str::from_utf8(&percent_decode_bytes(value)).is_ok())
+}
+
+/// The bytes a form-encoded value stands for (`+` is a space, `%XX` a byte, a `%` not followed
+/// by two hex digits itself).
+fn percent_decode_bytes(raw: &str) -> Vec<u8> {
+    let bytes = raw.as_bytes();
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Why a sync request was refused before reaching its store.
@@ -111,8 +162,10 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> 
 pub struct Refusal {
     /// HTTP status.
     pub status: u16,
-    /// Plain-text body.
+    /// Plain-text body, for the client.
     pub body: String,
+    /// A short code for the `connect` log line (the body may be long, and quote the client).
+    pub reason: &'static str,
 }
 
 /// Body of the refusal for a wrong or missing token: the text the reference's `validatePayload`
@@ -152,6 +205,7 @@ pub fn admit(config: &Config, params: &SyncParams, authorization: Option<&str>, 
         return Err(Refusal {
             status: 400,
             body: transport_disabled(params.transport),
+            reason: "TransportDisabled",
         });
     }
     if params.store_id.is_empty() || params.store_id.len() > config.max_store_id_bytes {
@@ -161,6 +215,7 @@ pub fn admit(config: &Config, params: &SyncParams, authorization: Option<&str>, 
                 "Invalid storeId: it must be 1 to {} bytes long",
                 config.max_store_id_bytes
             ),
+            reason: "InvalidStoreId",
         });
     }
     match &config.auth {
@@ -168,15 +223,21 @@ pub fn admit(config: &Config, params: &SyncParams, authorization: Option<&str>, 
         Auth::Unconfigured => Err(Refusal {
             status: 500,
             body: UNCONFIGURED_BODY.to_owned(),
+            reason: "AuthNotConfigured",
         }),
         Auth::Token(expected) => match payload_token(params) {
             Some(token) if secrets_equal(token.as_bytes(), expected.as_bytes()) => Ok(()),
-            _ => Err(Refusal {
-                status: 400,
-                body: INVALID_TOKEN_BODY.to_owned(),
-            }),
+            _ => Err(invalid_token(INVALID_TOKEN_BODY.to_owned())),
         },
         Auth::Signed { jwt, shared } => admit_signed(jwt, shared.as_deref(), params, authorization, now),
+    }
+}
+
+fn invalid_token(body: String) -> Refusal {
+    Refusal {
+        status: 400,
+        body,
+        reason: "InvalidAuthToken",
     }
 }
 
@@ -219,11 +280,10 @@ fn admit_signed(
             }
         }
     }
-    Err(Refusal {
-        status: 400,
-        // Without any signed token, the same reply as for a wrong shared token.
-        body: first_rejection.map_or_else(|| INVALID_TOKEN_BODY.to_owned(), invalid_jwt_body),
-    })
+    // Without any signed token, the same reply as for a wrong shared token.
+    Err(invalid_token(
+        first_rejection.map_or_else(|| INVALID_TOKEN_BODY.to_owned(), invalid_jwt_body),
+    ))
 }
 
 /// The reference's 426 rule: a WebSocket sync request must carry `Upgrade: websocket`, exactly.
@@ -231,21 +291,32 @@ pub fn upgrade_required(params: &SyncParams, upgrade_header: Option<&str>) -> Op
     (params.transport == Transport::Ws && upgrade_header != Some("websocket")).then(|| Refusal {
         status: 426,
         body: "Durable Object expected Upgrade: websocket".to_owned(),
+        reason: "UpgradeRequired",
     })
 }
 
 /// The CORS headers of the reference's `makeWorker({ enableCORS: true })`; none when CORS is off.
+/// The requested headers are allowed as asked, except the admin API's internal header, which
+/// never comes from outside.
 pub fn cors_headers(config: &Config, access_control_request_headers: Option<&str>) -> Vec<(&'static str, String)> {
     if !config.cors {
         return Vec::new();
     }
+    let internal = |name: &str| name.trim().eq_ignore_ascii_case(crate::admin::INTERNAL_HEADER);
+    let allowed = match access_control_request_headers {
+        None => "*".to_owned(),
+        Some(requested) if requested.split(',').any(internal) => requested
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty() && !internal(name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(requested) => requested.to_owned(),
+    };
     vec![
         ("Access-Control-Allow-Origin", "*".to_owned()),
         ("Access-Control-Allow-Methods", "GET, POST, OPTIONS".to_owned()),
-        (
-            "Access-Control-Allow-Headers",
-            access_control_request_headers.unwrap_or("*").to_owned(),
-        ),
+        ("Access-Control-Allow-Headers", allowed),
     ]
 }
 
@@ -306,6 +377,35 @@ mod tests {
         assert_eq!(p.store_id, "store-ws");
         assert_eq!(p.transport, Transport::Ws);
         assert_eq!(p.payload, Some(serde_json::json!({"authToken": "tok"})));
+    }
+
+    #[test]
+    fn malformed_sync_requests_say_what_is_wrong() {
+        let malformed = |query: &str, websocket: bool| match parse_sync_request(Some(query), websocket) {
+            SyncMatch::Malformed(message) => message,
+            other => panic!("{query}: {other:?}"),
+        };
+        assert!(malformed("transport=ws", false).contains("storeId"));
+        assert!(malformed("storeId=a", false).contains("transport"));
+        assert!(malformed("storeId=a&transport=smoke", false).contains("unknown transport"));
+        assert!(malformed("storeId=a&transport=do-rpc", false).contains("unknown transport"));
+        assert!(malformed("storeId=a&transport=ws&payload=%25zz", false).contains("percent-encoded"));
+        assert!(malformed("storeId=a&transport=ws&payload=notjson", false).contains("not JSON"));
+        assert!(malformed("", true).contains("WebSocket"));
+        assert!(malformed("other=1", true).contains("WebSocket"));
+        // Invalid UTF-8 is refused, so `%FF-x`, `%FE-x` and `%EF%BF%BD-x` never meet in one store.
+        for bad in ["%FF-x", "%FE-x", "a%C3", "%ED%A0%80"] {
+            assert!(
+                malformed(&format!("storeId={bad}&transport=ws"), false).contains("UTF-8"),
+                "{bad}"
+            );
+        }
+        let replacement = parse_sync_request(Some("storeId=%EF%BF%BD-x&transport=ws"), false);
+        assert!(matches!(replacement, SyncMatch::Sync(p) if p.store_id == "\u{FFFD}-x"));
+        // No sync parameter at all is not a sync request; nor is it for the reference's matcher.
+        assert_eq!(parse_sync_request(Some("x=1"), false), SyncMatch::NotSync);
+        assert_eq!(parse_sync_request(None, false), SyncMatch::NotSync);
+        assert!(match_sync_request(Some("storeId=%FF&transport=ws")).is_none());
     }
 
     #[test]
@@ -526,6 +626,11 @@ mod tests {
         assert!(upgrade_required(&http, None).is_none());
 
         assert_eq!(cors_headers(&open(), Some("x-a"))[2].1, "x-a");
+        // The admin API's internal header is never allowed from outside.
+        assert_eq!(
+            cors_headers(&open(), Some("content-type, X-LiveStore-Admin,x-b"))[2].1,
+            "content-type, x-b"
+        );
         assert_eq!(cors_headers(&open(), None)[2].1, "*");
         let no_cors = Config { cors: false, ..open() };
         assert!(cors_headers(&no_cors, None).is_empty());

@@ -1,6 +1,7 @@
-//! Property-based fuzzing of what clients control: the WebSocket/HTTP frame decoder, the push
-//! payload parser and validator, and the push rules against real SQLite. Every input must get an
-//! answer (a value or a typed error) without a panic, and no refused push may change the log.
+//! Property-based fuzzing of what clients control, through the sync core as every transport
+//! reaches it: frames of any shape, and pushes of any sequence numbers against real SQLite.
+//! Every input must get an answer (a value or a typed error) without a panic, and no refused
+//! push may change the log.
 //!
 //! `cargo test --test fuzz` runs a short pass (CI); `PROPTEST_CASES=200000 cargo test --release
 //! --test fuzz` is the long run quoted in the README.
@@ -8,14 +9,12 @@
 
 mod support;
 
-use futures::executor::block_on;
-use livestore_sync::protocol::payload::parse_payload;
-use livestore_sync::protocol::{decode_client_message, ClientMessage, PushPayload, SyncError};
-use livestore_sync::storage::open_store;
-use livestore_sync::sync::{pull, push, Limits};
+use livestore_sync::core::Handled;
+use livestore_sync::hooks::NoHooks;
+use livestore_sync::protocol::{SyncError, Transport};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::SqliteLog;
+use support::{conn, exit_error, pull_payload, request, send};
 
 /// Frames a client could send: well-formed envelopes with arbitrary fields, valid ones with a
 /// byte flipped or cut short, and plain noise.
@@ -102,51 +101,50 @@ fn event(seq: i64, parent: i64) -> Value {
 
 proptest! {
     #[test]
-    fn any_frame_decodes_or_is_refused_without_panic(text in frame()) {
-        match decode_client_message(&text) {
-            Ok(ClientMessage::Request(request)) => {
-                prop_assert!(!request.id.is_empty());
-                // Whatever the payload, parsing it as either RPC gives a value or a typed error.
-                let _ = parse_payload::<PushPayload>("SyncWsRpc.Push", request.payload)
-                    .and_then(|p| p.validate());
-                let _ = parse_payload::<livestore_sync::protocol::PullPayload>("SyncWsRpc.Pull", request.payload);
-            }
-            Ok(_) => {}
-            Err(error) => prop_assert!(!error.to_string().is_empty()),
+    fn any_frame_is_answered_without_panic(text in frame()) {
+        let (core, log) = support::core_for("s", NoHooks, support::config());
+        core.host().open_socket(1);
+        let mut replies = 0;
+        let handled = futures::executor::block_on(core.handle(
+            &text,
+            &conn(Transport::Ws, Some("s"), Some(&1)),
+            &mut |_reply| replies += 1,
+        ));
+        if handled == Handled::Malformed {
+            prop_assert_eq!(replies, 1, "a malformed frame gets exactly one answer");
         }
+        // Nothing but a well-formed push of event 1 can have stored anything.
+        prop_assert!(log.rows().len() <= 1);
     }
 
     #[test]
     fn pushes_keep_the_log_a_gapless_chain(batches in prop::collection::vec(batch(), 1..8)) {
-        let log = SqliteLog::new("fuzz");
-        let mut meta = block_on(open_store(&log, || "backend-fuzzfuzzfuzzfu".to_owned())).unwrap();
+        let (core, log) = support::core_for("fuzz", NoHooks, support::config());
+        let ws = conn(Transport::Ws, Some("fuzz"), None);
         let mut accepted = 0;
+        let mut head = 0;
         for batch in batches {
-            let pairs = batch.pairs(meta.head);
+            let pairs = batch.pairs(head);
             let before = log.rows();
-            let head_before = meta.head;
-            let text = json!({
+            let message = request("1", "SyncWsRpc.Push", json!({
                 "storeId": "fuzz",
                 "batch": pairs.iter().map(|&(s, p)| event(s, p)).collect::<Vec<_>>(),
                 "backendId": {"_tag": "None"},
-            })
-            .to_string();
-            let raw = serde_json::from_str(&text).unwrap();
-            let result = parse_payload::<PushPayload>("SyncWsRpc.Push", Some(raw))
-                .and_then(|payload| block_on(push(&log, &mut meta, &payload, &Limits::default(), 0)).map(|_| payload.batch.len()));
-            match result {
-                Ok(0) | Err(_) => {
-                    prop_assert_eq!(log.rows(), before, "a refused or empty push changed the log");
-                    prop_assert_eq!(meta.head, head_before);
+            }));
+            let (_, frames) = send(&core, &ws, &message);
+            let exit = frames.last().unwrap();
+            match exit_error(exit) {
+                Some(error) => {
+                    prop_assert_eq!(log.rows(), before, "a refused push changed the log");
+                    let typed = matches!(error, SyncError::ServerAhead { .. } | SyncError::Unknown { .. });
+                    prop_assert!(typed, "unexpected error {:?}", error);
                 }
-                Ok(n) => {
-                    prop_assert_eq!(log.rows().len(), before.len() + n);
+                None if pairs.is_empty() => prop_assert_eq!(log.rows(), before),
+                None => {
+                    prop_assert_eq!(log.rows().len(), before.len() + pairs.len());
+                    head = pairs.last().unwrap().0;
                     accepted += 1;
                 }
-            }
-            if let Err(error) = &result {
-                let typed = matches!(error, SyncError::ServerAhead { .. } | SyncError::Unknown { .. });
-                prop_assert!(typed, "unexpected error {:?}", error);
             }
         }
         // Whatever was accepted forms one chain from 0, and the head is its last number.
@@ -157,10 +155,9 @@ proptest! {
             prop_assert_eq!(row.1, previous, "each event's parent is the event before it");
             previous = row.0;
         }
-        prop_assert_eq!(meta.head, previous);
-        let mut pulled = 0;
-        block_on(pull(&log, &meta, None, &Limits::default(), |_page| pulled += 1)).unwrap();
-        prop_assert!(pulled >= 1);
+        prop_assert_eq!(log.head().unwrap_or(0), previous);
+        let (_, pulled) = send(&core, &ws, &request("2", "SyncWsRpc.Pull", pull_payload("fuzz", None, false)));
+        prop_assert!(pulled.len() >= 2, "at least one page, then the Exit");
         prop_assert_eq!(rows.is_empty(), accepted == 0);
     }
 }

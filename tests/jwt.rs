@@ -151,6 +151,33 @@ fn each_algorithm_opens_exactly_its_listed_stores() {
     assert_eq!(v.verify(&hs256(claims_for(&[])), "a", NOW), Err(Rejection::WrongStore));
 }
 
+/// A token whose `exp` lies further ahead than the configured cap is refused, whatever the
+/// algorithm; `exp: 1e308` (once accepted) among them.
+#[test]
+fn lifetimes_past_the_cap_are_refused() {
+    let week = 7 * 24 * 3600;
+    let v = verifier().with_max_lifetime(Some(week));
+    for token in [
+        hs256(json!({"stores": ["s"], "exp": 1e308})),
+        hs256(json!({"stores": ["s"], "exp": NOW + week + LEEWAY_SECS + 1})),
+        rs256(json!({"stores": ["s"], "exp": NOW + 10 * week})),
+        es256(json!({"stores": ["s"], "exp": NOW + 10 * week})),
+    ] {
+        assert_eq!(v.verify(&token, "s", NOW), Err(Rejection::LifetimeTooLong));
+    }
+    assert_eq!(Rejection::LifetimeTooLong.to_string(), "token lifetime too long");
+    assert_eq!(
+        v.verify(&hs256(json!({"stores": ["s"], "exp": NOW + week})), "s", NOW),
+        Ok(())
+    );
+    // Without a cap, far-off expiries pass as before.
+    let uncapped = verifier().with_max_lifetime(None);
+    assert_eq!(
+        uncapped.verify(&hs256(json!({"stores": ["s"], "exp": 1e308})), "s", NOW),
+        Ok(())
+    );
+}
+
 #[test]
 fn expiry_and_not_before() {
     let v = verifier();

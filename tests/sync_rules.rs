@@ -5,75 +5,58 @@
 mod support;
 
 use futures::executor::block_on;
-use livestore_sync::protocol::payload::parse_payload;
-use livestore_sync::protocol::{Cursor, PushPayload, SeqNum, SyncError};
+use livestore_sync::core::{Core, Limits};
+use livestore_sync::protocol::{SyncError, Transport};
 use livestore_sync::storage::{open_store, EventLog, StoreMeta};
-use livestore_sync::sync::{broadcast_pages, pull, push, Limits};
 use serde_json::{json, Value};
-use support::SqliteLog;
+use support::{conn, events, exit_error, pull_payload, push_payload, request, send, Recorder, SqliteLog, TestHost};
 
-const T0: i64 = 1_795_376_491_539; // 2026-11-22T19:41:31.539Z
+type TestCore = Core<SqliteLog, TestHost, Recorder>;
+
+/// A store "s" (or `id`), with a core serving it and a handle on its log.
+fn store(id: &str) -> (TestCore, SqliteLog) {
+    support::core_for(id, Recorder::default(), support::config())
+}
 
 fn open(log: &SqliteLog) -> StoreMeta {
     block_on(open_store(log, || "backend-aaaaaaaaaaaaa".to_owned())).unwrap()
 }
 
-fn events(start: i64, parent: i64, count: i64) -> Vec<Value> {
-    (0..count)
-        .map(|i| {
-            json!({
-                "name": "v1.TodoCreated",
-                "args": {"id": format!("t{}", start + i), "text": "hello"},
-                "seqNum": start + i,
-                "parentSeqNum": if i == 0 { parent } else { start + i - 1 },
-                "clientId": "client-a",
-                "sessionId": "session-a",
-            })
-        })
-        .collect()
-}
-
-fn push_json(batch: &[Value], backend_id: Option<&str>) -> String {
-    let backend = match backend_id {
-        Some(b) => json!({"_tag": "Some", "value": b}),
-        None => json!({"_tag": "None"}),
-    };
-    json!({"storeId": "s", "batch": batch, "backendId": backend}).to_string()
-}
-
+/// Pushes over HTTP; returns the pages the batch went out on (as the `on_pull_res` hook saw
+/// them), or the typed error.
 fn do_push(
+    core: &TestCore,
     log: &SqliteLog,
-    meta: &mut StoreMeta,
     batch: &[Value],
     backend_id: Option<&str>,
 ) -> Result<Vec<String>, SyncError> {
-    let text = push_json(batch, backend_id);
-    let raw = serde_json::from_str(&text).unwrap();
-    let payload: PushPayload = parse_payload("SyncWsRpc.Push", Some(raw))?;
-    let created_at = block_on(push(log, meta, &payload, &Limits::default(), T0))?;
-    Ok(broadcast_pages(
-        &payload.batch,
-        &created_at,
-        &meta.backend_id,
-        &Limits::default(),
-    ))
+    let store_id = log.store_id().to_owned();
+    core.hooks().pages.borrow_mut().clear();
+    let message = request("1", "SyncHttpRpc.Push", push_payload(&store_id, batch, backend_id));
+    let (_, frames) = send(core, &conn(Transport::Http, Some(&store_id), None), &message);
+    match exit_error(frames.last().unwrap()) {
+        Some(error) => Err(error),
+        None => Ok(core.hooks().pages.borrow().clone()),
+    }
 }
 
+/// Pulls over HTTP with `limits`; returns the pages, or the typed error.
 fn do_pull(
+    core: &TestCore,
     log: &SqliteLog,
-    meta: &StoreMeta,
     cursor: Option<(&str, i64)>,
     limits: Limits,
 ) -> Result<Vec<Value>, SyncError> {
-    let cursor = cursor.map(|(b, n)| Cursor {
-        backend_id: b.to_owned(),
-        event_sequence_number: SeqNum(n),
-    });
-    let mut pages = Vec::new();
-    block_on(pull(log, meta, cursor.as_ref(), &limits, |p| {
-        pages.push(serde_json::from_str::<Value>(&p).unwrap())
-    }))?;
-    Ok(pages)
+    let store_id = log.store_id().to_owned();
+    core.set_limits(limits);
+    let message = request("2", "SyncHttpRpc.Pull", pull_payload(&store_id, cursor, false));
+    let (_, mut frames) = send(core, &conn(Transport::Http, Some(&store_id), None), &message);
+    core.set_limits(Limits::default());
+    let exit = frames.pop().unwrap();
+    if let Some(error) = exit_error(&exit) {
+        return Err(error);
+    }
+    Ok(frames.into_iter().map(|f| f["values"][0].clone()).collect())
 }
 
 fn seqs(pages: &[Value]) -> Vec<i64> {
@@ -93,7 +76,7 @@ fn seqs(pages: &[Value]) -> Vec<i64> {
 fn a_new_store_starts_at_root_with_a_stable_backend_id() {
     let log = SqliteLog::new("store-1");
     let meta = open(&log);
-    assert_eq!(meta.head, 0);
+    assert_eq!(open(&log).head, 0);
     let again = block_on(open_store(&log, || panic!("must reuse the stored backendId"))).unwrap();
     assert_eq!(again, meta);
     assert_eq!(log.table(), "eventlog_7_store_1");
@@ -101,11 +84,11 @@ fn a_new_store_starts_at_root_with_a_stable_backend_id() {
 
 #[test]
 fn push_appends_with_one_created_at_and_moves_the_head() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
+    let (core, log) = store("s");
+    let meta = open(&log);
     let batch = events(1, 0, 3);
-    let pages = do_push(&log, &mut meta, &batch, None).unwrap();
-    assert_eq!(meta.head, 3);
+    let pages = do_push(&core, &log, &batch, None).unwrap();
+    assert_eq!(open(&log).head, 3);
     let rows = log.rows();
     assert_eq!(rows.len(), 3);
     for (i, row) in rows.iter().enumerate() {
@@ -123,44 +106,44 @@ fn push_appends_with_one_created_at_and_moves_the_head() {
         page["batch"][0]["metadata"]["value"]["createdAt"],
         json!("2026-11-22T19:41:31.539Z")
     );
-    // The head trigger moved the stored head with the events; reopening restores it.
-    assert_eq!(block_on(log.load_context()).unwrap().unwrap().current_head, 3);
+    // The append wrote the head with the events; reopening restores it.
+    assert_eq!(log.head(), Some(3));
     assert_eq!(open(&log).head, 3);
 }
 
 #[test]
 fn push_rules_and_typed_errors() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
-    assert_eq!(do_push(&log, &mut meta, &[], None).unwrap(), Vec::<String>::new());
-    do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
+    let (core, log) = store("s");
+    let meta = open(&log);
+    assert_eq!(do_push(&core, &log, &[], None).unwrap(), Vec::<String>::new());
+    do_push(&core, &log, &events(1, 0, 2), None).unwrap();
     assert_eq!(
-        do_push(&log, &mut meta, &events(1, 0, 1), None).unwrap_err(),
+        do_push(&core, &log, &events(1, 0, 1), None).unwrap_err(),
         SyncError::ServerAhead {
             minimum_expected_num: 2,
             provided_num: 0
         }
     );
     assert_eq!(
-        do_push(&log, &mut meta, &events(9, 8, 1), None).unwrap_err(),
+        do_push(&core, &log, &events(9, 8, 1), None).unwrap_err(),
         SyncError::ServerAhead {
             minimum_expected_num: 2,
             provided_num: 8
         }
     );
     assert!(matches!(
-        do_push(&log, &mut meta, &events(3, 2, 1), Some("other")).unwrap_err(),
+        do_push(&core, &log, &events(3, 2, 1), Some("other")).unwrap_err(),
         SyncError::BackendIdMismatch { received, .. } if received == "other"
     ));
     let backend = meta.backend_id.clone();
-    do_push(&log, &mut meta, &events(3, 2, 1), Some(&backend)).unwrap();
-    assert_eq!(seqs(&do_pull(&log, &meta, None, Limits::default()).unwrap()), [1, 2, 3]);
+    do_push(&core, &log, &events(3, 2, 1), Some(&backend)).unwrap();
+    assert_eq!(seqs(&do_pull(&core, &log, None, Limits::default()).unwrap()), [1, 2, 3]);
 }
 
 #[test]
 fn invalid_batches_store_nothing() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
+    let (core, log) = store("s");
+    open(&log);
     let mut dup = events(1, 0, 2);
     dup[1]["seqNum"] = json!(1);
     let mut backwards = events(1, 0, 3);
@@ -171,56 +154,56 @@ fn invalid_batches_store_nothing() {
     let mut unchained = events(1, 0, 3);
     unchained[2]["parentSeqNum"] = json!(1);
     for bad in [dup, backwards, negative, unchained] {
-        let err = do_push(&log, &mut meta, &bad, None).unwrap_err();
+        let err = do_push(&core, &log, &bad, None).unwrap_err();
         assert!(
             matches!(&err, SyncError::Unknown { name, .. } if name == "InvalidPushBatchError"),
             "{err:?}"
         );
     }
     assert!(log.rows().is_empty());
-    assert_eq!(meta.head, 0);
+    assert_eq!(open(&log).head, 0);
 }
 
 #[test]
 fn batches_over_the_event_limit_are_refused_whole() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
-    let err = do_push(&log, &mut meta, &events(1, 0, 101), None).unwrap_err();
+    let (core, log) = store("s");
+    open(&log);
+    let err = do_push(&core, &log, &events(1, 0, 101), None).unwrap_err();
     assert!(
         matches!(&err, SyncError::Unknown { name, message, .. }
             if name == "TooManyEventsError" && message.contains("at most 100")),
         "{err:?}"
     );
     assert!(log.rows().is_empty());
-    assert_eq!(meta.head, 0);
+    assert_eq!(open(&log).head, 0);
     // The limit itself is allowed.
-    do_push(&log, &mut meta, &events(1, 0, 100), None).unwrap();
-    assert_eq!(meta.head, 100);
+    do_push(&core, &log, &events(1, 0, 100), None).unwrap();
+    assert_eq!(open(&log).head, 100);
 }
 
 #[test]
 fn a_failed_append_leaves_log_and_head_unchanged() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
-    do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
-    *log.fail_next_append.borrow_mut() = true;
-    let err = do_push(&log, &mut meta, &events(3, 2, 5), None).unwrap_err();
+    let (core, log) = store("s");
+    open(&log);
+    do_push(&core, &log, &events(1, 0, 2), None).unwrap();
+    log.fail_next_append.set(true);
+    let err = do_push(&core, &log, &events(3, 2, 5), None).unwrap_err();
     assert!(matches!(err, SyncError::Unknown { ref name, .. } if name == "StorageError"));
-    assert_eq!(meta.head, 2);
+    assert_eq!(open(&log).head, 2);
     assert_eq!(log.rows().len(), 2);
     assert_eq!(open(&log).head, 2);
-    do_push(&log, &mut meta, &events(3, 2, 5), None).unwrap();
+    do_push(&core, &log, &events(3, 2, 5), None).unwrap();
     assert_eq!(log.rows().len(), 7);
 }
 
 #[test]
 fn pull_pages_by_count_with_exact_remaining() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
+    let (core, log) = store("s");
+    let meta = open(&log);
     for start in (1..=250).step_by(50) {
-        do_push(&log, &mut meta, &events(start, start - 1, 50), None).unwrap();
+        do_push(&core, &log, &events(start, start - 1, 50), None).unwrap();
     }
-    let pages = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let pages = do_pull(&core, &log, None, Limits::default()).unwrap();
     let sizes: Vec<usize> = pages.iter().map(|p| p["batch"].as_array().unwrap().len()).collect();
     assert_eq!(sizes, [100, 100, 50]);
     assert_eq!(pages[0]["pageInfo"], json!({"_tag": "MoreKnown", "remaining": 150}));
@@ -233,9 +216,9 @@ fn pull_pages_by_count_with_exact_remaining() {
         read_batch: 7,
         ..Limits::default()
     };
-    assert_eq!(do_pull(&log, &meta, None, small_reads).unwrap(), pages);
+    assert_eq!(do_pull(&core, &log, None, small_reads).unwrap(), pages);
 
-    let from_cursor = do_pull(&log, &meta, Some((&meta.backend_id.clone(), 120)), Limits::default()).unwrap();
+    let from_cursor = do_pull(&core, &log, Some((&meta.backend_id.clone(), 120)), Limits::default()).unwrap();
     assert_eq!(seqs(&from_cursor), (121..=250).collect::<Vec<_>>());
     assert_eq!(
         from_cursor[0]["pageInfo"],
@@ -245,39 +228,39 @@ fn pull_pages_by_count_with_exact_remaining() {
 
 #[test]
 fn pull_edge_cases() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
-    let empty = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let (core, log) = store("s");
+    let meta = open(&log);
+    let empty = do_pull(&core, &log, None, Limits::default()).unwrap();
     assert_eq!(
         empty,
         [json!({"batch": [], "pageInfo": {"_tag": "NoMore"}, "backendId": meta.backend_id})]
     );
-    do_push(&log, &mut meta, &events(1, 0, 2), None).unwrap();
+    do_push(&core, &log, &events(1, 0, 2), None).unwrap();
     let backend = meta.backend_id.clone();
     // A cursor ahead of the head is not an error: the client gets the empty page.
     assert_eq!(
-        do_pull(&log, &meta, Some((&backend, 99)), Limits::default()).unwrap(),
+        do_pull(&core, &log, Some((&backend, 99)), Limits::default()).unwrap(),
         empty
     );
     assert!(matches!(
-        do_pull(&log, &meta, Some(("stale", 1)), Limits::default()).unwrap_err(),
+        do_pull(&core, &log, Some(("stale", 1)), Limits::default()).unwrap_err(),
         SyncError::BackendIdMismatch { ref expected, ref received } if *expected == backend && received == "stale"
     ));
 }
 
 #[test]
 fn pull_splits_by_bytes() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
+    let (core, log) = store("s");
+    open(&log);
     let big = "x".repeat(120_000);
     for start in (1..=60).step_by(6) {
         let mut batch = events(start, start - 1, 6);
         for e in batch.iter_mut() {
             e["args"]["text"] = json!(big);
         }
-        do_push(&log, &mut meta, &batch, None).unwrap();
+        do_push(&core, &log, &batch, None).unwrap();
     }
-    let pages = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let pages = do_pull(&core, &log, None, Limits::default()).unwrap();
     assert_eq!(seqs(&pages), (1..=60).collect::<Vec<_>>());
     for p in &pages {
         assert!(p.to_string().len() <= 900_000);
@@ -289,22 +272,22 @@ fn pull_splits_by_bytes() {
 fn size_bounded_reads_deliver_every_event_in_order() {
     // As on D1: each query returns at most ~300 KB (but at least one row), so large events come
     // a few per query; the pages seen by the client must not change.
-    let mut log = SqliteLog::new("s");
-    let mut meta = open(&log);
+    let (core, log) = store("s");
+    open(&log);
     let big = "x".repeat(120_000);
     for start in (1..=30).step_by(6) {
         let mut batch = events(start, start - 1, 6);
         for e in batch.iter_mut() {
             e["args"]["text"] = json!(big);
         }
-        do_push(&log, &mut meta, &batch, None).unwrap();
+        do_push(&core, &log, &batch, None).unwrap();
     }
-    do_push(&log, &mut meta, &events(31, 30, 40), None).unwrap();
-    let unbounded = do_pull(&log, &meta, None, Limits::default()).unwrap();
-    log.read_budget = Some(300_000);
-    assert_eq!(do_pull(&log, &meta, None, Limits::default()).unwrap(), unbounded);
-    log.read_budget = Some(1);
-    assert_eq!(do_pull(&log, &meta, None, Limits::default()).unwrap(), unbounded);
+    do_push(&core, &log, &events(31, 30, 40), None).unwrap();
+    let unbounded = do_pull(&core, &log, None, Limits::default()).unwrap();
+    log.read_budget.set(Some(300_000));
+    assert_eq!(do_pull(&core, &log, None, Limits::default()).unwrap(), unbounded);
+    log.read_budget.set(Some(1));
+    assert_eq!(do_pull(&core, &log, None, Limits::default()).unwrap(), unbounded);
     assert_eq!(seqs(&unbounded), (1..=70).collect::<Vec<_>>());
     let items = block_on(log.read_after(None, 256)).unwrap();
     assert_eq!(items.len(), 1, "a budget smaller than one row still returns that row");
@@ -314,8 +297,8 @@ fn size_bounded_reads_deliver_every_event_in_order() {
 fn stored_and_broadcast_encodings_are_identical() {
     // SQLite builds the JSON of stored events, Rust the JSON of pushed ones; a client must not be
     // able to tell them apart.
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
+    let (core, log) = store("s");
+    open(&log);
     let tricky = [
         json!({"t": "quote \" backslash \\ slash / tab \t nl \n"}),
         json!({"t": "ctl \u{1} \u{1f} del \u{7f}", "u": "é ✓ 😀 \u{2028}"}),
@@ -331,8 +314,8 @@ fn stored_and_broadcast_encodings_are_identical() {
         e["clientId"] = json!("cli\\ent");
     }
     batch.last_mut().unwrap().as_object_mut().unwrap().remove("args");
-    let broadcast = do_push(&log, &mut meta, &batch, None).unwrap();
-    let stored = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let broadcast = do_push(&core, &log, &batch, None).unwrap();
+    let stored = do_pull(&core, &log, None, Limits::default()).unwrap();
     let broadcast: Value = serde_json::from_str(&broadcast[0]).unwrap();
     assert_eq!(broadcast["batch"], stored[0]["batch"]);
     // A missing `args` is stored as NULL and sent as null; an explicit null is stored as 'null'.
@@ -345,7 +328,7 @@ fn stored_and_broadcast_encodings_are_identical() {
 #[test]
 fn serves_rows_written_the_reference_way() {
     // The reference inserts with VALUES and JSON.stringify(args); create such rows directly.
-    let log = SqliteLog::new("ref-store");
+    let (core, log) = store("ref-store");
     block_on(log.create_tables()).unwrap();
     let t = log.table().to_owned();
     log.conn
@@ -365,7 +348,7 @@ fn serves_rows_written_the_reference_way() {
             head: 3
         }
     );
-    let pages = do_pull(&log, &meta, None, Limits::default()).unwrap();
+    let pages = do_pull(&core, &log, None, Limits::default()).unwrap();
     let batch = &pages[0]["batch"];
     assert_eq!(batch[0]["eventEncoded"]["args"], json!({"id": "a"}));
     assert_eq!(batch[1]["eventEncoded"]["args"], Value::Null);
@@ -379,9 +362,9 @@ fn serves_rows_written_the_reference_way() {
 
 #[test]
 fn opening_repairs_a_head_behind_the_log() {
-    let log = SqliteLog::new("s");
-    let mut meta = open(&log);
-    do_push(&log, &mut meta, &events(1, 0, 4), None).unwrap();
+    let (core, log) = store("s");
+    open(&log);
+    do_push(&core, &log, &events(1, 0, 4), None).unwrap();
     log.conn
         .execute(r#"UPDATE "context_7" SET currentHead = 1"#, [])
         .unwrap();
@@ -440,50 +423,43 @@ fn registry_sees_table_names_that_differ_only_in_case_as_one() {
     );
 }
 
-/// The admin API's export → import round trip and its reset, on the storage queries every
-/// SQLite engine shares: exported lines import into another store as the same pull.
+/// The admin API's export → import round trip and its reset, through the core: exported lines
+/// import into another store as the same pull, and a reset empties the store under a new
+/// backendId.
 #[test]
 fn admin_export_import_and_reset() {
-    use livestore_sync::admin::{export_line, parse_import};
-    use livestore_sync::storage::ContextRow;
-    let from = SqliteLog::new("from");
-    let mut meta = open(&from);
-    do_push(&from, &mut meta, &events(1, 0, 4), None).unwrap();
-    assert!(block_on(from.size_bytes()).unwrap() > 0);
-    let items = block_on(from.read_after(None, 100)).unwrap();
-    let ndjson: String = items.iter().map(|i| export_line(&i.json).unwrap() + "\n").collect();
-    let to = SqliteLog::new("to");
-    let target = open(&to);
-    let import = parse_import(&ndjson, target.head).unwrap();
-    let context = ContextRow {
-        current_head: 4,
-        backend_id: target.backend_id.clone(),
-    };
-    let times: Vec<&str> = import.created_at.iter().map(|t| t.as_deref().unwrap()).collect();
-    block_on(to.append_timed(&import.events, &times, &context)).unwrap();
+    let (from_core, from) = store("from");
+    let meta = open(&from);
+    do_push(&from_core, &from, &events(1, 0, 4), None).unwrap();
+    let page = block_on(from_core.export("from", None, None, 10_000)).unwrap();
+    assert_eq!((page.lines, page.next_after), (4, None));
+    let (to_core, to) = store("to");
+    let imported = block_on(to_core.import("to", &page.body)).unwrap();
+    assert_eq!((imported.events, imported.head), (4, 4));
     // The copy pulls exactly as the original, createdAt included.
     let copied = block_on(to.read_after(None, 100)).unwrap();
+    let original = block_on(from.read_after(None, 100)).unwrap();
     assert_eq!(
         copied
             .iter()
             .map(|i| serde_json::from_str::<Value>(&i.json).unwrap())
             .collect::<Vec<_>>(),
-        items
+        original
             .iter()
             .map(|i| serde_json::from_str::<Value>(&i.json).unwrap())
             .collect::<Vec<_>>()
     );
-    // Reset: no events, head 0, the new backendId kept when the store is opened again.
-    block_on(from.clear(&ContextRow {
-        current_head: 0,
-        backend_id: "backend-bbbbbbbbbbbbb".into(),
-    }))
-    .unwrap();
+    // Paged: a limit cuts the page and says where the next one starts.
+    let first = block_on(from_core.export("from", None, None, 3)).unwrap();
+    assert_eq!((first.lines, first.next_after), (3, Some(3)));
+    // Reset: no events, head 0, a new backendId kept when the store is opened again.
+    let done = block_on(from_core.reset("from")).unwrap();
+    assert_eq!(
+        (done.removed_events, done.previous_backend_id.as_str()),
+        (4, meta.backend_id.as_str())
+    );
     assert_eq!(block_on(from.count_after(None)).unwrap(), 0);
     assert_eq!(block_on(from.size_bytes()).unwrap(), 0);
     let reopened = block_on(open_store(&from, || panic!("the reset wrote a backendId"))).unwrap();
-    assert_eq!(
-        (reopened.head, reopened.backend_id.as_str()),
-        (0, "backend-bbbbbbbbbbbbb")
-    );
+    assert_eq!((reopened.head, reopened.backend_id), (0, done.backend_id));
 }

@@ -1,4 +1,5 @@
-//! Cutting a stream of batch items into `PullResponse` pages.
+//! Cutting a stream of batch items into `PullResponse` pages: the page limits of every pull and
+//! every fan-out.
 
 use crate::protocol::server::{pull_response, pull_response_overhead, PageInfo};
 use crate::util::json::str_literal;

@@ -1,120 +1,140 @@
-//! The admin API inside a store's object. Reached only through the Worker, which has already
-//! checked the bearer token and sets [`admin::INTERNAL_HEADER`] to the admin token; the object
-//! checks that header again, so a client whose sync request is forwarded with headers of its own
-//! choosing can never get here.
+//! The admin API inside a store's object. Only the Worker reaches it: it checks the bearer
+//! token, strips [`admin::INTERNAL_HEADER`] from every request that comes from outside, and
+//! forwards admin actions on an internal route (`https://livestore-admin/<action>?storeId=…`,
+//! with the action's method) carrying that header set to the admin token. The object accepts an
+//! admin action only on that route, with that method and that header, and logs every refusal.
 
 use worker::{Headers, Request, Response, Result};
 
-use super::SyncObject;
+use super::{Sync, SyncObject};
 use crate::admin::{self, Action, ImportError};
+use crate::core::admin::ImportFailure;
+use crate::core::Error;
 use crate::hooks::SyncHooks;
-use crate::js::{new_backend_id, now_millis};
-use crate::protocol::SyncError;
-use crate::storage::{ContextRow, EventLog};
-use crate::sync;
 use crate::util::ct::secrets_equal;
 use crate::util::json::str_literal;
-use crate::util::time::iso8601_from_millis;
 
-/// Events read per storage call while exporting.
-const EXPORT_PAGE: usize = 1_000;
 /// Most lines one export response carries unless `limit` asks for fewer; the rest is fetched with
 /// `after=<x-next-after>`, so no response holds a whole large store in memory.
 const EXPORT_MAX_LINES: usize = 10_000;
 
-/// Close code of the sockets a reset closes: application-defined (4000–4999), since the runtime
-/// accepts only 1000 and 3000–4999, and not 1000, which clients take as a normal end.
-const RESET_CLOSE_CODE: u16 = 4000;
-
-fn json_response(status: u16, body: String) -> Result<Response> {
+/// A response of the admin API: never cached, never sniffed.
+fn response(status: u16, content_type: &str, body: String, extra: &[(&str, String)]) -> Result<Response> {
     let h = Headers::new();
-    h.set("Content-Type", "application/json")?;
+    h.set("Content-Type", content_type)?;
+    for (name, value) in admin::RESPONSE_HEADERS {
+        h.set(name, value)?;
+    }
+    for (name, value) in extra {
+        h.set(name, value)?;
+    }
     Ok(Response::ok(body)?.with_status(status).with_headers(h))
 }
 
-fn storage_failure(e: &SyncError) -> Result<Response> {
-    let mut body = String::from(r#"{"error":"StorageError","message":"#);
-    crate::util::json::push_str_literal(&mut body, &e.to_string());
-    body.push('}');
-    json_response(500, body)
+fn json(status: u16, body: String) -> Result<Response> {
+    response(status, "application/json", body, &[])
+}
+
+fn storage_failure(e: &Error) -> Result<Response> {
+    json(
+        500,
+        format!(
+            r#"{{"error":"StorageError","message":{}}}"#,
+            str_literal(&e.to_string())
+        ),
+    )
+}
+
+/// The action an internal request asks for, if it is one: the Worker's host, a known action
+/// with its method, a storeId, and the admin token in the internal header.
+fn internal_action(sync_token: Option<&str>, req: &Request) -> std::result::Result<(Action, String), &'static str> {
+    let Some(expected) = sync_token else {
+        return Err("AdminDisabled");
+    };
+    let presented = req
+        .headers()
+        .get(admin::INTERNAL_HEADER)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !secrets_equal(presented.as_bytes(), expected.as_bytes()) {
+        return Err("WrongToken");
+    }
+    let url = req.url().map_err(|_| "BadUrl")?;
+    if url.host_str() != Some(admin::INTERNAL_HOST) {
+        return Err("NotInternalRoute");
+    }
+    let action = Action::from_name(url.path().trim_start_matches('/')).ok_or("UnknownAction")?;
+    if req.method().as_ref() != action.method() {
+        return Err("WrongMethod");
+    }
+    let store_id = url
+        .query_pairs()
+        .find(|(k, _)| k == "storeId")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("NoStoreId")?;
+    Ok((action, store_id))
 }
 
 impl<H: SyncHooks> SyncObject<H> {
-    /// Whether `req` is an admin request forwarded by the Worker with the right token.
-    pub(super) fn is_admin_request(&self, req: &Request) -> bool {
-        let Some(expected) = self.config.admin_token.as_ref() else {
-            return false;
+    /// A request carrying the internal admin header.
+    pub(super) async fn admin(&self, sync: &Sync<H>, mut req: Request) -> Result<Response> {
+        let config = sync.core.config();
+        let token = config.admin_token.as_ref().map(|t| t.0.as_str());
+        let (action, store_id) = match internal_action(token, &req) {
+            Ok(found) => found,
+            Err(reason) => {
+                let _ = req.text().await;
+                if let Some(line) = config.log_level.line(crate::log::Level::Warn, "admin") {
+                    crate::log::emit(line.str("outcome", "refused").str("reason", reason));
+                }
+                return json(403, r#"{"error":"Forbidden"}"#.to_owned());
+            }
         };
-        match req.headers().get(admin::INTERNAL_HEADER).ok().flatten() {
-            Some(value) => secrets_equal(value.as_bytes(), expected.0.as_bytes()),
-            None => false,
-        }
-    }
-
-    /// Runs an admin action; the path is `/<action>` and `storeId` is a search parameter.
-    pub(super) async fn admin(&self, mut req: Request) -> Result<Response> {
         let url = req.url()?;
-        let action = Action::from_name(url.path().trim_start_matches('/'));
-        let store_id = url
-            .query_pairs()
-            .find(|(k, _)| k == "storeId")
-            .map(|(_, v)| v.into_owned());
-        let (Some(action), Some(store_id)) = (action, store_id) else {
-            let _ = req.text().await;
-            return json_response(404, r#"{"error":"NotFound"}"#.to_owned());
-        };
-        let response = match action {
-            Action::Info => self.admin_info(&store_id).await,
-            Action::Export => self.admin_export(&store_id, url.query()).await,
+        let (response, counts) = match action {
+            Action::Info => self.admin_info(sync, &store_id).await?,
+            Action::Export => self.admin_export(sync, &store_id, url.query()).await?,
             Action::Import => {
                 let body = req.text().await?;
-                self.admin_import(&store_id, &body).await
+                self.admin_import(sync, &store_id, &body).await?
             }
-            Action::Reset => self.admin_reset(&store_id).await,
+            Action::Reset => self.admin_reset(sync, &store_id).await?,
         };
-        let (response, counts) = response?;
         let outcome = if response.status_code() < 400 { "ok" } else { "refused" };
         let line = admin::log_line(action.as_str(), &store_id, outcome, &counts);
-        if self.config.log_level.enabled(line.level()) {
+        if config.log_level.enabled(line.level()) {
             crate::log::emit(line);
         }
         Ok(response)
     }
 
-    async fn admin_info(&self, store_id: &str) -> Result<(Response, Vec<(&'static str, i64)>)> {
-        let figures = async {
-            let (meta, log) = self.open(store_id).await?;
-            let events = log.count_after(None).await?;
-            let bytes = log.size_bytes().await?;
-            Ok::<_, SyncError>((meta, log.name(), events, bytes))
-        }
-        .await;
-        let (meta, engine, events, bytes) = match figures {
-            Ok(f) => f,
-            Err(e) => {
-                self.forget_store_on_storage_error::<()>(&Err(e.clone()));
-                return Ok((storage_failure(&e)?, vec![]));
-            }
+    async fn admin_info(&self, sync: &Sync<H>, store_id: &str) -> Result<(Response, Vec<(&'static str, i64)>)> {
+        let info = match sync.core.info(store_id).await {
+            Ok(info) => info,
+            Err(e) => return Ok((storage_failure(&e)?, vec![])),
         };
-        let sockets = self.state.get_websockets().len();
-        self.has_live_pulls();
-        let live_pulls: usize = self
-            .live
-            .borrow()
-            .as_ref()
-            .map_or(0, |index| index.iter().map(|s| s.pulls.len()).sum());
-        // Client Durable Objects whose DO RPC live pull gets this store's new events.
-        let rpc_subscribers = self.rpc_subscribers().len();
         let body = format!(
-            r#"{{"storeId":{},"head":{},"eventCount":{events},"backendId":{},"storage":"{engine}","approxSizeBytes":{bytes},"openSockets":{sockets},"livePulls":{live_pulls},"rpcSubscribers":{rpc_subscribers}}}"#,
+            r#"{{"storeId":{},"head":{},"eventCount":{},"backendId":{},"storage":"{}","approxSizeBytes":{},"openSockets":{},"livePulls":{},"rpcSubscribers":{}}}"#,
             str_literal(store_id),
-            meta.head,
-            str_literal(&meta.backend_id)
+            info.head,
+            info.event_count,
+            str_literal(&info.backend_id),
+            info.storage,
+            info.approx_size_bytes,
+            info.open_sockets,
+            info.live_pulls,
+            info.rpc_subscribers,
         );
-        Ok((json_response(200, body)?, vec![("events", events as i64)]))
+        Ok((json(200, body)?, vec![("events", info.event_count as i64)]))
     }
 
-    async fn admin_export(&self, store_id: &str, query: Option<&str>) -> Result<(Response, Vec<(&'static str, i64)>)> {
+    async fn admin_export(
+        &self,
+        sync: &Sync<H>,
+        store_id: &str,
+        query: Option<&str>,
+    ) -> Result<(Response, Vec<(&'static str, i64)>)> {
         let (after, until) = match admin::export_range(query) {
             Ok(range) => range,
             Err(message) => {
@@ -123,147 +143,63 @@ impl<H: SyncHooks> SyncObject<H> {
                     message,
                     line: None,
                 };
-                return Ok((json_response(400, e.to_json())?, vec![]));
+                return Ok((json(400, e.to_json())?, vec![]));
             }
         };
         let limit = url_limit(query).unwrap_or(EXPORT_MAX_LINES).clamp(1, EXPORT_MAX_LINES);
-        let (_, log) = match self.open(store_id).await {
-            Ok(opened) => opened,
+        let page = match sync.core.export(store_id, after, until, limit).await {
+            Ok(page) => page,
             Err(e) => return Ok((storage_failure(&e)?, vec![])),
         };
-        let mut body = String::new();
-        let mut lines = 0usize;
-        let mut cursor = after;
-        let mut next_after = None;
-        'pages: loop {
-            let page = match log.read_after(cursor, EXPORT_PAGE.min(limit - lines + 1)).await {
-                Ok(page) => page,
-                Err(e) => return Ok((storage_failure(&SyncError::from(e))?, vec![])),
-            };
-            if page.is_empty() {
-                break;
-            }
-            for item in &page {
-                if until.is_some_and(|until| item.seq_num > until) {
-                    break 'pages;
-                }
-                if lines == limit {
-                    // More remain: the caller continues after the last line sent.
-                    next_after = cursor;
-                    break 'pages;
-                }
-                // Moved past every row, even one that could not be turned into a line, so a
-                // page of such rows cannot make the loop read it again forever.
-                cursor = Some(item.seq_num);
-                let Some(line) = admin::export_line(&item.json) else {
-                    continue;
-                };
-                body.push_str(&line);
-                body.push('\n');
-                lines += 1;
-            }
-        }
-        let h = Headers::new();
-        h.set("Content-Type", "application/x-ndjson")?;
-        if let Some(next) = next_after {
-            h.set("x-next-after", &next.to_string())?;
-        }
-        Ok((Response::ok(body)?.with_headers(h), vec![("events", lines as i64)]))
+        let next: Vec<(&str, String)> = page
+            .next_after
+            .map(|next| ("x-next-after", next.to_string()))
+            .into_iter()
+            .collect();
+        let lines = page.lines as i64;
+        Ok((
+            response(200, "application/x-ndjson", page.body, &next)?,
+            vec![("events", lines)],
+        ))
     }
 
-    async fn admin_import(&self, store_id: &str, body: &str) -> Result<(Response, Vec<(&'static str, i64)>)> {
-        // Pushes wait meanwhile, so nothing lands between the emptiness check and the write.
-        let _guard = self.push_lock.lock().await;
-        let (mut meta, log) = match self.open(store_id).await {
-            Ok(opened) => opened,
-            Err(e) => return Ok((storage_failure(&e)?, vec![])),
-        };
-        let stored = match log.count_after(None).await {
-            Ok(n) => n,
-            Err(e) => return Ok((storage_failure(&SyncError::from(e))?, vec![])),
-        };
-        if meta.head != 0 || stored != 0 {
-            let e = ImportError {
-                kind: "StoreNotEmpty",
-                message: format!(
-                    "the store holds {stored} events (head {}); import only into an empty store (reset it first)",
-                    meta.head
-                ),
-                line: None,
-            };
-            return Ok((json_response(409, e.to_json())?, vec![("stored", stored as i64)]));
+    async fn admin_import(
+        &self,
+        sync: &Sync<H>,
+        store_id: &str,
+        body: &str,
+    ) -> Result<(Response, Vec<(&'static str, i64)>)> {
+        match sync.core.import(store_id, body).await {
+            Ok(imported) => {
+                let body = format!(r#"{{"imported":{},"head":{}}}"#, imported.events, imported.head);
+                Ok((json(200, body)?, vec![("events", imported.events as i64)]))
+            }
+            Err(ImportFailure::Refused { status, error }) => Ok((json(status, error.to_json())?, vec![])),
+            Err(ImportFailure::Storage(e)) => Ok((storage_failure(&e)?, vec![])),
         }
-        let import = match admin::parse_import(body, meta.head) {
-            Ok(import) => import,
-            Err(e) => return Ok((json_response(400, e.to_json())?, vec![])),
-        };
-        let events = &import.events;
-        let Some(last) = events.last().map(|e| e.seq_num.0) else {
-            return Ok((json_response(400, r#"{"error":"EmptyImport"}"#.to_owned())?, vec![]));
-        };
-        // Exported times are kept, so a store moved between engines or deployments pulls as it
-        // did; a line without one gets the import's time.
-        let now = iso8601_from_millis(now_millis());
-        let times: Vec<&str> = import.created_at.iter().map(|t| t.as_deref().unwrap_or(&now)).collect();
-        let context = ContextRow {
-            current_head: last,
-            backend_id: meta.backend_id.clone(),
-        };
-        if let Err(e) = log.append_timed(events, &times, &context).await {
-            let e = SyncError::from(e);
-            self.forget_store_on_storage_error::<()>(&Err(e.clone()));
-            return Ok((storage_failure(&e)?, vec![]));
-        }
-        meta.head = last;
-        if self.has_live_pulls() {
-            let pages = sync::broadcast_pages_timed(events, &times, &meta.backend_id, &self.limits);
-            self.broadcast(&pages);
-        }
-        if let Some(open) = self.store.borrow_mut().as_mut() {
-            open.meta = meta.clone();
-        }
-        let body = format!(r#"{{"imported":{},"head":{last}}}"#, events.len());
-        Ok((json_response(200, body)?, vec![("events", events.len() as i64)]))
     }
 
-    async fn admin_reset(&self, store_id: &str) -> Result<(Response, Vec<(&'static str, i64)>)> {
-        let _guard = self.push_lock.lock().await;
-        let (meta, log) = match self.open(store_id).await {
-            Ok(opened) => opened,
+    async fn admin_reset(&self, sync: &Sync<H>, store_id: &str) -> Result<(Response, Vec<(&'static str, i64)>)> {
+        let done = match sync.core.reset(store_id).await {
+            Ok(done) => done,
             Err(e) => return Ok((storage_failure(&e)?, vec![])),
         };
-        let removed = log.count_after(None).await.unwrap_or(0);
-        let backend_id = new_backend_id();
-        let context = ContextRow {
-            current_head: 0,
-            backend_id: backend_id.clone(),
-        };
-        let cleared = log.clear(&context).await;
-        // Reopened on the next request either way, so the cache never holds the old backendId.
-        *self.store.borrow_mut() = None;
-        if let Err(e) = cleared {
-            return Ok((storage_failure(&SyncError::from(e))?, vec![]));
-        }
-        // Every socket is closed: a live pull would otherwise wait on a log that no longer
-        // exists. The client reconnects, and its next pull or push carries the old backendId,
-        // which is refused with BackendIdMismatchError, so it resets as LiveStore intends.
-        let sockets = self.state.get_websockets();
-        for ws in &sockets {
-            let _ = ws.close(Some(RESET_CLOSE_CODE), Some("store reset"));
-        }
-        *self.live.borrow_mut() = Some(Vec::new());
         // Closing from this side may not be reported back as a close event; the count of open
         // sockets is read from the runtime again on the next connect.
-        self.open_sockets.set(None);
+        sync.open_sockets.set(None);
         let body = format!(
-            r#"{{"reset":true,"previousBackendId":{},"backendId":{},"removedEvents":{removed},"closedSockets":{}}}"#,
-            str_literal(&meta.backend_id),
-            str_literal(&backend_id),
-            sockets.len()
+            r#"{{"reset":true,"previousBackendId":{},"backendId":{},"removedEvents":{},"closedSockets":{}}}"#,
+            str_literal(&done.previous_backend_id),
+            str_literal(&done.backend_id),
+            done.removed_events,
+            done.closed_sockets
         );
         Ok((
-            json_response(200, body)?,
-            vec![("events", removed as i64), ("sockets", sockets.len() as i64)],
+            json(200, body)?,
+            vec![
+                ("events", done.removed_events as i64),
+                ("sockets", done.closed_sockets as i64),
+            ],
         ))
     }
 }

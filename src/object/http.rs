@@ -1,237 +1,79 @@
 //! The HTTP transport (`SyncHttpRpc`): one Effect RPC request per POST body, answered with one
 //! JSON array holding every message for it (all pull pages, then the `Exit`), as Effect's HTTP
 //! RPC server answers with JSON serialization. "Live" pulls over HTTP are client-side polling.
+//! A codec around the core: the body in, the core's replies out as one array.
 
 use worker::{Headers, Request, Response, Result};
 
-use super::logs::{payload_bytes, PullStats};
-use super::SyncObject;
-use crate::hooks::{RequestContext, SyncHooks};
-use crate::protocol::payload::parse_payload;
+use super::{Sync, SyncObject};
+use crate::core::{Conn, Done, Handled, Reply};
+use crate::hooks::SyncHooks;
 use crate::protocol::server;
-use crate::protocol::{
-    decode_client_message, tags, ClientMessage, PingPayload, PullPayload, PushPayload, RpcRequest, SyncError,
-};
-use crate::router::Transport;
+use crate::protocol::Transport;
 
 /// `SyncMessage.Pong`, the success value of `SyncHttpRpc.Ping`.
 const HTTP_PONG: &str = r#"{"_tag":"SyncMessage.Pong"}"#;
 
+/// A reply of the core as one element of the response array.
+fn message(reply: Reply<'_>) -> String {
+    match reply {
+        Reply::Page { request_id, page } => server::chunk(request_id, page),
+        Reply::Exit { request_id, result } => match result {
+            Ok(Done::Pushed) => server::exit_success(request_id, Some("{}")),
+            Ok(Done::Pulled) => server::exit_success(request_id, None),
+            Ok(Done::Pong) => server::exit_success(request_id, Some(HTTP_PONG)),
+            Err(error) => server::exit_failure(request_id, &error),
+        },
+        Reply::Interrupted { request_id } => server::exit_interrupted(request_id),
+        Reply::Defect(message) => server::defect(message),
+        Reply::Pong => server::PONG.to_owned(),
+    }
+}
+
 impl<H: SyncHooks> SyncObject<H> {
+    /// One HTTP RPC request. A body that is not an RPC message at all gets `400`, with the
+    /// typed message an RPC client can read; everything else `200`, errors included, as Effect's
+    /// HTTP RPC server answers.
     pub(super) async fn http(
         &self,
+        sync: &Sync<H>,
         mut req: Request,
         store_id: &str,
         headers: Vec<(String, String)>,
     ) -> Result<Response> {
-        // Read whole even when too large: answering before the body is consumed fails the
-        // Worker's request that forwarded it. The Worker refuses bodies that declare an
-        // oversize Content-Length before they get here.
+        // The Worker has bounded the body to MAX_MESSAGE_BYTES before forwarding it.
         let body = req.text().await?;
-        let messages = self.http_messages(&body, store_id, &headers).await;
+        let conn = Conn {
+            transport: Transport::Http,
+            store_id: Some(store_id),
+            headers: &headers,
+            socket: None,
+        };
+        let mut messages = Vec::new();
+        let handled = sync
+            .core
+            .handle(&body, &conn, &mut |reply| messages.push(message(reply)))
+            .await;
         let mut body = String::with_capacity(messages.iter().map(|m| m.len() + 1).sum::<usize>() + 2);
         body.push('[');
         body.push_str(&messages.join(","));
         body.push(']');
 
+        let config = sync.core.config();
         let response_headers = Headers::new();
         response_headers.set("content-type", "application/json")?;
-        if self.config.cors {
+        if config.cors {
             // Lets a browser app read the reply cross-origin (the reference leaves this to
             // `http.responseHeaders`).
             response_headers.set("access-control-allow-origin", "*")?;
         }
-        for (name, value) in &self.config.http_response_headers {
+        for (name, value) in &config.http_response_headers {
             response_headers.set(name, value)?;
         }
-        Ok(Response::ok(body)?.with_headers(response_headers))
-    }
-
-    /// The messages answering one request body.
-    async fn http_messages(&self, body: &str, store_id: &str, headers: &[(String, String)]) -> Vec<String> {
-        let request = match decode_client_message(body) {
-            Ok(ClientMessage::Request(request)) => request,
-            // Envelope-level messages have no meaning outside a socket.
-            Ok(_) => return Vec::new(),
-            Err(error) => {
-                self.log_unhandled(
-                    Transport::Http,
-                    || store_id.to_owned(),
-                    None,
-                    body.len(),
-                    "InvalidMessage",
-                );
-                return vec![match error.request_id() {
-                    Some(id) => server::exit_failure(id, &SyncError::invalid_request(error.to_string())),
-                    None => server::defect(&error.to_string()),
-                }];
-            }
+        let status = match handled {
+            Handled::Read => 200,
+            Handled::Malformed => 400,
         };
-        let id = request.id.as_ref();
-        if body.len() > self.config.max_message_bytes {
-            let error = SyncError::unknown(
-                "MessageTooLargeError",
-                crate::router::too_large(body.len(), self.config.max_message_bytes),
-            );
-            let tag = Some(request.tag.as_ref());
-            self.log_unhandled(
-                Transport::Http,
-                || store_id.to_owned(),
-                tag,
-                body.len(),
-                "MessageTooLargeError",
-            );
-            return vec![server::exit_failure(id, &error)];
-        }
-        let mut messages = Vec::new();
-        let result = match request.tag.as_ref() {
-            tags::HTTP_PULL => self
-                .http_pull(&request, store_id, headers, &mut messages)
-                .await
-                .map(|()| None),
-            tags::HTTP_PUSH => self.http_push(&request, store_id, headers).await.map(|()| Some("{}")),
-            tags::HTTP_PING => parse_payload::<PingPayload>(tags::HTTP_PING, request.payload)
-                .and_then(|p| check_store(&p.store_id, store_id))
-                .map(|()| Some(HTTP_PONG)),
-            other => Err({
-                let bytes = payload_bytes(&request) as usize;
-                self.log_unhandled(Transport::Http, || store_id.to_owned(), None, bytes, "UnknownRpcError");
-                SyncError::unknown(
-                    "UnknownRpcError",
-                    format!(
-                        "unknown RPC tag {other:?}; this endpoint serves {}, {} and {}",
-                        tags::HTTP_PULL,
-                        tags::HTTP_PUSH,
-                        tags::HTTP_PING
-                    ),
-                )
-            }),
-        };
-        messages.push(match result {
-            Ok(value) => server::exit_success(id, value),
-            Err(error) => server::exit_failure(id, &error),
-        });
-        messages
-    }
-
-    /// `SyncHttpRpc.Pull`: every page from the cursor to the end.
-    async fn http_pull(
-        &self,
-        request: &RpcRequest<'_>,
-        store_id: &str,
-        headers: &[(String, String)],
-        messages: &mut Vec<String>,
-    ) -> std::result::Result<(), SyncError> {
-        let started = self.log_clock();
-        let checked = parse_payload(tags::HTTP_PULL, request.payload)
-            .and_then(|payload: PullPayload| check_store(&payload.store_id, store_id).map(|()| payload));
-        let payload = match checked {
-            Ok(payload) => payload,
-            Err(error) => {
-                let result = Err(error);
-                self.log_pull(
-                    Transport::Http,
-                    store_id,
-                    &PullStats::new(false, None),
-                    started,
-                    &result,
-                );
-                return result;
-            }
-        };
-        let span = self.span("sync.pull", request);
-        let ctx = RequestContext {
-            store_id,
-            transport: Transport::Http,
-            payload: payload.payload,
-            headers,
-        };
-        let id = request.id.as_ref();
-        let before = messages.len();
-        let result = self
-            .pull(
-                payload.cursor.as_ref(),
-                false,
-                &ctx,
-                || Ok(()),
-                |page| messages.push(server::chunk(id, &page)),
-            )
-            .await;
-        let stats = PullStats {
-            events: *result.as_ref().unwrap_or(&0),
-            pages: (messages.len() - before) as u64,
-            ..PullStats::new(false, payload.cursor.as_ref())
-        };
-        self.log_pull(Transport::Http, store_id, &stats, started, &result);
-        self.export(
-            span,
-            store_id,
-            Transport::Http,
-            *result.as_ref().unwrap_or(&0),
-            result.as_ref().err(),
-        );
-        result.map(|_| ())
-    }
-
-    /// `SyncHttpRpc.Push`: the same rules as over WebSocket; the batch reaches every WebSocket
-    /// live pull of the store.
-    async fn http_push(
-        &self,
-        request: &RpcRequest<'_>,
-        store_id: &str,
-        headers: &[(String, String)],
-    ) -> std::result::Result<(), SyncError> {
-        let started = self.log_clock();
-        let checked = parse_payload(tags::HTTP_PUSH, request.payload)
-            .and_then(|payload: PushPayload| check_store(&payload.store_id, store_id).map(|()| payload));
-        let payload = match checked {
-            Ok(payload) => payload,
-            Err(error) => {
-                let result = Err(error);
-                self.log_push(
-                    Transport::Http,
-                    store_id,
-                    None,
-                    payload_bytes(request),
-                    started,
-                    &result,
-                );
-                return result;
-            }
-        };
-        let span = self.span("sync.push", request);
-        let ctx = RequestContext {
-            store_id,
-            transport: Transport::Http,
-            payload: payload.payload,
-            headers,
-        };
-        let result = self.push(&payload, &ctx).await;
-        self.log_push(
-            Transport::Http,
-            store_id,
-            Some(payload.batch.len()),
-            payload_bytes(request),
-            started,
-            &result,
-        );
-        self.export(
-            span,
-            store_id,
-            Transport::Http,
-            payload.batch.len() as u64,
-            result.as_ref().err(),
-        );
-        result
-    }
-}
-
-fn check_store(requested: &str, url_store: &str) -> std::result::Result<(), SyncError> {
-    if requested == url_store {
-        Ok(())
-    } else {
-        Err(SyncError::invalid_request(format!(
-            "the request names store {requested:?}, but was sent for another store"
-        )))
+        Ok(Response::ok(body)?.with_status(status).with_headers(response_headers))
     }
 }

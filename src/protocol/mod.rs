@@ -10,23 +10,11 @@ pub mod option;
 pub mod payload;
 pub mod seq;
 pub mod server;
+pub mod transport;
 
 pub use client::{decode_client_message, ClientMessage, FrameError, RpcRequest};
 pub use error::SyncError;
 pub use option::EffectOption;
-pub use payload::{Cursor, EventIn, PingPayload, PullPayload, PushPayload};
+pub use payload::{CallerContext, Cursor, EventIn, PingPayload, PullPayload, PushPayload, RpcContext};
 pub use seq::SeqNum;
-
-/// RPC tags of the WebSocket transport (`SyncWsRpc`).
-pub mod tags {
-    /// Streaming pull over WebSocket; `live` keeps it open.
-    pub const WS_PULL: &str = "SyncWsRpc.Pull";
-    /// Push over WebSocket.
-    pub const WS_PUSH: &str = "SyncWsRpc.Push";
-    /// Pull over HTTP: every page from the cursor, in one response.
-    pub const HTTP_PULL: &str = "SyncHttpRpc.Pull";
-    /// Push over HTTP.
-    pub const HTTP_PUSH: &str = "SyncHttpRpc.Push";
-    /// Liveness check over HTTP.
-    pub const HTTP_PING: &str = "SyncHttpRpc.Ping";
-}
+pub use transport::{Operation, Transport};

@@ -4,8 +4,8 @@
 //! with Effect RPC messages encoded in msgpackr's records form ([`msgpack`]), and the sync object
 //! calls the client object's `syncUpdateRpc` with each new batch of a live pull.
 //!
-//! This module is the transport's pure part: the envelope in both directions, the payloads, and
-//! the record of a live-pull subscriber. The object's side is `object::rpc`.
+//! This module is the transport's pure part: the envelope in both directions. The object's side
+//! is `object::rpc`; the payloads are the other transports' (`crate::protocol`).
 //!
 //! Requests are converted to the JSON text the other transports carry, so the same decoder and
 //! sync rules serve all three; replies are built as [`Value`]s in the field order the
@@ -13,90 +13,9 @@
 
 pub mod msgpack;
 
-use std::borrow::Cow;
-
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-
 pub use msgpack::{DecodeError, Value};
 
-use crate::protocol::{Cursor, EffectOption, SyncError};
-
-/// RPC tags of the DO RPC transport (`SyncDoRpc`).
-pub mod tags {
-    /// Streaming pull; with `rpcContext` the caller also subscribes to new events.
-    pub const PULL: &str = "SyncDoRpc.Pull";
-    /// Push.
-    pub const PUSH: &str = "SyncDoRpc.Push";
-    /// Liveness check.
-    pub const PING: &str = "SyncDoRpc.Ping";
-}
-
-/// Payload of `SyncDoRpc.Pull`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DoRpcPullPayload<'a> {
-    /// The store the client believes it is talking to.
-    #[serde(borrow)]
-    pub store_id: Cow<'a, str>,
-    /// The client's sync payload, passed to hooks.
-    #[serde(borrow, default)]
-    pub payload: Option<&'a RawValue>,
-    /// Where the client's log ends; `None` pulls everything.
-    pub cursor: EffectOption<Cursor>,
-    /// Present on a live pull: where to deliver later events.
-    #[serde(default)]
-    pub rpc_context: Option<RpcContext>,
-}
-
-/// `rpcContext` of a live pull.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RpcContext {
-    /// The calling object.
-    pub caller_context: CallerContext,
-}
-
-/// A client Durable Object, as the sync object can reach it: the binding, in the sync Worker's
-/// own environment, of the client's Durable Object namespace, and the object's id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CallerContext {
-    /// Name of a Durable Object binding in the sync Worker's environment.
-    pub binding_name: String,
-    /// `ctx.id.toString()` of the client object (64 hex digits).
-    pub durable_object_id: String,
-}
-
-/// Longest binding name and object id a subscription may carry (ids are 64 hex digits).
-pub const MAX_CALLER_FIELD_LEN: usize = 256;
-
-impl CallerContext {
-    /// Refuses contexts that cannot name a Durable Object, before anything is stored.
-    pub fn validate(&self) -> Result<(), SyncError> {
-        let ok = |s: &str| !s.is_empty() && s.len() <= MAX_CALLER_FIELD_LEN;
-        if ok(&self.binding_name) && ok(&self.durable_object_id) {
-            Ok(())
-        } else {
-            Err(SyncError::invalid_request(format!(
-                "rpcContext.callerContext needs a bindingName and a durableObjectId of 1 to {MAX_CALLER_FIELD_LEN} characters"
-            )))
-        }
-    }
-}
-
-/// A live-pull subscriber of the DO RPC transport, as stored in the sync object's SQLite so it
-/// survives eviction.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Subscriber {
-    /// Where to call `syncUpdateRpc`.
-    pub caller: CallerContext,
-    /// The Effect RPC request id of the subscribing pull; the client routes updates by it.
-    pub request_id: String,
-    /// When it subscribed (ms since the epoch).
-    pub subscribed_at: i64,
-}
+use crate::protocol::SyncError;
 
 /// Decodes the argument of `rpc(payload)`: msgpack of an array of client messages (the client
 /// wraps its one message in an array; a doubly wrapped array is accepted too, as the reference
@@ -232,16 +151,5 @@ mod tests {
             v.to_json(),
             r#"{"minimumExpectedNum":9,"providedNum":7,"_tag":"ServerAheadError"}"#
         );
-    }
-
-    #[test]
-    fn caller_context_limits() {
-        let c = |b: &str, id: &str| CallerContext {
-            binding_name: b.into(),
-            durable_object_id: id.into(),
-        };
-        assert!(c("CLIENT_DO", "ab").validate().is_ok());
-        assert!(c("", "ab").validate().is_err());
-        assert!(c("B", &"a".repeat(300)).validate().is_err());
     }
 }

@@ -21,13 +21,16 @@ use worker::D1Database;
 
 use super::do_sqlite::{cursor_value, first_column, stored_items, DoSqliteLog};
 use super::sql::{self, CandidateFacts};
-use super::{ContextRow, EventLog, StorageError, StoredItem};
+use super::{ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
 
 /// Most bytes of events one read returns (at least one event is always returned).
 const READ_BUDGET_BYTES: usize = 1_000_000;
 
-/// Event name that makes the object crash right after the D1 write, when `TEST_FAULTS` is on.
+/// Event name that makes the object crash right after the D1 write, in builds with the
+/// `test-faults` feature and `TEST_FAULTS=true` (the D1 recovery test; release builds lack it).
+#[cfg(feature = "test-faults")]
 pub const CRASH_AFTER_APPEND: &str = "test.crashAfterD1Append";
 
 /// One store's log in D1, with its context in the object's SQLite.
@@ -37,20 +40,12 @@ pub struct D1Log {
     store_id: String,
     /// Resolved by `create_tables` through the registry.
     table: RefCell<String>,
+    /// `TEST_FAULTS` (builds with the `test-faults` feature only).
     test_faults: bool,
 }
 
 fn d1_err(e: worker::Error) -> StorageError {
-    let message = e.to_string();
-    if message.contains("no such table: livestore_stores") {
-        StorageError(
-            "the D1 database has no livestore_stores table: apply the migrations \
-             (npx wrangler d1 migrations apply <database> --remote, or --local for wrangler dev)"
-                .into(),
-        )
-    } else {
-        StorageError(format!("D1: {message}"))
-    }
+    StorageError(format!("D1: {e}"))
 }
 
 impl D1Log {
@@ -89,7 +84,11 @@ impl D1Log {
 
     /// Finds this store's table, registering one on first use.
     async fn resolve_table(&self) -> Result<String, StorageError> {
-        if let Some(table) = self.registered_table().await? {
+        let registered = match self.registered_table().await {
+            Ok(registered) => registered,
+            Err(e) => return Err(self.explain_registry_failure(e).await),
+        };
+        if let Some(table) = registered {
             return Ok(table);
         }
         let store_has_context = self.context.context_row()?.is_some();
@@ -122,11 +121,7 @@ impl D1Log {
                 store_has_context,
             };
             if !sql::may_claim_reference_table(&self.store_id, &facts) {
-                worker::console_warn!(
-                    r#"{{"level":"warn","event":"d1_table_taken","table":{},"storeId":{}}}"#,
-                    crate::util::json::str_literal(&candidate),
-                    crate::util::json::str_literal(&self.store_id)
-                );
+                // Not an error: the store gets a name of its own on the next attempt.
                 continue;
             }
             let created_at = crate::util::time::iso8601_from_millis(crate::js::now_millis());
@@ -147,7 +142,28 @@ impl D1Log {
     }
 }
 
+impl D1Log {
+    /// A registry lookup failed: when the registry table is missing, say how to create it.
+    async fn explain_registry_failure(&self, error: StorageError) -> StorageError {
+        let exists = self
+            .first(sql::TABLE_EXISTS, &[JsValue::from_str(sql::REGISTRY_TABLE)])
+            .await;
+        match exists.map(|n| n.as_f64()) {
+            Ok(Some(0.0)) => StorageError(
+                "the D1 database has no livestore_stores table: apply the migrations \
+                 (npx wrangler d1 migrations apply <database> --remote, or --local for wrangler dev)"
+                    .into(),
+            ),
+            _ => error,
+        }
+    }
+}
+
 impl EventLog for D1Log {
+    fn engine_name(&self) -> &'static str {
+        "d1"
+    }
+
     async fn create_tables(&self) -> Result<(), StorageError> {
         self.context.create_context_table()?;
         let table = self.resolve_table().await?;
@@ -212,62 +228,57 @@ impl EventLog for D1Log {
         self.context.write_context_row(context)
     }
 
-    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
-        let rows = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES);
-        self.insert_chunks(
-            batch,
-            sql::insert_rows(&self.table()),
-            rows,
-            Some(JsValue::from_str(created_at)),
-            context,
-        )
-        .await
-    }
-
-    async fn append_timed(
+    async fn append(
         &self,
         batch: &[EventIn<'_>],
-        created_at: &[&str],
+        created_at: CreatedAt<'_>,
         context: &ContextRow,
     ) -> Result<(), StorageError> {
-        let rows = sql::rows_json_timed(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
-        self.insert_chunks(batch, sql::insert_rows_timed(&self.table()), rows, None, context)
-            .await
-    }
-}
-
-impl D1Log {
-    /// Runs `insert` once per chunk of rows (bound after `created_at`, when given) in one D1
-    /// batch, then writes the head to the object's context row.
-    async fn insert_chunks(
-        &self,
-        batch: &[EventIn<'_>],
-        insert: String,
-        chunks: Vec<String>,
-        created_at: Option<JsValue>,
-        context: &ContextRow,
-    ) -> Result<(), StorageError> {
-        let statements = chunks
+        let insert = sql::insert_rows(&self.table());
+        let statements = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES)
             .into_iter()
             .map(|rows| {
-                let values = match &created_at {
-                    Some(created_at) => vec![created_at.clone(), JsValue::from_str(&rows)],
-                    None => vec![JsValue::from_str(&rows)],
-                };
-                self.db.prepare(&insert).bind(&values).map_err(d1_err)
+                self.db
+                    .prepare(&insert)
+                    .bind(&[JsValue::from_str(&rows)])
+                    .map_err(d1_err)
             })
             .collect::<Result<Vec<_>, _>>()?;
         // D1 runs a batch as one transaction: every event is stored, or none.
         self.db.batch(statements).await.map_err(d1_err)?;
-        if self.test_faults && batch.first().is_some_and(|e| e.name == CRASH_AFTER_APPEND) {
-            // Stands for a crash between the two databases' writes (see the D1 recovery test).
-            panic!("test fault: crash after the D1 append, before the head is written");
-        }
+        self.crash_if_asked(batch);
         self.context.write_context_row(context).map_err(|e| {
             StorageError(format!(
                 "the events are stored, but the head could not be written: {}",
                 e.0
             ))
         })
+    }
+
+    async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError> {
+        self.context.subscriber_rows()
+    }
+
+    async fn subscribe(&self, subscriber: &Subscriber, keep: usize) -> Result<(), StorageError> {
+        self.context.subscribe_row(subscriber, keep)
+    }
+
+    async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
+        self.context.unsubscribe_row(caller)
+    }
+}
+
+impl D1Log {
+    /// Stands for a crash between the two databases' writes (see the D1 recovery test).
+    #[cfg(feature = "test-faults")]
+    fn crash_if_asked(&self, batch: &[EventIn<'_>]) {
+        if self.test_faults && batch.first().is_some_and(|e| e.name == CRASH_AFTER_APPEND) {
+            panic!("test fault: crash after the D1 append, before the head is written");
+        }
+    }
+
+    #[cfg(not(feature = "test-faults"))]
+    fn crash_if_asked(&self, _batch: &[EventIn<'_>]) {
+        let _ = self.test_faults;
     }
 }

@@ -1,5 +1,6 @@
 //! The event log in the Durable Object's own SQLite database (`ctx.storage.sql`), the default
-//! engine and the reference's `do-sqlite` storage.
+//! engine and the reference's `do-sqlite` storage. The context row and the DO RPC subscribers
+//! live here whatever the engine (D1 uses this for them too).
 
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::closure::Closure;
@@ -7,8 +8,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::types::{SqlStorage, SqlStorageCursor};
 
 use super::sql;
-use super::{ContextRow, EventLog, StorageError, StoredItem};
+use super::{ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use crate::js::error_message;
+use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
 
 /// One store's log in Durable Object SQLite. Cheap to build: it holds handles, not data.
@@ -102,15 +104,10 @@ impl DoSqliteLog {
 
     /// Writes this store's `context_7` row.
     pub fn write_context_row(&self, row: &ContextRow) -> Result<(), StorageError> {
-        self.exec(
-            sql::UPSERT_CONTEXT,
-            &[
-                JsValue::from_str(&self.store_id),
-                JsValue::from_f64(row.current_head as f64),
-                JsValue::from_str(&row.backend_id),
-            ],
-        )?;
-        Ok(())
+        self.sql
+            .exec(sql::UPSERT_CONTEXT, self.context_binds(row))
+            .map(|_| ())
+            .map_err(js_err)
     }
 }
 
@@ -118,11 +115,72 @@ pub(super) fn cursor_value(after: Option<i64>) -> JsValue {
     JsValue::from_f64(after.unwrap_or(sql::NO_CURSOR) as f64)
 }
 
+impl DoSqliteLog {
+    /// The store's DO RPC subscribers (none when the table was never created).
+    pub fn subscriber_rows(&self) -> Result<Vec<Subscriber>, StorageError> {
+        if self.first_value(sql::SUBSCRIBERS_EXIST, &[])?.as_f64() != Some(1.0) {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows(sql::SELECT_SUBSCRIBERS, &[])?;
+        rows.iter()
+            .map(|row| {
+                let col = |i| Reflect::get_u32(&row, i).ok();
+                let subscriber = (|| {
+                    Some(Subscriber {
+                        caller: CallerContext {
+                            binding_name: col(0)?.as_string()?,
+                            durable_object_id: col(1)?.as_string()?,
+                        },
+                        request_id: col(2)?.as_string()?,
+                        subscribed_at: col(3)?.as_f64()? as i64,
+                    })
+                })();
+                subscriber.ok_or_else(|| StorageError("do_rpc_subscribers row has unexpected column types".into()))
+            })
+            .collect()
+    }
+
+    /// Records a subscriber and trims the table to the `keep` most recent.
+    pub fn subscribe_row(&self, subscriber: &Subscriber, keep: usize) -> Result<(), StorageError> {
+        self.exec(sql::CREATE_SUBSCRIBERS, &[])?;
+        self.exec(
+            sql::UPSERT_SUBSCRIBER,
+            &[
+                JsValue::from_str(&subscriber.caller.binding_name),
+                JsValue::from_str(&subscriber.caller.durable_object_id),
+                JsValue::from_str(&subscriber.request_id),
+                JsValue::from_f64(subscriber.subscribed_at as f64),
+            ],
+        )?;
+        self.exec(sql::TRIM_SUBSCRIBERS, &[JsValue::from_f64(keep as f64)])
+            .map(|_| ())
+    }
+
+    /// Forgets a subscriber.
+    pub fn unsubscribe_row(&self, caller: &CallerContext) -> Result<(), StorageError> {
+        if self.first_value(sql::SUBSCRIBERS_EXIST, &[])?.as_f64() != Some(1.0) {
+            return Ok(());
+        }
+        self.exec(
+            sql::DELETE_SUBSCRIBER,
+            &[
+                JsValue::from_str(&caller.binding_name),
+                JsValue::from_str(&caller.durable_object_id),
+            ],
+        )
+        .map(|_| ())
+    }
+}
+
 impl EventLog for DoSqliteLog {
+    fn engine_name(&self) -> &'static str {
+        "do-sqlite"
+    }
+
     async fn create_tables(&self) -> Result<(), StorageError> {
         self.exec(&sql::create_eventlog(&self.table), &[])?;
         self.create_context_table()?;
-        self.exec(&sql::create_head_trigger(&self.table), &[]).map(|_| ())
+        self.exec(&sql::drop_head_trigger(&self.table), &[]).map(|_| ())
     }
 
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
@@ -158,52 +216,58 @@ impl EventLog for DoSqliteLog {
         Ok(n.as_f64().unwrap_or(0.0) as u64)
     }
 
-    /// Both statements run in the same synchronous turn, so the runtime commits them together.
     async fn clear(&self, context: &ContextRow) -> Result<(), StorageError> {
-        self.exec(&sql::delete_all(&self.table), &[])?;
-        self.write_context_row(context)
+        let statements = vec![
+            (sql::delete_all(&self.table), Array::new()),
+            (sql::UPSERT_CONTEXT.to_owned(), self.context_binds(context)),
+        ];
+        self.transaction(statements)
     }
 
-    /// Appends with the head trigger moving the head ([`DoSqliteLog::insert_chunks`]).
-    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, _context: &ContextRow) -> Result<(), StorageError> {
-        let rows = sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES);
-        self.insert_chunks(sql::insert_rows(&self.table), rows, Some(JsValue::from_str(created_at)))
-    }
-
-    async fn append_timed(
+    /// The events and the head in one `transactionSync`: both are written, or neither.
+    async fn append(
         &self,
         batch: &[EventIn<'_>],
-        created_at: &[&str],
-        _context: &ContextRow,
+        created_at: CreatedAt<'_>,
+        context: &ContextRow,
     ) -> Result<(), StorageError> {
-        let rows = sql::rows_json_timed(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
-        self.insert_chunks(sql::insert_rows_timed(&self.table), rows, None)
+        let insert = sql::insert_rows(&self.table);
+        let mut statements: Vec<(String, Array)> = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES)
+            .iter()
+            .map(|rows| (insert.clone(), binds(&[JsValue::from_str(rows)])))
+            .collect();
+        statements.push((sql::UPSERT_CONTEXT.to_owned(), self.context_binds(context)));
+        self.transaction(statements)
+    }
+
+    async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError> {
+        self.subscriber_rows()
+    }
+
+    async fn subscribe(&self, subscriber: &Subscriber, keep: usize) -> Result<(), StorageError> {
+        self.subscribe_row(subscriber, keep)
+    }
+
+    async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
+        self.unsubscribe_row(caller)
     }
 }
 
 impl DoSqliteLog {
-    /// Runs `insert` once per chunk of rows (bound after `created_at`, when given). One chunk
-    /// (every batch the LiveStore client sends) is a single statement, atomic on its own; more
-    /// run in `transactionSync`, which rolls every statement back if one throws.
-    fn insert_chunks(
-        &self,
-        insert: String,
-        mut chunks: Vec<String>,
-        created_at: Option<JsValue>,
-    ) -> Result<(), StorageError> {
-        let values = |rows: &str| match &created_at {
-            Some(created_at) => vec![created_at.clone(), JsValue::from_str(rows)],
-            None => vec![JsValue::from_str(rows)],
-        };
-        if chunks.len() == 1 {
-            let rows = chunks.pop().unwrap_or_default();
-            return self.exec(&insert, &values(&rows)).map(|_| ());
-        }
-        let statements: Vec<Array> = chunks.iter().map(|rows| binds(&values(rows))).collect();
+    fn context_binds(&self, row: &ContextRow) -> Array {
+        binds(&[
+            JsValue::from_str(&self.store_id),
+            JsValue::from_f64(row.current_head as f64),
+            JsValue::from_str(&row.backend_id),
+        ])
+    }
+
+    /// Runs statements in one `transactionSync`, which rolls every one back if one throws.
+    fn transaction(&self, statements: Vec<(String, Array)>) -> Result<(), StorageError> {
         let sql = self.sql.clone();
         let callback = Closure::once_into_js(move || -> Result<(), JsValue> {
-            for values in statements {
-                sql.exec(&insert, values)?;
+            for (query, values) in statements {
+                sql.exec(&query, values)?;
             }
             Ok(())
         });

@@ -2,18 +2,9 @@
 
 use super::d1::D1Log;
 use super::do_sqlite::DoSqliteLog;
-use super::{ContextRow, EventLog, StorageError, StoredItem};
+use super::{ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
-
-impl Engine {
-    /// The engine's name as `STORAGE` spells it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Engine::DoSqlite(_) => "do-sqlite",
-            Engine::D1(_) => "d1",
-        }
-    }
-}
 
 /// One store's log on the configured engine.
 pub enum Engine {
@@ -33,6 +24,13 @@ macro_rules! delegate {
 }
 
 impl EventLog for Engine {
+    fn engine_name(&self) -> &'static str {
+        match self {
+            Engine::DoSqlite(log) => log.engine_name(),
+            Engine::D1(log) => log.engine_name(),
+        }
+    }
+
     async fn create_tables(&self) -> Result<(), StorageError> {
         delegate!(self, log => log.create_tables())
     }
@@ -65,16 +63,24 @@ impl EventLog for Engine {
         delegate!(self, log => log.clear(context))
     }
 
-    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
+    async fn append(
+        &self,
+        batch: &[EventIn<'_>],
+        created_at: CreatedAt<'_>,
+        context: &ContextRow,
+    ) -> Result<(), StorageError> {
         delegate!(self, log => log.append(batch, created_at, context))
     }
 
-    async fn append_timed(
-        &self,
-        batch: &[EventIn<'_>],
-        created_at: &[&str],
-        context: &ContextRow,
-    ) -> Result<(), StorageError> {
-        delegate!(self, log => log.append_timed(batch, created_at, context))
+    async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError> {
+        delegate!(self, log => log.subscribers())
+    }
+
+    async fn subscribe(&self, subscriber: &Subscriber, keep: usize) -> Result<(), StorageError> {
+        delegate!(self, log => log.subscribe(subscriber, keep))
+    }
+
+    async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
+        delegate!(self, log => log.unsubscribe(caller))
     }
 }

@@ -1,5 +1,7 @@
-//! Where the event log lives. The sync rules talk to storage only through [`EventLog`], so the
-//! same rules run on Durable Object SQLite in the Worker and on `rusqlite` in native tests.
+//! Everything a store keeps: its event log, head and backendId, and the DO RPC subscribers of
+//! its live pulls. The sync core talks to storage only through [`EventLog`], so the same core
+//! runs on Durable Object SQLite and D1 in the Worker and on `rusqlite` in native tests, with the
+//! same SQL ([`sql`]).
 //!
 //! The layout is the reference's (format version 7, see [`sql`]), so a store written by the
 //! TypeScript server is served by this one and the other way round.
@@ -13,7 +15,20 @@ pub mod do_sqlite;
 #[cfg(target_arch = "wasm32")]
 pub mod engine;
 
+use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
+
+/// A live-pull subscriber of the DO RPC transport, kept in the store's storage so it survives
+/// eviction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// Where to call `syncUpdateRpc`.
+    pub caller: CallerContext,
+    /// The Effect RPC request id of the subscribing pull; the client routes updates by it.
+    pub request_id: String,
+    /// When it subscribed (ms since the epoch).
+    pub subscribed_at: i64,
+}
 
 /// What the server keeps about a store besides its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,19 +57,41 @@ pub struct ContextRow {
     pub backend_id: String,
 }
 
-/// A failure inside the storage engine (SQL error, engine unavailable). The sync rules report
+/// A failure inside the storage engine (SQL error, engine unavailable). The sync core reports
 /// it to the client as `UnknownError`; nothing is half-written, since writes are atomic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("storage error: {0}")]
 pub struct StorageError(pub String);
 
-/// One store's event log and context, as a storage engine provides them.
+/// When the events of an append were created.
+#[derive(Debug, Clone, Copy)]
+pub enum CreatedAt<'a> {
+    /// One time for the whole batch (a push).
+    All(&'a str),
+    /// Each event's own time, `times[i]` for event `i` (an admin import keeps the exported
+    /// times); a shorter slice repeats its last entry.
+    Each(&'a [&'a str]),
+}
+
+impl CreatedAt<'_> {
+    /// The time of event `i`.
+    pub fn of(&self, i: usize) -> &str {
+        match self {
+            CreatedAt::All(time) => time,
+            CreatedAt::Each(times) => times.get(i).or(times.last()).copied().unwrap_or(""),
+        }
+    }
+}
+
+/// One store's persistent state, as a storage engine provides it.
 ///
 /// Methods are `async` because some engines (D1) are remote; Durable Object SQLite completes
 /// them without yielding.
 #[allow(async_fn_in_trait)]
 pub trait EventLog {
-    /// Creates the eventlog and context tables when they do not exist.
+    /// The engine's name, as `STORAGE` spells it.
+    fn engine_name(&self) -> &'static str;
+    /// Creates the store's tables when they do not exist.
     async fn create_tables(&self) -> Result<(), StorageError>;
     /// Reads the store's context row, if any.
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError>;
@@ -73,17 +110,24 @@ pub trait EventLog {
     /// backendId). Events go first, so a failure in between leaves the old backendId on an
     /// emptied log — clients still fail loudly (ServerAhead) and a retried reset completes it.
     async fn clear(&self, context: &ContextRow) -> Result<(), StorageError>;
-    /// Appends `batch` with one `createdAt` and moves the head to the batch's last `seqNum`,
-    /// atomically: either every event and the new head are stored, or nothing is.
-    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError>;
-    /// [`EventLog::append`] with each event's own `createdAt` (`created_at[i]` for `batch[i]`):
-    /// the admin import, which keeps the times of the export it is given.
-    async fn append_timed(
+    /// Appends `batch` and writes `context` (the head moved to the batch's last `seqNum`),
+    /// atomically where the engine allows: every event and the new head are stored, or nothing
+    /// is. (D1 keeps the head in the object's SQLite, a second database: there the events go
+    /// first, and opening the store repairs a head left behind.) This is the only way the head
+    /// moves: once per append, whatever the batch's size.
+    async fn append(
         &self,
         batch: &[EventIn<'_>],
-        created_at: &[&str],
+        created_at: CreatedAt<'_>,
         context: &ContextRow,
     ) -> Result<(), StorageError>;
+    /// The clients subscribed to this store's new events over DO RPC.
+    async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError>;
+    /// Records a subscriber (replacing the same client object's earlier one), then keeps only
+    /// the `keep` most recent.
+    async fn subscribe(&self, subscriber: &Subscriber, keep: usize) -> Result<(), StorageError>;
+    /// Forgets a subscriber.
+    async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError>;
 }
 
 /// Opens a store: creates its tables, then loads its context, or creates it with a new

@@ -6,6 +6,7 @@
 //! reads have SQLite build each event's JSON, so a push or a page is one call into the runtime
 //! instead of one per event or per column.
 
+use super::CreatedAt;
 use crate::protocol::EventIn;
 use crate::util::json::push_str_literal;
 
@@ -45,15 +46,10 @@ pub fn create_eventlog(table: &str) -> String {
     )
 }
 
-/// A trigger that moves the store's head in `context_7` with every event inserted, so appending
-/// a batch and moving the head is one statement: atomic without a transaction, and one call into
-/// the runtime instead of two. `context_7` holds a single row in a store's own database (one
-/// Durable Object per store), so the trigger needs no storeId. The reference neither creates nor
-/// minds it; it keeps writing the head itself.
-pub fn create_head_trigger(table: &str) -> String {
-    format!(
-        r#"CREATE TRIGGER IF NOT EXISTS "livestore_head_{table}" AFTER INSERT ON "{table}" BEGIN UPDATE "context_7" SET currentHead = NEW.seqNum WHERE currentHead < NEW.seqNum; END"#
-    )
+/// Name of the head trigger earlier versions created on DO SQLite (it moved the head once per
+/// inserted row, doubling the rows a batch writes); stores opened now drop it.
+pub fn drop_head_trigger(table: &str) -> String {
+    format!(r#"DROP TRIGGER IF EXISTS "livestore_head_{table}""#)
 }
 
 /// The reference's context DDL.
@@ -101,14 +97,14 @@ pub fn read_after(table: &str) -> String {
     )
 }
 
-/// Inserts the rows of one JSON array built by [`rows_json`]. Binds: createdAt, rows JSON.
+/// Inserts the rows of one JSON array built by [`rows_json`]. Binds: rows JSON.
 ///
-/// Each row is `[seqNum, parentSeqNum, name, clientId, sessionId, args?]`: `args` comes last
-/// and is left out when the event has none, so `value -> 5` is SQL NULL for a missing `args`
-/// and the JSON text (`'null'` included) otherwise — what the reference stores.
+/// Each row is `[seqNum, parentSeqNum, name, clientId, sessionId, createdAt, args?]`: `args`
+/// comes last and is left out when the event has none, so `value -> 6` is SQL NULL for a
+/// missing `args` and the JSON text (`'null'` included) otherwise — what the reference stores.
 pub fn insert_rows(table: &str) -> String {
     format!(
-        r#"INSERT INTO "{table}" (seqNum, parentSeqNum, name, clientId, sessionId, args, createdAt) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 5, ? FROM json_each(?)"#
+        r#"INSERT INTO "{table}" (seqNum, parentSeqNum, name, clientId, sessionId, args, createdAt) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 6, value ->> 5 FROM json_each(?)"#
     )
 }
 
@@ -118,31 +114,11 @@ pub const MAX_INSERT_JSON_BYTES: usize = 1_000_000;
 
 /// Encodes a batch as JSON arrays of rows for [`insert_rows`], split so no text exceeds
 /// `max_bytes` (a single larger event gets an array of its own).
-pub fn rows_json(batch: &[EventIn<'_>], max_bytes: usize) -> Vec<String> {
-    rows(batch, None, max_bytes)
-}
-
-/// Inserts the rows of one JSON array built by [`rows_json_timed`], each with its own
-/// `createdAt`. Binds: rows JSON. Used by the admin import, which keeps the exported times.
-///
-/// Each row is `[seqNum, parentSeqNum, name, clientId, sessionId, createdAt, args?]`.
-pub fn insert_rows_timed(table: &str) -> String {
-    format!(
-        r#"INSERT INTO "{table}" (seqNum, parentSeqNum, name, clientId, sessionId, args, createdAt) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 6, value ->> 5 FROM json_each(?)"#
-    )
-}
-
-/// [`rows_json`] for [`insert_rows_timed`]: `created_at[i]` is event `i`'s time. Missing
-/// entries (a shorter slice) fall back to the last one given, or the empty string.
-pub fn rows_json_timed(batch: &[EventIn<'_>], created_at: &[&str], max_bytes: usize) -> Vec<String> {
-    rows(batch, Some(created_at), max_bytes)
-}
-
-fn rows(batch: &[EventIn<'_>], created_at: Option<&[&str]>, max_bytes: usize) -> Vec<String> {
+pub fn rows_json(batch: &[EventIn<'_>], created_at: CreatedAt<'_>, max_bytes: usize) -> Vec<String> {
     let mut chunks = Vec::new();
     let mut current = String::from("[");
     for (i, event) in batch.iter().enumerate() {
-        let mut row = String::with_capacity(64 + event.args.map_or(0, |a| a.get().len()));
+        let mut row = String::with_capacity(96 + event.args.map_or(0, |a| a.get().len()));
         row.push('[');
         row.push_str(&event.seq_num.0.to_string());
         row.push(',');
@@ -153,10 +129,8 @@ fn rows(batch: &[EventIn<'_>], created_at: Option<&[&str]>, max_bytes: usize) ->
         push_str_literal(&mut row, &event.client_id);
         row.push(',');
         push_str_literal(&mut row, &event.session_id);
-        if let Some(times) = created_at {
-            row.push(',');
-            push_str_literal(&mut row, times.get(i).or(times.last()).copied().unwrap_or(""));
-        }
+        row.push(',');
+        push_str_literal(&mut row, created_at.of(i));
         if let Some(args) = event.args {
             row.push(',');
             row.push_str(args.get());
@@ -251,6 +225,28 @@ pub fn read_after_within(table: &str) -> String {
          WHERE n = 1 OR bytes <= ? ORDER BY seqNum"
     )
 }
+
+/// The table of a store's DO RPC subscribers, in the object's own SQLite whatever the engine.
+/// Created by the first subscription, so stores that never see DO RPC do not get it.
+pub const CREATE_SUBSCRIBERS: &str = "CREATE TABLE IF NOT EXISTS do_rpc_subscribers (binding_name TEXT NOT NULL, durable_object_id TEXT NOT NULL, request_id TEXT NOT NULL, subscribed_at INTEGER NOT NULL, PRIMARY KEY (binding_name, durable_object_id))";
+
+/// Whether the subscribers table exists (1 or 0).
+pub const SUBSCRIBERS_EXIST: &str =
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'do_rpc_subscribers'";
+
+/// Every subscriber, oldest first: binding, object id, request id, subscribedAt.
+pub const SELECT_SUBSCRIBERS: &str =
+    "SELECT binding_name, durable_object_id, request_id, subscribed_at FROM do_rpc_subscribers ORDER BY subscribed_at";
+
+/// Records a subscriber, replacing the same object's. Binds: binding, object id, request id,
+/// subscribedAt.
+pub const UPSERT_SUBSCRIBER: &str = "INSERT OR REPLACE INTO do_rpc_subscribers (binding_name, durable_object_id, request_id, subscribed_at) VALUES (?, ?, ?, ?)";
+
+/// Keeps the most recent subscribers. Binds: how many.
+pub const TRIM_SUBSCRIBERS: &str = "DELETE FROM do_rpc_subscribers WHERE rowid NOT IN (SELECT rowid FROM do_rpc_subscribers ORDER BY subscribed_at DESC LIMIT ?)";
+
+/// Forgets a subscriber. Binds: binding, object id.
+pub const DELETE_SUBSCRIBER: &str = "DELETE FROM do_rpc_subscribers WHERE binding_name = ? AND durable_object_id = ?";
 
 #[cfg(test)]
 mod tests {

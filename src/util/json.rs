@@ -44,6 +44,38 @@ pub fn str_literal(s: &str) -> String {
     out
 }
 
+/// Whether JSON text nests arrays and objects more than `max` levels deep. Scans bytes, never
+/// recursing, so hostile input costs linear time and no stack; brackets inside strings do not
+/// count. Meant for text already known to be valid JSON.
+pub fn nests_deeper_than(text: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text.as_bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +96,18 @@ mod tests {
             let back: String = serde_json::from_str(&ours).unwrap();
             assert_eq!(back, s);
         }
+    }
+
+    #[test]
+    fn nesting_depth() {
+        assert!(!nests_deeper_than("1", 0));
+        assert!(nests_deeper_than("[]", 0));
+        assert!(!nests_deeper_than(r#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nests_deeper_than(r#"{"a":[1,{"b":[2]}]}"#, 3));
+        // Brackets in strings, escaped quotes included, do not count.
+        assert!(!nests_deeper_than(r#"["[[[[\"[[[", "{{{"]"#, 1));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(nests_deeper_than(&deep, 999));
+        assert!(!nests_deeper_than(&deep, 100_000));
     }
 }

@@ -65,15 +65,15 @@ describe('a table of malformed inputs', () => {
       assert.ok(!probe.closed, 'the socket stays open')
     },
   ]
-  const httpBody = (name, body, { status = 200, answered, headers = {}, query = syncQuery(store, { transport: 'http' }) }) => [
+  const httpBody = (name, body, { status = 200, answered, headers = {}, method = 'POST', query = syncQuery(store, { transport: 'http' }) }) => [
     'http-body',
     name,
     async () => {
       const data = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body)
       const res = await rawHttp(`${worker.url}/?${query}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)), ...headers },
-        body: data,
+        method,
+        headers: method === 'GET' ? headers : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)), ...headers },
+        body: method === 'GET' ? undefined : data,
       })
       assert.equal(res.status, status, res.body.slice(0, 300))
       if (answered) {
@@ -89,10 +89,15 @@ describe('a table of malformed inputs', () => {
     url('empty storeId', `storeId=&transport=ws&payload=${encodedPayload({ authToken: DEFAULT_TOKEN })}`, { status: 400, body: /storeId/ }),
     url('storeId one byte over the limit', syncQuery('s'.repeat(513)), { status: 400, body: /1 to 512 bytes/ }),
     url('storeId of 6,000 bytes', syncQuery('x'.repeat(6000)), { status: 400, body: /storeId/ }),
-    url('unknown transport', `storeId=${store}&transport=carrier-pigeon`, { path: '/sync', headers: {}, status: 400, body: /Invalid path/ }),
-    url('transport in capitals', `storeId=${store}&transport=WS`, { path: '/sync', status: 400, body: /Invalid path/ }),
-    url('payload that is not percent-encoded JSON', `storeId=${store}&transport=ws&payload=%25zz`, { path: '/sync', status: 400, body: /Invalid path/ }),
-    url('payload that is not JSON', `storeId=${store}&transport=ws&payload=not-json`, { path: '/sync', status: 400, body: /Invalid path/ }),
+    // Meant as sync but malformed: 400 with a message naming what is wrong, never the info page.
+    url('unknown transport', `storeId=${store}&transport=carrier-pigeon`, { path: '/sync', headers: {}, status: 400, body: /unknown transport/ }),
+    url('transport in capitals', `storeId=${store}&transport=WS`, { path: '/sync', status: 400, body: /unknown transport/ }),
+    url('payload that is not percent-encoded JSON', `storeId=${store}&transport=ws&payload=%25zz`, { path: '/sync', status: 400, body: /not percent-encoded/ }),
+    url('payload that is not JSON', `storeId=${store}&transport=ws&payload=not-json`, { path: '/sync', status: 400, body: /not JSON/ }),
+    url('a WebSocket upgrade without storeId', `transport=ws`, { status: 400, body: /storeId/ }),
+    url('a WebSocket upgrade with no sync parameters', `hello=1`, { status: 400, body: /storeId and transport=ws/ }),
+    // Decoded lossily, %FF-x and %FE-x would be one store; such ids are refused.
+    url('storeId that is not UTF-8', `storeId=%FF-${store}&transport=ws&payload=${encodedPayload({ authToken: DEFAULT_TOKEN })}`, { status: 400, body: /UTF-8/ }),
     url('payload truncated JSON', `storeId=${store}&transport=ws&payload=${encodeURIComponent(encodeURIComponent('{"authToken":"insec'))}`, { path: '/sync', status: 400 }),
     url('payload is a number', `storeId=${store}&transport=ws&payload=${encodedPayload(5)}`, { status: 400, body: /Invalid auth token/ }),
     url('payload authToken is an array', `storeId=${store}&transport=ws&payload=${encodedPayload({ authToken: [DEFAULT_TOKEN] })}`, { status: 400, body: /Invalid auth token/ }),
@@ -126,12 +131,15 @@ describe('a table of malformed inputs', () => {
     frame('4 MB frame', wsPush([ev({ args: { text: 'o'.repeat(4_000_000) } })]), typed('MessageTooLargeError')),
 
     // HTTP transport bodies.
-    httpBody('body is JSON null', 'null', { answered: defect }),
-    httpBody('body is a number', '12', { answered: defect }),
-    httpBody('invalid UTF-8 body', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { answered: defect }),
-    httpBody('deeply nested body', '['.repeat(100_000) + ']'.repeat(100_000), { answered: defect }),
-    httpBody('truncated request', JSON.stringify(httpPush([ev()])).slice(0, 60), { answered: defect }),
-    httpBody('request id is a number', { ...request('SyncHttpRpc.Ping', { storeId: store }), id: 5 }, { answered: defect }),
+    httpBody('body is JSON null', 'null', { status: 400, answered: defect }),
+    httpBody('body is a number', '12', { status: 400, answered: defect }),
+    httpBody('invalid UTF-8 body', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { status: 400, answered: defect }),
+    httpBody('deeply nested body', '['.repeat(100_000) + ']'.repeat(100_000), { status: 400, answered: defect }),
+    httpBody('truncated request', JSON.stringify(httpPush([ev()])).slice(0, 60), { status: 400, answered: defect }),
+    httpBody('request id is a number', { ...request('SyncHttpRpc.Ping', { storeId: store }), id: 5 }, { status: 400, answered: defect }),
+    httpBody('a GET instead of a POST', '', { method: 'GET', status: 400, answered: defect }),
+    // Nested past SQLite's JSON limit: the client's fault, refused before storage.
+    httpBody('event args nested 999 levels', JSON.stringify(httpPush([ev({ args: 'DEEP' })])).replace('"DEEP"', '['.repeat(999) + ']'.repeat(999)), { answered: typed('ArgsTooDeepError') }),
     httpBody('push of 101 events', httpPush(makeEvents(101, { start: 3, parent: 2 })), { answered: typed('TooManyEventsError') }),
     httpBody('duplicate seqNums', httpPush([ev(), ev({ parentSeqNum: 3 })]), { answered: typed('InvalidPushBatchError') }),
     httpBody('non-integer parentSeqNum', httpPush([ev({ parentSeqNum: 2.5 })]), { answered: typed('InvalidRequestError') }),

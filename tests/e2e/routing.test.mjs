@@ -27,7 +27,7 @@ describe('with a token configured (the default set-up)', () => {
   })
 
   test('anything else that is not a sync request is 400 Invalid path, with CORS headers', async () => {
-    for (const [method, path] of [['GET', '/other'], ['POST', '/'], ['GET', '/x?storeId=a'], ['GET', '/x?storeId=a&transport=do-rpc']]) {
+    for (const [method, path] of [['GET', '/other'], ['POST', '/'], ['GET', '/x?other=1']]) {
       const res = await rawHttp(`${w.url}${path}`, { method })
       assert.equal(res.status, 400, `${method} ${path}`)
       assert.equal(res.body, 'Invalid path')
@@ -36,14 +36,23 @@ describe('with a token configured (the default set-up)', () => {
     }
   })
 
-  test('GET / with incomplete sync parameters is still the info page, as in the reference', async () => {
-    assert.equal((await rawHttp(`${w.url}/?storeId=a`)).status, 200)
-  })
-
-  test('a payload that does not decode makes it a non-sync request, as in the reference', async () => {
-    const res = await rawHttp(`${w.url}/?storeId=a&transport=ws&payload=%25zz`)
-    assert.equal(res.status, 200)
-    assert.equal((await rawHttp(`${w.url}/p?storeId=a&transport=ws&payload=notjson`)).status, 400)
+  // The reference answers these with the info page (200) or "Invalid path"; a client that meant
+  // to sync learns nothing from either. Here they are 400 with what is wrong.
+  test('a request meant as sync but malformed is 400, naming what is wrong', async () => {
+    for (const [path, message, headers] of [
+      ['/?storeId=a', /transport search parameter is missing/],
+      ['/x?transport=http', /storeId search parameter is missing/],
+      ['/x?storeId=a&transport=do-rpc', /unknown transport/],
+      ['/?storeId=a&transport=ws&payload=%25zz', /payload search parameter is not percent-encoded/],
+      ['/p?storeId=a&transport=ws&payload=notjson', /payload search parameter is not JSON/],
+      ['/?storeId=%FF-a&transport=http', /not valid UTF-8/],
+      ['/', /storeId and transport=ws/, upgrade],
+    ]) {
+      const res = await rawHttp(`${w.url}${path}`, { headers })
+      assert.equal(res.status, 400, path)
+      assert.match(res.body, message, path)
+      assert.equal(cors(res.headers).origin, '*')
+    }
   })
 
   test('CORS preflight is 204 and echoes the requested headers', async () => {
@@ -54,6 +63,12 @@ describe('with a token configured (the default set-up)', () => {
     assert.equal(res.status, 204)
     assert.equal(res.body, '')
     assert.deepEqual(cors(res.headers), { origin: '*', methods: 'GET, POST, OPTIONS', allow: 'content-type,x-livestore-store-id' })
+    // The admin API's internal header is never allowed from a browser.
+    const admin = await rawHttp(`${w.url}/?storeId=a&transport=http`, {
+      method: 'OPTIONS',
+      headers: { 'Access-Control-Request-Headers': 'content-type, x-livestore-admin' },
+    })
+    assert.equal(cors(admin.headers).allow, 'content-type')
   })
 
   test('transport=ws without Upgrade: websocket is 426', async () => {

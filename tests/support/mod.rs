@@ -1,27 +1,38 @@
-//! The event log on a real SQLite database through `rusqlite`, running exactly the SQL the Durable
-//! Object runs (`storage::sql`), so the sync rules and the storage layout are tested natively.
+//! Natively testing the sync core: the event log on a real SQLite database through `rusqlite`,
+//! running exactly the SQL the Durable Object runs (`storage::sql`), and a host that records
+//! what the core sends and lets the test drive time and failures.
 // Shared by several test crates, each using a subset of it.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 
-use livestore_sync::protocol::EventIn;
-use livestore_sync::storage::{sql, ContextRow, EventLog, StorageError, StoredItem};
+use futures::future::LocalBoxFuture;
+use livestore_sync::config::{Auth, Config};
+use livestore_sync::core::{Conn, Core, Done, Handled, Host, LiveSocket, Reply, UpdateFailure};
+use livestore_sync::hooks::{RequestContext, SyncHooks};
+use livestore_sync::log::Line;
+use livestore_sync::otel::Span;
+use livestore_sync::protocol::{server, CallerContext, EventIn, SyncError, Transport};
+use livestore_sync::storage::{sql, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// One eventlog row: seqNum, parentSeqNum, name, args, createdAt, clientId, sessionId.
 pub type Row = (i64, i64, String, Option<String>, String, String, String);
 
-/// A store's log in an in-memory (or file) SQLite database.
+/// A store's log in an in-memory SQLite database. Clones share the database and the switches,
+/// so a test keeps one to look at what the core's copy wrote.
+#[derive(Clone)]
 pub struct SqliteLog {
     /// The connection; public so tests can inspect or tamper with rows.
-    pub conn: Connection,
+    pub conn: Rc<Connection>,
     store_id: String,
     table: String,
     /// When set, the next `append` fails after inserting its events, to check atomicity.
-    pub fail_next_append: RefCell<bool>,
+    pub fail_next_append: Rc<Cell<bool>>,
     /// When set, reads use the size-bounded page query (as on D1) with this many bytes.
-    pub read_budget: Option<usize>,
+    pub read_budget: Rc<Cell<Option<usize>>>,
 }
 
 fn err(e: rusqlite::Error) -> StorageError {
@@ -31,18 +42,23 @@ fn err(e: rusqlite::Error) -> StorageError {
 impl SqliteLog {
     /// A fresh in-memory database for `store_id`.
     pub fn new(store_id: &str) -> Self {
-        Self::with_connection(Connection::open_in_memory().unwrap(), store_id)
+        Self::with_connection(Rc::new(Connection::open_in_memory().unwrap()), store_id)
     }
 
     /// The log of `store_id` in an existing database.
-    pub fn with_connection(conn: Connection, store_id: &str) -> Self {
+    pub fn with_connection(conn: Rc<Connection>, store_id: &str) -> Self {
         SqliteLog {
             conn,
             store_id: store_id.to_owned(),
             table: sql::eventlog_table(store_id),
-            fail_next_append: RefCell::new(false),
-            read_budget: None,
+            fail_next_append: Rc::new(Cell::new(false)),
+            read_budget: Rc::new(Cell::new(None)),
         }
+    }
+
+    /// The store's id.
+    pub fn store_id(&self) -> &str {
+        &self.store_id
     }
 
     /// The eventlog table's name.
@@ -50,15 +66,14 @@ impl SqliteLog {
         &self.table
     }
 
-    /// Every stored row, as the reference's columns.
+    /// Every stored row, as the reference's columns (none before the store is first opened).
     pub fn rows(&self) -> Vec<Row> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                r#"SELECT seqNum, parentSeqNum, name, args, createdAt, clientId, sessionId FROM "{}" ORDER BY seqNum"#,
-                self.table
-            ))
-            .unwrap();
+        let Ok(mut stmt) = self.conn.prepare(&format!(
+            r#"SELECT seqNum, parentSeqNum, name, args, createdAt, clientId, sessionId FROM "{}" ORDER BY seqNum"#,
+            self.table
+        )) else {
+            return Vec::new();
+        };
         stmt.query_map([], |r| {
             Ok((
                 r.get(0)?,
@@ -74,6 +89,19 @@ impl SqliteLog {
         .map(Result::unwrap)
         .collect()
     }
+
+    /// The stored head (none before the store is first opened).
+    pub fn head(&self) -> Option<i64> {
+        self.conn
+            .query_row(sql::SELECT_CONTEXT, [&self.store_id], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    fn first_i64(&self, query: &str) -> Result<i64, StorageError> {
+        self.conn.query_row(query, [], |r| r.get(0)).map_err(err)
+    }
 }
 
 fn cursor(after: Option<i64>) -> i64 {
@@ -81,11 +109,15 @@ fn cursor(after: Option<i64>) -> i64 {
 }
 
 impl EventLog for SqliteLog {
+    fn engine_name(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn create_tables(&self) -> Result<(), StorageError> {
         self.conn.execute(&sql::create_eventlog(&self.table), []).map_err(err)?;
         self.conn.execute(sql::CREATE_CONTEXT, []).map_err(err)?;
         self.conn
-            .execute(&sql::create_head_trigger(&self.table), [])
+            .execute(&sql::drop_head_trigger(&self.table), [])
             .map_err(err)?;
         Ok(())
     }
@@ -118,19 +150,6 @@ impl EventLog for SqliteLog {
             .map_err(err)
     }
 
-    async fn size_bytes(&self) -> Result<u64, StorageError> {
-        let n: i64 = self
-            .conn
-            .query_row(&sql::size_bytes(&self.table), [], |r| r.get(0))
-            .map_err(err)?;
-        Ok(n as u64)
-    }
-
-    async fn clear(&self, context: &ContextRow) -> Result<(), StorageError> {
-        self.conn.execute(&sql::delete_all(&self.table), []).map_err(err)?;
-        self.save_context(context).await
-    }
-
     async fn count_after(&self, after: Option<i64>) -> Result<u64, StorageError> {
         let n: i64 = self
             .conn
@@ -146,7 +165,7 @@ impl EventLog for SqliteLog {
                 json: r.get(1)?,
             })
         };
-        let rows = match self.read_budget {
+        let rows = match self.read_budget.get() {
             None => {
                 let mut stmt = self.conn.prepare(&sql::read_after(&self.table)).map_err(err)?;
                 let rows = stmt.query_map(params![cursor(after), limit as i64], row).map_err(err)?;
@@ -163,11 +182,32 @@ impl EventLog for SqliteLog {
         rows.map_err(err)
     }
 
-    async fn append(&self, batch: &[EventIn<'_>], created_at: &str, context: &ContextRow) -> Result<(), StorageError> {
+    async fn size_bytes(&self) -> Result<u64, StorageError> {
+        Ok(self.first_i64(&sql::size_bytes(&self.table))? as u64)
+    }
+
+    /// As on DO SQLite: both statements in one transaction.
+    async fn clear(&self, context: &ContextRow) -> Result<(), StorageError> {
         let tx = self.conn.unchecked_transaction().map_err(err)?;
-        for rows in sql::rows_json(batch, sql::MAX_INSERT_JSON_BYTES) {
-            tx.execute(&sql::insert_rows(&self.table), params![created_at, rows])
-                .map_err(err)?;
+        tx.execute(&sql::delete_all(&self.table), []).map_err(err)?;
+        tx.execute(
+            sql::UPSERT_CONTEXT,
+            params![self.store_id, context.current_head, context.backend_id],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// As on DO SQLite: every chunk of rows and the head in one transaction.
+    async fn append(
+        &self,
+        batch: &[EventIn<'_>],
+        created_at: CreatedAt<'_>,
+        context: &ContextRow,
+    ) -> Result<(), StorageError> {
+        let tx = self.conn.unchecked_transaction().map_err(err)?;
+        for rows in sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES) {
+            tx.execute(&sql::insert_rows(&self.table), params![rows]).map_err(err)?;
         }
         if self.fail_next_append.replace(false) {
             return Err(StorageError("injected failure".into()));
@@ -180,22 +220,389 @@ impl EventLog for SqliteLog {
         tx.commit().map_err(err)
     }
 
-    async fn append_timed(
-        &self,
-        batch: &[EventIn<'_>],
-        created_at: &[&str],
-        context: &ContextRow,
-    ) -> Result<(), StorageError> {
-        let tx = self.conn.unchecked_transaction().map_err(err)?;
-        for rows in sql::rows_json_timed(batch, created_at, sql::MAX_INSERT_JSON_BYTES) {
-            tx.execute(&sql::insert_rows_timed(&self.table), params![rows])
-                .map_err(err)?;
+    async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError> {
+        if self.first_i64(sql::SUBSCRIBERS_EXIST)? == 0 {
+            return Ok(Vec::new());
         }
-        tx.execute(
-            sql::UPSERT_CONTEXT,
-            params![self.store_id, context.current_head, context.backend_id],
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)
+        let mut stmt = self.conn.prepare(sql::SELECT_SUBSCRIBERS).map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Subscriber {
+                    caller: CallerContext {
+                        binding_name: r.get(0)?,
+                        durable_object_id: r.get(1)?,
+                    },
+                    request_id: r.get(2)?,
+                    subscribed_at: r.get(3)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    async fn subscribe(&self, subscriber: &Subscriber, keep: usize) -> Result<(), StorageError> {
+        self.conn.execute(sql::CREATE_SUBSCRIBERS, []).map_err(err)?;
+        self.conn
+            .execute(
+                sql::UPSERT_SUBSCRIBER,
+                params![
+                    subscriber.caller.binding_name,
+                    subscriber.caller.durable_object_id,
+                    subscriber.request_id,
+                    subscriber.subscribed_at
+                ],
+            )
+            .map_err(err)?;
+        self.conn.execute(sql::TRIM_SUBSCRIBERS, [keep as i64]).map_err(err)?;
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
+        if self.first_i64(sql::SUBSCRIBERS_EXIST)? == 0 {
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                sql::DELETE_SUBSCRIBER,
+                params![caller.binding_name, caller.durable_object_id],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// A socket of the test host.
+pub type Socket = u32;
+
+/// A host that records everything the core sends out.
+#[derive(Default)]
+pub struct TestHost {
+    /// The clock, in ms since the epoch.
+    pub now: Cell<i64>,
+    backend_ids: Cell<u32>,
+    /// Log lines written, as JSON text.
+    pub lines: RefCell<Vec<String>>,
+    /// Spans exported.
+    pub spans: RefCell<Vec<Span>>,
+    /// Open sockets and the live pulls recorded with each (their "attachments").
+    pub sockets: RefCell<Vec<(Socket, Vec<String>)>>,
+    /// Frames sent to live pulls: (socket, request id, page).
+    pub sent: RefCell<Vec<(Socket, String, String)>>,
+    /// `syncUpdateRpc` calls: (caller, request id, page).
+    pub updates: RefCell<Vec<(CallerContext, String, String)>>,
+    /// Callers whose `syncUpdateRpc` fails, and whether for good.
+    pub unreachable: RefCell<HashMap<CallerContext, bool>>,
+    /// Background tasks, run by [`TestHost::run_tasks`].
+    pub tasks: RefCell<Vec<LocalBoxFuture<'static, ()>>>,
+    push_windows: RefCell<HashMap<Socket, (i64, u32)>>,
+    /// Sockets closed by the core, with the code.
+    pub closed: RefCell<Vec<(Socket, u16)>>,
+}
+
+impl TestHost {
+    /// Opens a socket.
+    pub fn open_socket(&self, socket: Socket) {
+        self.sockets.borrow_mut().push((socket, Vec::new()));
+    }
+
+    /// Runs every background task to completion (DO RPC deliveries).
+    pub fn run_tasks(&self) {
+        loop {
+            let tasks: Vec<_> = self.tasks.borrow_mut().drain(..).collect();
+            if tasks.is_empty() {
+                return;
+            }
+            for task in tasks {
+                futures::executor::block_on(task);
+            }
+        }
+    }
+
+    /// The log lines, parsed.
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .borrow()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The seqNums sent to one socket's live pull, in order.
+    pub fn seqs_sent(&self, socket: Socket, request_id: &str) -> Vec<i64> {
+        self.sent
+            .borrow()
+            .iter()
+            .filter(|(s, id, _)| *s == socket && id == request_id)
+            .flat_map(|(_, _, page)| seqs_of_page(page))
+            .collect()
+    }
+}
+
+/// The seqNums a `PullResponse` page carries.
+pub fn seqs_of_page(page: &str) -> Vec<i64> {
+    let page: serde_json::Value = serde_json::from_str(page).unwrap();
+    page["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["eventEncoded"]["seqNum"].as_i64().unwrap())
+        .collect()
+}
+
+impl Host for TestHost {
+    type Socket = Socket;
+
+    fn now_millis(&self) -> i64 {
+        self.now.get()
+    }
+
+    fn new_backend_id(&self) -> String {
+        let n = self.backend_ids.get();
+        self.backend_ids.set(n + 1);
+        format!("backend-{n:013}")
+    }
+
+    fn random_span_ids(&self) -> [u8; 24] {
+        [7; 24]
+    }
+
+    fn log(&self, line: Line) {
+        self.lines.borrow_mut().push(line.finish());
+    }
+
+    fn export_span(&self, span: Span) {
+        self.spans.borrow_mut().push(span);
+    }
+
+    fn live_sockets(&self) -> Vec<LiveSocket<Socket>> {
+        self.sockets
+            .borrow()
+            .iter()
+            .filter(|(_, pulls)| !pulls.is_empty())
+            .map(|(socket, pulls)| LiveSocket {
+                socket: *socket,
+                pulls: pulls.clone(),
+            })
+            .collect()
+    }
+
+    fn save_live_pulls(&self, socket: &Socket, pulls: &[String]) -> Result<(), String> {
+        let mut sockets = self.sockets.borrow_mut();
+        let entry = sockets
+            .iter_mut()
+            .find(|(s, _)| s == socket)
+            .ok_or("the connection has no store attached")?;
+        entry.1 = pulls.to_vec();
+        Ok(())
+    }
+
+    fn count_push(&self, socket: &Socket, second: i64) -> u32 {
+        let mut windows = self.push_windows.borrow_mut();
+        let window = windows.entry(*socket).or_insert((second, 0));
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        window.1 += 1;
+        window.1
+    }
+
+    fn send_pages(&self, sockets: &[LiveSocket<Socket>], pages: &[String]) {
+        for entry in sockets {
+            for id in &entry.pulls {
+                for page in pages {
+                    self.sent.borrow_mut().push((entry.socket, id.clone(), page.clone()));
+                }
+            }
+        }
+    }
+
+    fn close_sockets(&self, code: u16, _reason: &str) -> usize {
+        let sockets: Vec<_> = self.sockets.borrow_mut().drain(..).collect();
+        for (socket, _) in &sockets {
+            self.closed.borrow_mut().push((*socket, code));
+        }
+        sockets.len()
+    }
+
+    fn socket_count(&self) -> usize {
+        self.sockets.borrow().len()
+    }
+
+    fn sync_update(
+        &self,
+        caller: &CallerContext,
+        request_id: &str,
+        page: &str,
+    ) -> LocalBoxFuture<'static, Result<(), UpdateFailure>> {
+        let result = match self.unreachable.borrow().get(caller) {
+            Some(permanent) => Err(UpdateFailure {
+                permanent: *permanent,
+                message: "unreachable".into(),
+            }),
+            None => {
+                self.updates
+                    .borrow_mut()
+                    .push((caller.clone(), request_id.to_owned(), page.to_owned()));
+                Ok(())
+            }
+        };
+        Box::pin(async move { result })
+    }
+
+    fn spawn(&self, task: LocalBoxFuture<'static, ()>) {
+        self.tasks.borrow_mut().push(task);
+    }
+}
+
+/// Hooks that record the pages they observe and can refuse pushes.
+#[derive(Default)]
+pub struct Recorder {
+    /// Every page `on_pull_res` saw.
+    pub pages: RefCell<Vec<String>>,
+    /// When set, `on_push` refuses with this message.
+    pub refuse_pushes: RefCell<Option<String>>,
+}
+
+impl SyncHooks for Recorder {
+    const OBSERVES_PAGES: bool = true;
+
+    async fn on_push(
+        &self,
+        _batch: &[EventIn<'_>],
+        _ctx: &RequestContext<'_>,
+    ) -> Result<(), livestore_sync::HookError> {
+        match self.refuse_pushes.borrow().as_ref() {
+            Some(message) => Err(livestore_sync::HookError::new(message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn on_pull_res(&self, page: &str, _ctx: &RequestContext<'_>) {
+        self.pages.borrow_mut().push(page.to_owned());
+    }
+}
+
+/// The configuration the tests run with: open access, every default.
+pub fn config() -> Config {
+    Config {
+        auth: Auth::Open,
+        ..Config::default()
+    }
+}
+
+/// A core for `store_id` on a fresh database, with the given hooks; also returns a handle on
+/// the store's log.
+pub fn core_for<H: SyncHooks>(store_id: &str, hooks: H, config: Config) -> (Core<SqliteLog, TestHost, H>, SqliteLog) {
+    core_on(SqliteLog::new(store_id), hooks, config)
+}
+
+/// A core on an existing log (its database and store).
+pub fn core_on<L: EventLog + Clone + 'static, H: SyncHooks>(
+    log: L,
+    hooks: H,
+    config: Config,
+) -> (Core<L, TestHost, H>, L) {
+    let host = TestHost::default();
+    host.now.set(1_795_376_491_539); // 2026-11-22T19:41:31.539Z
+    let engine_log = log.clone();
+    let core = Core::new(Rc::new(config), hooks, host, Box::new(move |_| Ok(engine_log.clone())));
+    (core, log)
+}
+
+/// A reply, as owned JSON text in the WebSocket encoding (what the WS codec sends).
+pub fn frame(reply: Reply<'_>) -> String {
+    match reply {
+        Reply::Page { request_id, page } => server::chunk(request_id, page),
+        Reply::Exit { request_id, result } => match result {
+            Ok(Done::Pushed) => server::exit_success(request_id, Some("{}")),
+            Ok(Done::Pulled | Done::Pong) => server::exit_success(request_id, None),
+            Err(error) => server::exit_failure(request_id, &error),
+        },
+        Reply::Interrupted { request_id } => server::exit_interrupted(request_id),
+        Reply::Defect(message) => server::defect(message),
+        Reply::Pong => server::PONG.to_owned(),
+    }
+}
+
+/// A connection of `transport` for `store_id`.
+pub fn conn<'a>(transport: Transport, store_id: Option<&'a str>, socket: Option<&'a Socket>) -> Conn<'a, Socket> {
+    Conn {
+        transport,
+        store_id,
+        headers: &[],
+        socket,
+    }
+}
+
+/// Handles one message and returns the frames sent back, parsed.
+pub fn send<L: EventLog + 'static, H: SyncHooks>(
+    core: &Core<L, TestHost, H>,
+    conn: &Conn<'_, Socket>,
+    message: &serde_json::Value,
+) -> (Handled, Vec<serde_json::Value>) {
+    let mut frames = Vec::new();
+    let handled = futures::executor::block_on(core.handle(&message.to_string(), conn, &mut |reply| {
+        frames.push(serde_json::from_str(&frame(reply)).unwrap())
+    }));
+    (handled, frames)
+}
+
+/// An Effect RPC request.
+pub fn request(id: &str, tag: &str, payload: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "_tag": "Request", "id": id, "tag": tag, "payload": payload, "headers": [] })
+}
+
+/// `count` chained events from `start`, the first with parent `parent`.
+pub fn events(start: i64, parent: i64, count: i64) -> Vec<serde_json::Value> {
+    (0..count)
+        .map(|i| {
+            serde_json::json!({
+                "name": "v1.TodoCreated",
+                "args": {"id": format!("t{}", start + i), "text": "hello"},
+                "seqNum": start + i,
+                "parentSeqNum": if i == 0 { parent } else { start + i - 1 },
+                "clientId": "client-a",
+                "sessionId": "session-a",
+            })
+        })
+        .collect()
+}
+
+/// A push payload.
+pub fn push_payload(store_id: &str, batch: &[serde_json::Value], backend_id: Option<&str>) -> serde_json::Value {
+    let backend = match backend_id {
+        Some(b) => serde_json::json!({"_tag": "Some", "value": b}),
+        None => serde_json::json!({"_tag": "None"}),
+    };
+    serde_json::json!({"storeId": store_id, "batch": batch, "backendId": backend})
+}
+
+/// A pull payload.
+pub fn pull_payload(store_id: &str, cursor: Option<(&str, i64)>, live: bool) -> serde_json::Value {
+    let cursor = match cursor {
+        Some((backend_id, seq)) => {
+            serde_json::json!({"_tag": "Some", "value": {"backendId": backend_id, "eventSequenceNumber": seq}})
+        }
+        None => serde_json::json!({"_tag": "None"}),
+    };
+    serde_json::json!({"storeId": store_id, "cursor": cursor, "live": live})
+}
+
+/// The typed error of an `Exit` frame, as the client decodes it.
+pub fn exit_error(frame: &serde_json::Value) -> Option<SyncError> {
+    let error = &frame["exit"]["cause"]["error"];
+    match error["_tag"].as_str()? {
+        "ServerAheadError" => Some(SyncError::ServerAhead {
+            minimum_expected_num: error["minimumExpectedNum"].as_i64()?,
+            provided_num: error["providedNum"].as_i64()?,
+        }),
+        "BackendIdMismatchError" => Some(SyncError::BackendIdMismatch {
+            expected: error["expected"].as_str()?.to_owned(),
+            received: error["received"].as_str()?.to_owned(),
+        }),
+        _ => Some(SyncError::unknown(
+            error["cause"]["name"].as_str()?.to_owned(),
+            error["cause"]["message"].as_str()?.to_owned(),
+        )),
     }
 }

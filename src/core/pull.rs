@@ -1,0 +1,219 @@
+//! `Pull`: pages of every event after the client's cursor, and live pulls that keep receiving.
+
+use super::live::Registration;
+use super::observe::PullStats;
+use super::{parse, Conn, Core, Error, Host, Limits, Pager, Reply};
+use crate::hooks::{RequestContext, SyncHooks};
+use crate::protocol::{CallerContext, Cursor, PullPayload, RpcRequest, Transport};
+use crate::storage::{EventLog, StoreMeta, Subscriber};
+
+/// How a pull ended, for the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every page was sent; the request ends with its `Exit` (a DO RPC live pull too: its later
+    /// batches come as calls to the client object).
+    Done,
+    /// A live pull on a socket: it stays open, with no `Exit`, until the client interrupts it.
+    Open,
+    /// The client interrupted it before it started.
+    Interrupted,
+}
+
+/// Where a live pull's later batches go.
+enum Live<'a, S> {
+    Socket(&'a S),
+    Subscriber(&'a CallerContext),
+}
+
+/// Streams every event after `cursor` to `emit` as `PullResponse` pages: at most
+/// `limits.max_events_per_page` events and `limits.max_page_bytes` bytes each, `MoreKnown` with
+/// the exact number of events still to come on every page but the last, `NoMore` on the last,
+/// and exactly one empty `NoMore` page when there is nothing to send. Returns the number of
+/// events sent.
+pub async fn read_pages<L: EventLog>(
+    log: &L,
+    meta: &StoreMeta,
+    cursor: Option<&Cursor>,
+    limits: &Limits,
+    mut emit: impl FnMut(String),
+) -> Result<u64, Error> {
+    if let Some(cursor) = cursor {
+        if cursor.backend_id != meta.backend_id {
+            return Err(Error::BackendIdMismatch {
+                expected: meta.backend_id.clone(),
+                received: cursor.backend_id.clone(),
+            });
+        }
+    }
+    let mut after = cursor.map(|c| c.event_sequence_number.0);
+    let total = log.count_after(after).await?;
+    let mut pager = Pager::counted(&meta.backend_id, total, *limits);
+    let mut sent = 0;
+    if total > 0 {
+        loop {
+            let rows = log.read_after(after, limits.read_batch).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.seq_num);
+            sent += rows.len() as u64;
+            for row in &rows {
+                if let Some(page) = pager.add(&row.json) {
+                    emit(page);
+                }
+            }
+            // A short read ends the log, unless the engine cut it short to bound its response
+            // size: then events counted at the start are still to come.
+            if rows.len() < limits.read_batch && sent >= total {
+                break;
+            }
+        }
+    }
+    if let Some(page) = pager.finish() {
+        emit(page);
+    }
+    Ok(sent)
+}
+
+impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
+    /// A pull from any transport: the `on_pull` hook, then every page after the cursor. A live
+    /// pull registers first, under the push lock, so no batch is both read and delivered to it
+    /// or falls between the pages and the delivery, whatever the engine awaits on.
+    pub(super) async fn pull(
+        &self,
+        request: &RpcRequest<'_>,
+        conn: &Conn<'_, X::Socket>,
+        out: &mut dyn FnMut(Reply<'_>),
+    ) -> Result<Ended, Error> {
+        let started = self.clock();
+        // Taken before the first await: a pull sees every push that arrived before it.
+        let ticket = self.turns.ticket();
+        let parsed = parse::<PullPayload>(request).and_then(|payload| {
+            self.check_store(&payload.store_id, conn)?;
+            if let Some(context) = &payload.rpc_context {
+                if !context.caller_context.is_valid() {
+                    return Err(Error::InvalidRequest(format!(
+                        "rpcContext.callerContext needs a bindingName and a durableObjectId of 1 to {} characters",
+                        crate::protocol::payload::MAX_CALLER_FIELD_LEN
+                    )));
+                }
+            }
+            Ok(payload)
+        });
+        let payload = match parsed {
+            Ok(payload) => payload,
+            Err(error) => {
+                let store_id = conn.store_id.map(str::to_owned).or_else(|| self.open_store_id());
+                let result = Err(error);
+                self.log_pull(
+                    conn.transport,
+                    store_id.as_deref().unwrap_or(""),
+                    &PullStats::default(),
+                    started,
+                    &result,
+                );
+                return result;
+            }
+        };
+        let id = request.id.as_ref();
+        let live = match (conn.transport, conn.socket, &payload.rpc_context) {
+            (Transport::Ws, Some(socket), _) if payload.live => Some(Live::Socket(socket)),
+            (Transport::DoRpc, _, Some(context)) => Some(Live::Subscriber(&context.caller_context)),
+            _ => None,
+        };
+        let mut stats = PullStats {
+            live: live.is_some(),
+            cursor: payload.cursor.as_ref().map(|c| c.event_sequence_number.0),
+            ..PullStats::default()
+        };
+        let span = self.span("sync.pull", request);
+        let ctx = RequestContext {
+            store_id: &payload.store_id,
+            transport: conn.transport,
+            payload: payload.payload,
+            headers: conn.headers,
+        };
+        if let Some(Live::Socket(socket)) = live {
+            // Until it registers, an `Interrupt` can cancel it.
+            self.add_pending(socket, id);
+        }
+        let result = self
+            .pull_pages(ticket, &payload, live.as_ref(), id, &ctx, &mut stats, out)
+            .await;
+        if let Some(Live::Socket(socket)) = live {
+            // Still pending if it failed before registering (the `on_pull` hook).
+            self.take_pending(socket, id);
+        }
+        self.log_pull(conn.transport, &payload.store_id, &stats, started, &result);
+        self.end_span(
+            span,
+            &payload.store_id,
+            conn.transport,
+            stats.events,
+            result.as_ref().err(),
+        );
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_pages(
+        &self,
+        ticket: super::order::Ticket<'_>,
+        payload: &PullPayload<'_>,
+        live: Option<&Live<'_, X::Socket>>,
+        id: &str,
+        ctx: &RequestContext<'_>,
+        stats: &mut PullStats,
+        out: &mut dyn FnMut(Reply<'_>),
+    ) -> Result<Ended, Error> {
+        let cursor = payload.cursor.as_ref();
+        self.hooks.on_pull(cursor, live.is_some(), ctx).await?;
+        let turn = ticket.await;
+        let (meta, log) = self.open(ctx.store_id).await?;
+        let socket = match live {
+            Some(Live::Socket(socket)) => match self.register_socket_pull(socket, id)? {
+                Registration::Registered => Some(*socket),
+                Registration::Interrupted => return Ok(Ended::Interrupted),
+            },
+            Some(Live::Subscriber(caller)) => {
+                let subscriber = Subscriber {
+                    caller: (*caller).clone(),
+                    request_id: id.to_owned(),
+                    subscribed_at: self.host.now_millis(),
+                };
+                self.subscribe(&log, subscriber).await?;
+                None
+            }
+            None => None,
+        };
+        // A pull that is not live reads without holding up the pushes that came after it.
+        let turn = live.is_some().then_some(turn);
+        let mut pages = 0;
+        let result = read_pages(log.as_ref(), &meta, cursor, &self.limits(), |page| {
+            // A live pull interrupted while its first pages are still being read (engines that
+            // yield) has had its `Exit`; nothing may follow it.
+            if socket.is_none_or(|socket| self.is_live_pull(socket, id)) {
+                pages += 1;
+                self.hooks.on_pull_res(&page, ctx);
+                out(Reply::Page {
+                    request_id: id,
+                    page: &page,
+                });
+            }
+        })
+        .await;
+        drop(turn);
+        stats.pages = pages;
+        self.forget_store_on_storage_error(&result);
+        match result {
+            Ok(events) => {
+                stats.events = events;
+                Ok(if socket.is_some() { Ended::Open } else { Ended::Done })
+            }
+            Err(error) => {
+                if let Some(socket) = socket {
+                    self.unregister_socket_pull(socket, id);
+                }
+                Err(error)
+            }
+        }
+    }
+}

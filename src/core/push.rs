@@ -1,0 +1,253 @@
+//! `Push`: the push rule, the append, and the fan-out of the stored batch.
+//!
+//! Rules, in the reference's order: an empty batch is acknowledged without effect; a client
+//! `backendId` from another incarnation of the store is refused; the first event's parent must
+//! be the head. On top of those, checked before anything reaches the hooks or the store: at most
+//! `MAX_PUSH_EVENTS` events, sequence numbers that form a chain, and `args` no deeper than
+//! [`MAX_ARGS_DEPTH`].
+
+use super::{parse, Conn, Core, Done, Error, Host, Limits, Pager, MAX_ARGS_DEPTH};
+use crate::hooks::{RequestContext, SyncHooks};
+use crate::protocol::server::push_batch_item;
+use crate::protocol::{EventIn, PushPayload, RpcRequest};
+use crate::storage::{ContextRow, CreatedAt, EventLog, StoreMeta};
+use crate::util::json::{nests_deeper_than, str_literal};
+use crate::util::time::iso8601_from_millis;
+
+/// Checks a batch on its own, before anything touches the hooks or storage: its size, its
+/// chain of sequence numbers (every number non-negative, strictly increasing from the first
+/// event's parent on, each event naming the one before it as its parent) and the depth of its
+/// events' `args`.
+///
+/// The reference checks only the first parent against the head; a batch that goes backwards or
+/// repeats a number would otherwise be stored out of order or fail halfway in SQL, and args
+/// nested past SQLite's JSON limit would fail in storage as the backend's fault.
+pub fn check_batch(batch: &[EventIn<'_>], limits: &Limits) -> Result<(), Error> {
+    if batch.len() > limits.max_events_per_push {
+        return Err(Error::TooManyEvents {
+            max: limits.max_events_per_push,
+            events: batch.len(),
+        });
+    }
+    let invalid = Error::InvalidPushBatch;
+    let Some(first) = batch.first() else {
+        return Ok(());
+    };
+    if first.parent_seq_num.0 < 0 {
+        return Err(invalid(format!(
+            "parentSeqNum must not be negative, got {}",
+            first.parent_seq_num.0
+        )));
+    }
+    let mut previous = first.parent_seq_num.0;
+    for (i, event) in batch.iter().enumerate() {
+        if event.seq_num.0 <= previous {
+            return Err(invalid(if i == 0 {
+                format!(
+                    "event 0: seqNum {} must be greater than its parentSeqNum {}",
+                    event.seq_num.0, previous
+                )
+            } else {
+                format!(
+                    "event {i}: seqNum {} must be greater than the previous event's seqNum {}",
+                    event.seq_num.0, previous
+                )
+            }));
+        }
+        if event.parent_seq_num.0 < 0 {
+            return Err(invalid(format!(
+                "event {i}: parentSeqNum must not be negative, got {}",
+                event.parent_seq_num.0
+            )));
+        }
+        if i > 0 && event.parent_seq_num.0 != previous {
+            return Err(invalid(format!(
+                "event {i}: parentSeqNum {} must be the previous event's seqNum {}",
+                event.parent_seq_num.0, previous
+            )));
+        }
+        check_args(event, i)?;
+        previous = event.seq_num.0;
+    }
+    Ok(())
+}
+
+/// Checks an event's `args` (at `index` in its batch) against [`MAX_ARGS_DEPTH`].
+pub fn check_args(event: &EventIn<'_>, index: usize) -> Result<(), Error> {
+    match event.args {
+        Some(args) if nests_deeper_than(args.get(), MAX_ARGS_DEPTH) => Err(Error::ArgsTooDeep {
+            index,
+            max: MAX_ARGS_DEPTH,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The push rule against the store's state: the client's backendId, then the head.
+pub fn check_head(meta: &StoreMeta, payload: &PushPayload<'_>) -> Result<(), Error> {
+    if let Some(received) = payload.backend_id.as_ref() {
+        if *received != meta.backend_id {
+            return Err(Error::BackendIdMismatch {
+                expected: meta.backend_id.clone(),
+                received: received.clone(),
+            });
+        }
+    }
+    match payload.batch.first() {
+        Some(first) if first.parent_seq_num.0 != meta.head => Err(Error::ServerAhead {
+            head: meta.head,
+            provided: first.parent_seq_num.0,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The `PullResponse` pages that carry a stored batch to every live pull (the pusher's own
+/// included: the LiveStore client confirms its pushes from that echo). All `NoMore`, as the
+/// reference sends them.
+pub fn pages_for(batch: &[EventIn<'_>], created_at: CreatedAt<'_>, backend_id: &str, limits: &Limits) -> Vec<String> {
+    let mut pager = Pager::broadcast(backend_id, *limits);
+    let mut pages = Vec::new();
+    let mut item = String::new();
+    let mut literal = String::new();
+    for (i, event) in batch.iter().enumerate() {
+        // One push has one time: its literal is written once.
+        if i == 0 || matches!(created_at, CreatedAt::Each(_)) {
+            literal = str_literal(created_at.of(i));
+        }
+        item.clear();
+        push_batch_item(&mut item, event, &literal);
+        pages.extend(pager.add(&item));
+    }
+    pages.extend(pager.finish());
+    pages
+}
+
+impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
+    /// A push from any transport: checks, the `on_push` hook, the head rule, the append, then
+    /// the fan-out of the batch to every live pull of the store (the pusher's included). Returns
+    /// once the echo is out, so the acknowledgement always follows it.
+    pub(super) async fn push(&self, request: &RpcRequest<'_>, conn: &Conn<'_, X::Socket>) -> Result<Done, Error> {
+        let started = self.clock();
+        // Taken before the first await: pushes apply in the order they arrived.
+        let ticket = self.turns.ticket();
+        let parsed = self.count_push(conn).and_then(|()| {
+            let payload: PushPayload = parse(request)?;
+            self.check_store(&payload.store_id, conn)?;
+            check_batch(&payload.batch, &self.limits())?;
+            Ok(payload)
+        });
+        let payload = match parsed {
+            Ok(payload) => payload,
+            Err(error) => {
+                let store_id = conn.store_id.map(str::to_owned).or_else(|| self.open_store_id());
+                let result = Err(error);
+                self.log_push(
+                    conn.transport,
+                    store_id.as_deref().unwrap_or(""),
+                    None,
+                    request,
+                    started,
+                    &result,
+                );
+                return result.map(|()| Done::Pushed);
+            }
+        };
+        let span = self.span("sync.push", request);
+        let ctx = RequestContext {
+            store_id: &payload.store_id,
+            transport: conn.transport,
+            payload: payload.payload,
+            headers: conn.headers,
+        };
+        let result = if payload.batch.is_empty() {
+            // As the reference: acknowledged without running the hook.
+            Ok(())
+        } else {
+            match self.hooks.on_push(&payload.batch, &ctx).await {
+                Err(refused) => Err(Error::Hook(refused)),
+                Ok(()) => {
+                    let _turn = ticket.await;
+                    let result = self.append_and_fan_out(&payload, &ctx).await;
+                    let wire = result.as_ref().map(|_| ()).map_err(Error::to_wire);
+                    self.hooks.on_push_res(wire.as_ref().map(|_| ()), &ctx).await;
+                    result
+                }
+            }
+        };
+        let events = Some(payload.batch.len());
+        self.log_push(conn.transport, &payload.store_id, events, request, started, &result);
+        self.end_span(
+            span,
+            &payload.store_id,
+            conn.transport,
+            payload.batch.len() as u64,
+            result.as_ref().err(),
+        );
+        result.map(|()| Done::Pushed)
+    }
+
+    async fn append_and_fan_out(&self, payload: &PushPayload<'_>, ctx: &RequestContext<'_>) -> Result<(), Error> {
+        let (mut meta, log) = self.open(ctx.store_id).await?;
+        check_head(&meta, payload)?;
+        let Some(last) = payload.batch.last() else {
+            return Ok(());
+        };
+        let created_at = iso8601_from_millis(self.host.now_millis());
+        let context = ContextRow {
+            current_head: last.seq_num.0,
+            backend_id: meta.backend_id.clone(),
+        };
+        let appended = log
+            .append(&payload.batch, CreatedAt::All(&created_at), &context)
+            .await
+            .map_err(Error::from);
+        self.forget_store_on_storage_error(&appended);
+        appended?;
+        meta.head = last.seq_num.0;
+        self.set_meta(&meta);
+        self.fan_out(&log, &payload.batch, CreatedAt::All(&created_at), &meta.backend_id, ctx)
+            .await;
+        Ok(())
+    }
+
+    /// Sends a stored batch to every live pull of every kind and to the `on_pull_res` hook. The
+    /// pages are built once per batch, and only when someone receives them.
+    pub(super) async fn fan_out(
+        &self,
+        log: &std::rc::Rc<L>,
+        batch: &[EventIn<'_>],
+        created_at: CreatedAt<'_>,
+        backend_id: &str,
+        ctx: &RequestContext<'_>,
+    ) {
+        let subscribers = self.subscribers(log).await;
+        let sockets = self.with_live_sockets(|sockets| !sockets.is_empty());
+        if !sockets && subscribers.is_empty() && !H::OBSERVES_PAGES {
+            return;
+        }
+        let pages = pages_for(batch, created_at, backend_id, &self.limits());
+        for page in &pages {
+            self.hooks.on_pull_res(page, ctx);
+        }
+        if sockets {
+            self.with_live_sockets(|sockets| self.host.send_pages(sockets, &pages));
+        }
+        if !subscribers.is_empty() {
+            self.queue_updates(log, &subscribers, &pages);
+        }
+    }
+
+    /// Counts a push against the socket's `MAX_PUSHES_PER_SECOND`, in one-second windows. A push
+    /// over the limit is refused whole with a typed error, never dropped silently.
+    fn count_push(&self, conn: &Conn<'_, X::Socket>) -> Result<(), Error> {
+        let (Some(max), Some(socket)) = (self.config.max_pushes_per_second, conn.socket) else {
+            return Ok(());
+        };
+        let second = self.host.now_millis().div_euclid(1000);
+        match self.host.count_push(socket, second) {
+            n if n > max => Err(Error::RateLimited(max)),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The sync core's [`Host`] in a Durable Object: the Workers runtime's clock and randomness,
+//! console logs, span export under `waitUntil`, socket attachments, and the calls that deliver
+//! live pulls' batches.
+
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, Env, State, WebSocket};
+
+use super::ws::attachment;
+use crate::config::OtelConfig;
+use crate::core::{Host, LiveSocket, UpdateFailure};
+use crate::js::{error_message, new_backend_id, now_millis, post_json, random_bytes};
+use crate::log::{self, Line};
+use crate::otel::{export_body, Span};
+use crate::protocol::server;
+use crate::protocol::CallerContext;
+
+/// The runtime around one store's object.
+pub struct DoHost {
+    state: State,
+    env: Env,
+    otel: Option<OtelConfig>,
+    /// Per socket, `[window start in seconds, pushes in it]` for `MAX_PUSHES_PER_SECOND`. A weak
+    /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
+    /// the current window.
+    push_windows: js_sys::WeakMap,
+}
+
+impl DoHost {
+    /// The host of the object with this state and environment.
+    pub fn new(state: State, env: Env, otel: Option<OtelConfig>) -> Self {
+        DoHost {
+            state,
+            env,
+            otel,
+            push_windows: js_sys::WeakMap::new(),
+        }
+    }
+
+    /// The object's state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The Worker's environment.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A WebSocket seen only for `send(JsValue)`.
+    type SendOnly;
+    /// `WebSocket.send` with a JavaScript string already made, so a frame going to many sockets
+    /// is converted from Rust once, not once per socket.
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send(this: &SendOnly, data: &JsValue) -> Result<(), JsValue>;
+}
+
+/// Sends a frame already converted to a JavaScript string; a socket that is already closing
+/// cannot be helped, and the others must still be served, so a failed send is not an error.
+fn send_converted(ws: &WebSocket, frame: &JsValue) {
+    let socket: &JsValue = AsRef::<web_sys::WebSocket>::as_ref(ws);
+    let _ = socket.unchecked_ref::<SendOnly>().send(frame);
+}
+
+impl Host for DoHost {
+    type Socket = WebSocket;
+
+    fn now_millis(&self) -> i64 {
+        now_millis()
+    }
+
+    fn new_backend_id(&self) -> String {
+        new_backend_id()
+    }
+
+    fn random_span_ids(&self) -> [u8; 24] {
+        random_bytes()
+    }
+
+    fn log(&self, line: Line) {
+        log::emit(line);
+    }
+
+    fn export_span(&self, span: Span) {
+        if let Some(otel) = &self.otel {
+            let url = format!("{}/v1/traces", otel.endpoint);
+            self.state
+                .wait_until(post_json(url, export_body(&otel.service_name, &[span])));
+        }
+    }
+
+    fn live_sockets(&self) -> Vec<LiveSocket<WebSocket>> {
+        self.state
+            .get_websockets()
+            .into_iter()
+            .filter_map(|socket| {
+                let pulls = attachment(&socket)?.live_pulls;
+                (!pulls.is_empty()).then_some(LiveSocket { socket, pulls })
+            })
+            .collect()
+    }
+
+    fn save_live_pulls(&self, socket: &WebSocket, pulls: &[String]) -> Result<(), String> {
+        let mut att = attachment(socket).ok_or("the connection has no store attached")?;
+        att.live_pulls = pulls.to_vec();
+        socket.serialize_attachment(&att).map_err(|e| e.to_string())
+    }
+
+    fn count_push(&self, socket: &WebSocket, second: i64) -> u32 {
+        let key: &js_sys::Object = AsRef::<web_sys::WebSocket>::as_ref(socket).unchecked_ref();
+        let second = second as f64;
+        let entry = self.push_windows.get(key);
+        let window = entry
+            .dyn_ref::<js_sys::Array>()
+            .filter(|w| w.get(0).as_f64() == Some(second));
+        let count = window.as_ref().and_then(|w| w.get(1).as_f64()).unwrap_or(0.0) + 1.0;
+        match window {
+            Some(w) => w.set(1, JsValue::from_f64(count)),
+            None => {
+                self.push_windows.set(
+                    key,
+                    &js_sys::Array::of2(&JsValue::from_f64(second), &JsValue::from_f64(count)),
+                );
+            }
+        }
+        count as u32
+    }
+
+    fn send_pages(&self, sockets: &[LiveSocket<WebSocket>], pages: &[String]) {
+        // Clients number requests independently, so many live pulls share an id; each frame is
+        // built, and converted to a JavaScript string, once per distinct id.
+        let mut frames: std::collections::HashMap<&str, Vec<JsValue>> = std::collections::HashMap::new();
+        for entry in sockets {
+            for id in &entry.pulls {
+                let frames = frames.entry(id.as_str()).or_insert_with(|| {
+                    pages
+                        .iter()
+                        .map(|page| JsValue::from_str(&server::chunk(id, page)))
+                        .collect()
+                });
+                for frame in frames.iter() {
+                    send_converted(&entry.socket, frame);
+                }
+            }
+        }
+    }
+
+    fn close_sockets(&self, code: u16, reason: &str) -> usize {
+        let sockets = self.state.get_websockets();
+        for socket in &sockets {
+            let _ = socket.close(Some(code), Some(reason));
+        }
+        sockets.len()
+    }
+
+    fn socket_count(&self) -> usize {
+        self.state.get_websockets().len()
+    }
+
+    fn sync_update(
+        &self,
+        caller: &CallerContext,
+        request_id: &str,
+        page: &str,
+    ) -> futures::future::LocalBoxFuture<'static, Result<(), UpdateFailure>> {
+        let env = self.env.clone();
+        let caller = caller.clone();
+        let argument = crate::rpc::sync_update_json(request_id, page);
+        Box::pin(async move { call_sync_update(&env, &caller, &argument).await })
+    }
+
+    fn spawn(&self, task: futures::future::LocalBoxFuture<'static, ()>) {
+        self.state.wait_until(task);
+    }
+}
+
+/// `env[bindingName].get(env[bindingName].idFromString(durableObjectId)).syncUpdateRpc(chunk)`.
+async fn call_sync_update(env: &Env, caller: &CallerContext, argument: &str) -> Result<(), UpdateFailure> {
+    let permanent = |message: String| UpdateFailure {
+        permanent: true,
+        message,
+    };
+    let transient = |e: JsValue| UpdateFailure {
+        permanent: false,
+        message: error_message(&e),
+    };
+    let env: &JsValue = env.as_ref();
+    let namespace = Reflect::get(env, &JsValue::from_str(&caller.binding_name)).unwrap_or(JsValue::UNDEFINED);
+    let method = |target: &JsValue, name: &str| {
+        Reflect::get(target, &JsValue::from_str(name))
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+    };
+    let (Some(id_from_string), Some(get)) = (method(&namespace, "idFromString"), method(&namespace, "get")) else {
+        return Err(permanent(format!(
+            "{} is not a Durable Object binding of this Worker",
+            caller.binding_name
+        )));
+    };
+    let id = id_from_string
+        .call1(&namespace, &JsValue::from_str(&caller.durable_object_id))
+        .map_err(|e| permanent(error_message(&e)))?;
+    let stub = get.call1(&namespace, &id).map_err(|e| permanent(error_message(&e)))?;
+    let argument = js_sys::JSON::parse(argument).map_err(transient)?;
+    let call = method(&stub, "syncUpdateRpc").ok_or_else(|| UpdateFailure {
+        permanent: false,
+        message: "the stub has no syncUpdateRpc".into(),
+    })?;
+    // Reflect.apply, not `call1`: that looks up `.call` on the stub's method, which an RPC stub
+    // answers with yet another remote method.
+    let promise = Reflect::apply(&call, &stub, &js_sys::Array::of1(&argument)).map_err(transient)?;
+    JsFuture::from(Promise::resolve(&promise)).await.map_err(transient)?;
+    Ok(())
+}
