@@ -75,7 +75,8 @@ describe('colliding store ids', { skip }, () => {
 
 describe('consistency between D1 and the object\'s SQLite', { skip }, () => {
   test('a crash after the D1 write and before the head write loses nothing, many times over', { timeout: 120_000 }, async () => {
-    const w = await d1({ label: 'crash', vars: { AUTH_TOKEN: DEFAULT_TOKEN, TEST_FAULTS: 'true' } })
+    // The crash point exists only in the test-faults build (scripts/build-worker --test-faults).
+    const w = await d1({ label: 'crash', outDir: 'build-test-faults', vars: { AUTH_TOKEN: DEFAULT_TOKEN, TEST_FAULTS: 'true' } })
     try {
       const store = storeId('crash')
       let s = await open(w, store)
@@ -101,6 +102,20 @@ describe('consistency between D1 and the object\'s SQLite', { skip }, () => {
         assert.deepEqual(stale.exit.cause.error, { _tag: 'ServerAheadError', minimumExpectedNum: head, providedNum: head - 1 })
       }
       assert.deepEqual((await push(s, store, makeEvents(1, { start: head + 1, parent: head }), backendId)).exit, ok)
+      s.close()
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('the release build has no crash point: TEST_FAULTS there changes nothing', { timeout: 60_000 }, async () => {
+    const w = await d1({ label: 'no-faults', vars: { AUTH_TOKEN: DEFAULT_TOKEN, TEST_FAULTS: 'true' } })
+    try {
+      const store = storeId('no-faults')
+      const s = await open(w, store)
+      const batch = makeEvents(2).map((e, i) => (i === 0 ? { ...e, name: 'test.crashAfterD1Append' } : e))
+      assert.deepEqual((await push(s, store, batch)).exit, ok)
+      assert.deepEqual((await pullAll(s, store)).events.map((e) => e.name), batch.map((e) => e.name))
       s.close()
     } finally {
       await w.stop()

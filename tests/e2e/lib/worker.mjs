@@ -68,7 +68,7 @@ export const freePort = async () => {
  * A project wrangler.toml (the root's, or an example's) without its [build] section, pointing at
  * the already built worker.
  */
-export const ourConfigText = (crateDir = '.') => {
+export const ourConfigText = (crateDir = '.', outDir = 'build') => {
   const dir = path.join(ROOT, crateDir)
   const lines = readFileSync(path.join(dir, 'wrangler.toml'), 'utf8').split('\n')
   const out = []
@@ -76,7 +76,7 @@ export const ourConfigText = (crateDir = '.') => {
   for (const line of lines) {
     if (/^\s*\[/.test(line)) skipping = /^\s*\[build\]\s*$/.test(line)
     if (skipping) continue
-    out.push(line.replace(/^main\s*=.*$/, `main = ${JSON.stringify(path.join(dir, 'build/index.js'))}`))
+    out.push(line.replace(/^main\s*=.*$/, `main = ${JSON.stringify(path.join(dir, outDir, 'index.js'))}`))
   }
   return out.join('\n')
 }
@@ -126,6 +126,7 @@ async function startWorkerOnce({
   reference = false,
   jsMain,
   crateDir = '.',
+  outDir = 'build',
   editConfig = (text) => text,
   label = 'worker',
   readyStatus = 200,
@@ -141,7 +142,7 @@ async function startWorkerOnce({
     return startWorkerd({ dir, vars, persistTo, reference, crateDir, editConfig, label, readyStatus, readyPath, port: fixedPort })
   }
   const config = path.join(dir, 'wrangler.toml')
-  let text = editConfig(reference || jsMain ? referenceConfigText(storage, jsMain) : ourConfigText(crateDir))
+  let text = editConfig(reference || jsMain ? referenceConfigText(storage, jsMain) : ourConfigText(crateDir, outDir))
   if (storage === 'd1') {
     text += d1Block()
     if (!reference) vars = { STORAGE: 'd1', ...vars }
