@@ -32,7 +32,8 @@ pub use pager::{Limits, Pager};
 
 use crate::config::Config;
 use crate::hooks::SyncHooks;
-use crate::protocol::{decode_client_message, ClientMessage, FrameError, Operation, RpcRequest, SyncError, Transport};
+use crate::protocol::{decode_client_message, ClientMessage, FrameError, Operation, RpcRequest, Transport};
+pub use crate::protocol::{Done, Reply};
 use crate::storage::{open_store, EventLog, StorageError, StoreMeta};
 use order::Turns;
 
@@ -63,45 +64,6 @@ pub struct Conn<'a, S> {
     pub headers: &'a [(String, String)],
     /// The socket, for a transport whose live pulls stay on it (WebSocket).
     pub socket: Option<&'a S>,
-}
-
-/// What the core sends back for a message, for the transport to encode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply<'a> {
-    /// One `PullResponse` page (JSON) of a pull's stream.
-    Page {
-        /// The pull's request id.
-        request_id: &'a str,
-        /// The page.
-        page: &'a str,
-    },
-    /// The end of a request.
-    Exit {
-        /// The request id.
-        request_id: &'a str,
-        /// What it did, or the error the client receives.
-        result: Result<Done, SyncError>,
-    },
-    /// The end of a stream the client interrupted.
-    Interrupted {
-        /// The stream's request id.
-        request_id: &'a str,
-    },
-    /// A message that names no request to answer on.
-    Defect(&'a str),
-    /// The answer to an envelope `Ping`.
-    Pong,
-}
-
-/// What a successful request did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Done {
-    /// A push was stored (or was empty).
-    Pushed,
-    /// A pull sent its pages (a live one keeps receiving: it has no `Exit` on WebSocket).
-    Pulled,
-    /// A ping was answered.
-    Pong,
 }
 
 /// Whether a message could be read at all; an HTTP transport answers `400` when it could not.
@@ -185,6 +147,15 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     /// The configuration the core runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The store a log line names for a request that could not say: its connection's, else the
+    /// one this object serves, else none.
+    fn store_for_log(&self, conn: &Conn<'_, X::Socket>) -> String {
+        conn.store_id
+            .map(str::to_owned)
+            .or_else(|| self.open_store_id())
+            .unwrap_or_default()
     }
 
     /// The storeId this object serves, once a request has opened it.

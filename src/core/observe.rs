@@ -105,9 +105,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         let Some(line) = self.config.log_level.line(Level::Warn, event) else {
             return;
         };
-        let store_id = conn.store_id.map(str::to_owned).or_else(|| self.open_store_id());
         self.host.log(
-            line.str("storeId", store_id.as_deref().unwrap_or(""))
+            line.str("storeId", &self.store_for_log(conn))
                 .str("transport", conn.transport.as_str())
                 .int("bytes", bytes as i64)
                 .str("outcome", outcome),

@@ -6,29 +6,9 @@
 use worker::{Headers, Request, Response, Result};
 
 use super::{Sync, SyncObject};
-use crate::core::{Conn, Done, Handled, Reply};
+use crate::core::{Conn, Handled};
 use crate::hooks::SyncHooks;
-use crate::protocol::server;
-use crate::protocol::Transport;
-
-/// `SyncMessage.Pong`, the success value of `SyncHttpRpc.Ping`.
-const HTTP_PONG: &str = r#"{"_tag":"SyncMessage.Pong"}"#;
-
-/// A reply of the core as one element of the response array.
-fn message(reply: Reply<'_>) -> String {
-    match reply {
-        Reply::Page { request_id, page } => server::chunk(request_id, page),
-        Reply::Exit { request_id, result } => match result {
-            Ok(Done::Pushed) => server::exit_success(request_id, Some("{}")),
-            Ok(Done::Pulled) => server::exit_success(request_id, None),
-            Ok(Done::Pong) => server::exit_success(request_id, Some(HTTP_PONG)),
-            Err(error) => server::exit_failure(request_id, &error),
-        },
-        Reply::Interrupted { request_id } => server::exit_interrupted(request_id),
-        Reply::Defect(message) => server::defect(message),
-        Reply::Pong => server::PONG.to_owned(),
-    }
-}
+use crate::protocol::{json_message, Transport};
 
 impl<H: SyncHooks> SyncObject<H> {
     /// One HTTP RPC request. A body that is not an RPC message at all gets `400`, with the
@@ -52,7 +32,9 @@ impl<H: SyncHooks> SyncObject<H> {
         let mut messages = Vec::new();
         let handled = sync
             .core
-            .handle(&body, &conn, &mut |reply| messages.push(message(reply)))
+            .handle(&body, &conn, &mut |reply| {
+                messages.push(json_message(reply, Transport::Http))
+            })
             .await;
         let mut body = String::with_capacity(messages.iter().map(|m| m.len() + 1).sum::<usize>() + 2);
         body.push('[');

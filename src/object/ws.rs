@@ -5,11 +5,10 @@ use serde::{Deserialize, Serialize};
 use worker::{Response, Result, WebSocket, WebSocketPair};
 
 use super::{Sync, SyncObject};
-use crate::core::{Conn, Done, Reply};
+use crate::core::Conn;
 use crate::hooks::SyncHooks;
 use crate::log::{self, Level};
-use crate::protocol::server::{self, PONG};
-use crate::protocol::Transport;
+use crate::protocol::{json_message, Reply, Transport};
 
 /// What a socket carries across hibernation.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -34,22 +33,6 @@ pub(super) fn attachment(ws: &WebSocket) -> Option<Attachment> {
 /// be served, so a failed send is not an error.
 pub(super) fn send(ws: &WebSocket, frame: &str) {
     let _ = ws.send_with_str(frame);
-}
-
-/// A reply of the core as a `SyncWsRpc` frame.
-fn frame(reply: Reply<'_>) -> String {
-    match reply {
-        Reply::Page { request_id, page } => server::chunk(request_id, page),
-        Reply::Exit { request_id, result } => match result {
-            Ok(Done::Pushed) => server::exit_success(request_id, Some("{}")),
-            // A stream's `Void` result; WebSocket has no ping RPC.
-            Ok(Done::Pulled | Done::Pong) => server::exit_success(request_id, None),
-            Err(error) => server::exit_failure(request_id, &error),
-        },
-        Reply::Interrupted { request_id } => server::exit_interrupted(request_id),
-        Reply::Defect(message) => server::defect(message),
-        Reply::Pong => PONG.to_owned(),
-    }
 }
 
 impl<H: SyncHooks> SyncObject<H> {
@@ -126,7 +109,7 @@ impl<H: SyncHooks> SyncObject<H> {
             headers: att.as_ref().map_or(&[], |a| a.headers.as_slice()),
             socket: Some(ws),
         };
-        let mut out = |reply: Reply<'_>| send(ws, &frame(reply));
+        let mut out = |reply: Reply<'_>| send(ws, &json_message(reply, Transport::Ws));
         match text {
             Some(text) => {
                 sync.core.handle(text, &conn, &mut out).await;

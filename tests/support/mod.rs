@@ -10,11 +10,11 @@ use std::rc::Rc;
 
 use futures::future::LocalBoxFuture;
 use livestore_sync::config::{Auth, Config};
-use livestore_sync::core::{Conn, Core, Done, Handled, Host, LiveSocket, Reply, UpdateFailure};
+use livestore_sync::core::{Conn, Core, Handled, Host, LiveSocket, Reply, UpdateFailure};
 use livestore_sync::hooks::{RequestContext, SyncHooks};
 use livestore_sync::log::Line;
 use livestore_sync::otel::Span;
-use livestore_sync::protocol::{server, CallerContext, EventIn, SyncError, Transport};
+use livestore_sync::protocol::{CallerContext, EventIn, SyncError, Transport};
 use livestore_sync::storage::{sql, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -509,19 +509,9 @@ pub fn core_on<L: EventLog + Clone + 'static, H: SyncHooks>(
     (core, log)
 }
 
-/// A reply, as owned JSON text in the WebSocket encoding (what the WS codec sends).
+/// A reply, as the JSON message the WebSocket transport sends.
 pub fn frame(reply: Reply<'_>) -> String {
-    match reply {
-        Reply::Page { request_id, page } => server::chunk(request_id, page),
-        Reply::Exit { request_id, result } => match result {
-            Ok(Done::Pushed) => server::exit_success(request_id, Some("{}")),
-            Ok(Done::Pulled | Done::Pong) => server::exit_success(request_id, None),
-            Err(error) => server::exit_failure(request_id, &error),
-        },
-        Reply::Interrupted { request_id } => server::exit_interrupted(request_id),
-        Reply::Defect(message) => server::defect(message),
-        Reply::Pong => server::PONG.to_owned(),
-    }
+    livestore_sync::protocol::json_message(reply, Transport::Ws)
 }
 
 /// A connection of `transport` for `store_id`.
