@@ -130,6 +130,7 @@ async fn sync_request<H: SyncHooks>(
         ctx.wait_until(post_json(
             format!("{}/v1/traces", otel.endpoint),
             export_body(&otel.service_name, &[span]),
+            config.log_level,
         ));
     }
     response

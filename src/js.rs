@@ -51,9 +51,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// POSTs a JSON body and ignores the answer; failures are logged, never raised, since what is
-/// sent this way (spans) must not affect the request that produced it.
-pub async fn post_json(url: String, body: String) {
+/// POSTs a JSON body and ignores the answer; failures are logged (a `warn` line, as `log_level`
+/// allows), never raised, since what is sent this way (spans) must not affect the request that
+/// produced it.
+pub async fn post_json(url: String, body: String, log_level: crate::log::LogLevel) {
     let headers = worker::Headers::new();
     let _ = headers.set("content-type", "application/json");
     let mut init = worker::RequestInit::new();
@@ -65,6 +66,8 @@ pub async fn post_json(url: String, body: String) {
         Err(e) => Err(e),
     };
     if let Err(e) = result {
-        worker::console_warn!("span export to {url} failed: {e}");
+        if let Some(line) = log_level.line(crate::log::Level::Warn, "span_export_failed") {
+            crate::log::emit(line.str("url", &url).str("error", &e.to_string()));
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::ws::attachment;
 use crate::config::OtelConfig;
 use crate::core::{Host, LiveSocket, UpdateFailure};
 use crate::js::{error_message, new_backend_id, now_millis, post_json, random_bytes};
-use crate::log::{self, Line};
+use crate::log::{self, Line, LogLevel};
 use crate::otel::{export_body, Span};
 use crate::protocol::server;
 use crate::protocol::CallerContext;
@@ -22,6 +22,7 @@ pub struct DoHost {
     state: State,
     env: Env,
     otel: Option<OtelConfig>,
+    log_level: LogLevel,
     /// Per socket, `[window start in seconds, pushes in it]` for `MAX_PUSHES_PER_SECOND`. A weak
     /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
     /// the current window.
@@ -30,11 +31,12 @@ pub struct DoHost {
 
 impl DoHost {
     /// The host of the object with this state and environment.
-    pub fn new(state: State, env: Env, otel: Option<OtelConfig>) -> Self {
+    pub fn new(state: State, env: Env, otel: Option<OtelConfig>, log_level: LogLevel) -> Self {
         DoHost {
             state,
             env,
             otel,
+            log_level,
             push_windows: js_sys::WeakMap::new(),
         }
     }
@@ -90,7 +92,7 @@ impl Host for DoHost {
         if let Some(otel) = &self.otel {
             let url = format!("{}/v1/traces", otel.endpoint);
             self.state
-                .wait_until(post_json(url, export_body(&otel.service_name, &[span])));
+                .wait_until(post_json(url, export_body(&otel.service_name, &[span]), self.log_level));
         }
     }
 

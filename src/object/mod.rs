@@ -60,7 +60,7 @@ impl<H: SyncHooks> SyncObject<H> {
         }
         let sync = Config::cached(&env).map(|config| {
             let engine = engine(&state, &env, &config);
-            let host = DoHost::new(state, env, config.otel.clone());
+            let host = DoHost::new(state, env, config.otel.clone(), config.log_level);
             Sync {
                 core: Core::new(config, hooks, host, engine),
                 open_sockets: Cell::new(None),
