@@ -83,7 +83,7 @@ struct OpenStore<L> {
 }
 
 /// Opens a store's log on the configured engine.
-pub type Engine<L> = Box<dyn Fn(&str) -> Result<L, StorageError>>;
+pub type OpenLog<L> = Box<dyn Fn(&str) -> Result<L, StorageError>>;
 
 /// The sync core of one store's object.
 pub struct Core<L: EventLog, X: Host, H: SyncHooks> {
@@ -91,7 +91,7 @@ pub struct Core<L: EventLog, X: Host, H: SyncHooks> {
     limits: std::cell::Cell<Limits>,
     hooks: H,
     host: Rc<X>,
-    engine: Engine<L>,
+    open_log: OpenLog<L>,
     /// `None` until the first request after construction, and again after a storage failure,
     /// so the next request re-reads the head from storage.
     store: RefCell<Option<OpenStore<L>>>,
@@ -105,8 +105,8 @@ pub struct Core<L: EventLog, X: Host, H: SyncHooks> {
 }
 
 impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
-    /// A core for one store's object; `engine` opens the store's log on first use.
-    pub fn new(config: Rc<Config>, hooks: H, host: X, engine: Engine<L>) -> Self {
+    /// A core for one store's object; `open_log` opens the store's log on first use.
+    pub fn new(config: Rc<Config>, hooks: H, host: X, open_log: OpenLog<L>) -> Self {
         let limits = Limits {
             max_events_per_push: config.max_push_events,
             ..Limits::default()
@@ -116,7 +116,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             limits: std::cell::Cell::new(limits),
             hooks,
             host: Rc::new(host),
-            engine,
+            open_log,
             store: RefCell::new(None),
             turns: Turns::new(),
             opening: Turns::new(),
@@ -294,7 +294,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         if let Some(opened) = self.cached(store_id)? {
             return Ok(opened);
         }
-        let log = Rc::new((self.engine)(store_id)?);
+        let log = Rc::new((self.open_log)(store_id)?);
         let host = self.host.clone();
         let meta = open_store(log.as_ref(), || host.new_backend_id()).await?;
         self.log_store_opened(store_id, &meta);

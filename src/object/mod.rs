@@ -59,10 +59,10 @@ impl<H: SyncHooks> SyncObject<H> {
             state.set_websocket_auto_response(&pair);
         }
         let sync = Config::cached(&env).map(|config| {
-            let engine = engine(&state, &env, &config);
+            let open_log = open_log(&state, &env, &config);
             let host = DoHost::new(state, env, config.otel.clone(), config.log_level);
             Sync {
-                core: Core::new(config, hooks, host, engine),
+                core: Core::new(config, hooks, host, open_log),
                 open_sockets: Cell::new(None),
             }
         });
@@ -168,7 +168,7 @@ impl<H: SyncHooks> SyncObject<H> {
 }
 
 /// The store's log on the configured engine, opened by the core on first use.
-fn engine(state: &State, env: &Env, config: &Config) -> crate::core::Engine<Engine> {
+fn open_log(state: &State, env: &Env, config: &Config) -> crate::core::OpenLog<Engine> {
     let storage = state.storage();
     let env = env.clone();
     let kind = config.storage.clone();
