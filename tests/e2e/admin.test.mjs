@@ -4,12 +4,12 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { connectClient, cursorFrom, livePull, waitFor } from './lib/client.mjs'
-import { makeEvents, pullAll, push, RawSocket } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, syncQuery, wranglerOnly } from './lib/worker.mjs'
+import { connectClient, cursorFrom, livePull } from './lib/client.mjs'
+import { OK, waitFor, withSocket } from './lib/helpers.mjs'
+import { makeEvents, pullAll, push } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, syncQuery, withWorker, wranglerOnly } from './lib/worker.mjs'
 
 const ADMIN = 'admin-token-for-tests-0123456789'
-const ok = { _tag: 'Success', value: {} }
 
 const admin = (w, path, { method = 'GET', token = ADMIN, body } = {}) =>
   fetch(`${w.url}/_admin/${path}`, {
@@ -18,21 +18,11 @@ const admin = (w, path, { method = 'GET', token = ADMIN, body } = {}) =>
     body,
   })
 
-async function withSocket(w, store, fn) {
-  const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
-  try {
-    return await fn(sock)
-  } finally {
-    sock.close()
-  }
-}
-
 const ndjson = (events) => events.map((e) => JSON.stringify(e)).join('\n') + '\n'
 
 describe('admin API off', () => {
   test('without ADMIN_TOKEN every admin path is 404, even with sync parameters', { timeout: 60_000 }, async () => {
-    const w = await startWorker({ label: 'admin-off' })
-    try {
+    await withWorker({ label: 'admin-off' }, async (w) => {
       const res = await admin(w, 'stores/x', { token: 'anything' })
       assert.equal(res.status, 404)
       const sync = await fetch(`${w.url}/_admin/stores/x?${syncQuery('x', { transport: 'http' })}`, { method: 'POST', body: '{}' })
@@ -41,9 +31,7 @@ describe('admin API off', () => {
         assert.equal((await fetch(`${w.url}/_admin/${page}`)).status, 404, `the inspector's /_admin/${page} is off too`)
       }
       assert.equal((await fetch(`${w.url}/_admin`, { redirect: 'manual' })).status, 404)
-    } finally {
-      await w.stop()
-    }
+    })
   })
 })
 
@@ -69,7 +57,7 @@ describe('admin API on', () => {
   test('info after pushes', async () => {
     const store = storeId('admin-info')
     const backendId = await withSocket(w, store, async (s) => {
-      assert.deepEqual((await push(s, store, makeEvents(5))).exit, ok)
+      assert.deepEqual((await push(s, store, makeEvents(5))).exit, OK)
       return (await pullAll(s, store)).pages[0].backendId
     })
     const res = await admin(w, `stores/${encodeURIComponent(store)}`)
@@ -97,7 +85,7 @@ describe('admin API on', () => {
     events[1].args = null
     delete events[2].args
     const original = await withSocket(w, from, async (s) => {
-      assert.deepEqual((await push(s, from, events)).exit, ok)
+      assert.deepEqual((await push(s, from, events)).exit, OK)
       return pullAll(s, from)
     })
     const res = await admin(w, `stores/${from}/events`)
@@ -116,7 +104,8 @@ describe('admin API on', () => {
     const c = await connectClient({ url: w.url, storeId: to })
     const live = livePull(c)
     try {
-      await new Promise((r) => setTimeout(r, 1000))
+      // Its first page says it is registered: from then on it receives every new batch.
+      await waitFor(() => live.items.length > 0, { message: 'the live pull to start' })
       const imported = await admin(w, `stores/${to}/import`, { method: 'POST', body: text })
       assert.equal(imported.status, 200)
       assert.deepEqual(await imported.json(), { imported: 7, head: 7 })
@@ -144,7 +133,7 @@ describe('admin API on', () => {
     await withSocket(w, store, async (s) => {
       for (let start = 1; start <= total; start += 100) {
         const batch = makeEvents(Math.min(100, total - start + 1), { start, parent: start - 1 })
-        assert.deepEqual((await push(s, store, batch)).exit, ok)
+        assert.deepEqual((await push(s, store, batch)).exit, OK)
       }
     })
     const seqNums = async (query) => {
@@ -180,13 +169,12 @@ describe('admin API on', () => {
     const other = STORAGE === 'd1' ? 'do-sqlite' : 'd1'
     const store = storeId('admin-move')
     const original = await withSocket(w, store, async (s) => {
-      assert.deepEqual((await push(s, store, makeEvents(100))).exit, ok)
-      assert.deepEqual((await push(s, store, makeEvents(20, { start: 101, parent: 100 }))).exit, ok)
+      assert.deepEqual((await push(s, store, makeEvents(100))).exit, OK)
+      assert.deepEqual((await push(s, store, makeEvents(20, { start: 101, parent: 100 }))).exit, OK)
       return pullAll(s, store)
     })
     const exported = await (await admin(w, `stores/${store}/events`)).text()
-    const target = await startWorker({ label: `admin-move-${other}`, storage: other, vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })
-    try {
+    await withWorker({ label: `admin-move-${other}`, storage: other, vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } }, async (target) => {
       const res = await admin(target, `stores/${store}/import`, { method: 'POST', body: exported })
       assert.deepEqual(await res.json(), { imported: 120, head: 120 })
       const info = await (await admin(target, `stores/${store}`)).json()
@@ -196,14 +184,12 @@ describe('admin API on', () => {
       // Events and their metadata (createdAt) as the original engine served them.
       assert.deepEqual(items(moved), items(original))
       assert.equal(await (await admin(target, `stores/${store}/events`)).text(), exported)
-    } finally {
-      await target.stop()
-    }
+    })
   })
 
   test('import is refused, with nothing written, for a non-empty store, a broken chain or a bad line', async () => {
     const full = storeId('admin-full')
-    await withSocket(w, full, async (s) => assert.deepEqual((await push(s, full, makeEvents(1))).exit, ok))
+    await withSocket(w, full, async (s) => assert.deepEqual((await push(s, full, makeEvents(1))).exit, OK))
     let res = await admin(w, `stores/${full}/import`, { method: 'POST', body: ndjson(makeEvents(1)) })
     assert.equal(res.status, 409)
     assert.equal((await res.json()).error, 'StoreNotEmpty')

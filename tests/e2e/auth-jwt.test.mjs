@@ -6,14 +6,10 @@ import crypto from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 
 import { connectClient } from './lib/client.mjs'
-import { rawHttp } from './lib/http.mjs'
-import { RawSocket, makeEvents, push, request } from './lib/raw.mjs'
+import { OK, openSocket, sleep, withSocket } from './lib/helpers.mjs'
+import { INVALID_TOKEN, postSync, rawHttp, tokenRefused as refusedBecause, UPGRADE_HEADERS as upgrade } from './lib/http.mjs'
+import { makeEvents, push, request } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, startWorker, storeId, syncQuery } from './lib/worker.mjs'
-
-const INVALID_TOKEN = 'UnknownError: { "cause": Error: Invalid auth token, "note": undefined, "payload": undefined }'
-const refusedBecause = (reason) =>
-  `UnknownError: { "cause": Error: Invalid auth token: ${reason}, "note": undefined, "payload": undefined }`
-const upgrade = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' }
 /** The clock skew the worker allows on exp and nbf (src/jwt.rs LEEWAY_SECS). */
 const LEEWAY = 30
 
@@ -49,14 +45,8 @@ const tryUpgrade = (w, store, { payload, headers = {} } = {}) =>
   rawHttp(`${w.url}/?${syncQuery(store, { payload })}`, { headers: { ...upgrade, ...headers } })
 
 /** One HTTP transport request (a Ping unless `body` says otherwise). */
-const httpRpc = (w, store, { payload, headers = {}, body } = {}) => {
-  const text = JSON.stringify(body ?? request('SyncHttpRpc.Ping', { storeId: store }))
-  return rawHttp(`${w.url}/?${syncQuery(store, { transport: 'http', payload })}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers },
-    body: text,
-  })
-}
+const httpRpc = (w, store, { payload, headers = {}, body } = {}) =>
+  postSync(w, store, body ?? request('SyncHttpRpc.Ping', { storeId: store }), { payload, headers })
 const PONG = [{ _tag: 'Exit', requestId: '', exit: { _tag: 'Success', value: { _tag: 'SyncMessage.Pong' } } }]
 const assertPong = (res) => {
   assert.equal(res.status, 200, res.body)
@@ -152,16 +142,14 @@ describe('signed tokens beside the shared token', () => {
     assertPong(await httpRpc(w, store, { payload: null, headers }))
     const pushed = await httpRpc(w, store, { payload: null, headers, body: request('SyncHttpRpc.Push', { storeId: store, batch: events(1), backendId: { _tag: 'None' } }) })
     assert.equal(pushed.status, 200, pushed.body)
-    assert.deepEqual(JSON.parse(pushed.body)[0].exit, { _tag: 'Success', value: {} })
+    assert.deepEqual(JSON.parse(pushed.body)[0].exit, OK)
     // WebSocket: a non-browser client sets the header on the upgrade request.
-    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store, { payload: null })}`, { headers })
-    assert.deepEqual((await push(sock, store, events(1, 2))).exit, { _tag: 'Success', value: {} })
-    sock.close()
+    await withSocket(w, store, async (sock) => assert.deepEqual((await push(sock, store, events(1, 2))).exit, OK), { payload: null, headers })
     // The header's token is scoped like any other.
     const other = storeId('jwt-bearer-other')
     assert.equal((await tryUpgrade(w, other, { payload: null, headers })).body, refusedBecause('token not valid for this store'))
     assert.equal((await httpRpc(w, other, { payload: null, headers })).status, 400)
-    await assert.rejects(RawSocket.open(`${w.wsUrl}/?${syncQuery(other, { payload: null })}`, { headers }), { status: 400 })
+    await assert.rejects(openSocket(w, other, { payload: null, headers }), { status: 400 })
     // Without the header, nothing.
     assert.equal((await httpRpc(w, store, { payload: null })).body, INVALID_TOKEN)
   })
@@ -187,7 +175,8 @@ describe('signed tokens beside the shared token', () => {
     const c = await client(w, { storeId: store, transport: 'http', payload: { authToken: token } })
     await c.push(events(1))
     assertPong(await httpRpc(w, store, { payload: { authToken: token } }))
-    while (now() <= validUntil) await new Promise((r) => setTimeout(r, 250))
+    // The clock has to pass the token's expiry: time itself is what this test waits for.
+    while (now() <= validUntil) await sleep(250)
     const res = await httpRpc(w, store, { payload: { authToken: token } })
     assert.equal(res.status, 400)
     assert.equal(res.body, refusedBecause('token expired'))

@@ -7,28 +7,23 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { rawHttp } from './lib/http.mjs'
-import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
+import { closeSockets, OK, openSocket } from './lib/helpers.mjs'
+import { rawHttp, UPGRADE_HEADERS as upgrade } from './lib/http.mjs'
+import { liveEvents, makeEvents, openLivePull, pullAll, push, request } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery } from './lib/worker.mjs'
 
-const upgrade = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' }
-const INVALID_TOKEN = 'UnknownError: { "cause": Error: Invalid auth token, "note": undefined, "payload": undefined }'
+// A payload search parameter as the URL carries it: JSON, percent-encoded twice.
 const encodedPayload = (value) => encodeURIComponent(encodeURIComponent(JSON.stringify(value)))
 
 let worker
-const sockets = []
 before(async () => {
   worker = await startWorker({ label: 'bad-input' })
 })
 after(() => {
-  sockets.forEach((s) => s.close())
+  closeSockets()
   return worker?.stop()
 })
-const open = async (store, opts) => {
-  const s = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store, opts)}`)
-  sockets.push(s)
-  return s
-}
+const open = (store) => openSocket(worker, store)
 
 describe('a table of malformed inputs', () => {
   const store = storeId('bad-table')
@@ -154,8 +149,7 @@ describe('a table of malformed inputs', () => {
     watcher = await open(store)
     await push(probe, store, makeEvents(2))
     baseline = (await pullAll(probe, store)).events
-    watcher.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: { _tag: 'None' } }, '9'))
-    await watcher.next((m) => m._tag === 'Chunk' && m.requestId === '9')
+    await openLivePull(watcher, store, '9')
   })
 
   const tried = { url: 0, 'ws-frame': 0, 'http-body': 0 }
@@ -171,9 +165,9 @@ describe('a table of malformed inputs', () => {
 
   test('afterwards both clients still work, and the live pull saw only real pushes', async () => {
     const next = makeEvents(1, { start: 3, parent: 2 })
-    assert.deepEqual((await push(probe, store, next)).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(probe, store, next)).exit, OK)
     await watcher.next((m) => m._tag === 'Chunk' && m.requestId === '9' && m.values[0].batch.some((x) => x.eventEncoded.seqNum === 3))
-    assert.deepEqual(watcher.chunks('9').flatMap((v) => v.batch.map((x) => x.eventEncoded)), [...baseline, ...next])
+    assert.deepEqual(liveEvents(watcher, '9'), [...baseline, ...next])
     const total = Object.values(tried).reduce((a, b) => a + b, 0)
     console.log(`[figures] bad inputs answered with the log unchanged: ${total} (${JSON.stringify(tried)})`)
     assert.equal(total, cases.length)
@@ -221,7 +215,7 @@ describe('odd storeIds are ordinary, separate stores', () => {
     for (const [i, id] of ids.entries()) {
       const s = await open(id)
       const events = makeEvents(i + 1, { text: (n) => `${i}:${n}` })
-      assert.deepEqual((await push(s, id, events)).exit, { _tag: 'Success', value: {} }, JSON.stringify(id))
+      assert.deepEqual((await push(s, id, events)).exit, OK, JSON.stringify(id))
     }
     for (const [i, id] of ids.entries()) {
       const s = await open(id)

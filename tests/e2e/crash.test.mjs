@@ -11,28 +11,16 @@ import { isDeepStrictEqual } from 'node:util'
 import path from 'node:path'
 import { after, test } from 'node:test'
 
-import { connectClient, Effect, Option, Stream, waitFor } from './lib/client.mjs'
-import { push, RawSocket } from './lib/raw.mjs'
-import {
-  assertGapless,
-  assertPaging,
-  figures,
-  fullPull,
-  Ledger,
-  liveEvents,
-  openLivePull,
-  randInt,
-  sleep,
-  tagged,
-} from './lib/reliability.mjs'
-import { DEFAULT_TOKEN, freePort, STORAGE, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
+import { connectClient, Effect, Option, Stream } from './lib/client.mjs'
+import { OK, openSocket as open, sleep, waitFor } from './lib/helpers.mjs'
+import { liveEvents, openLivePull, push } from './lib/raw.mjs'
+import { assertGapless, assertPaging, figures, fullPull, Ledger, randInt, tagged } from './lib/reliability.mjs'
+import { DEFAULT_TOKEN, freePort, STORAGE, startWorker, storeId, TMP } from './lib/worker.mjs'
 
 const TRIALS = Number(process.env.CRASH_TRIALS ?? 10)
 // Big batches (over 1 MB) are stored with more than one statement, so atomicity is tested too.
 const VARS = { AUTH_TOKEN: DEFAULT_TOKEN, MAX_MESSAGE_BYTES: '4000000' }
 
-const ok = { _tag: 'Success', value: {} }
-const open = (w, store) => RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
 
 // Every real client, closed however the test ends (an open one keeps the process alive).
 const realClients = new Set()
@@ -60,6 +48,7 @@ async function rawWriter(w, store, name, trial, { big = false } = {}) {
   let head = liveEvents(sock, live).at(-1)?.seqNum ?? store.verified ?? 0
   let n = 0
   const run = async (stop) => {
+    // A random moment, so the big batch meets the kill at any point of its write.
     if (big) await sleep(randInt(0, 2500))
     while (!stop.killed && !sock.closed) {
       const size = big ? 5 : randInt(1, 4)
@@ -72,7 +61,7 @@ async function rawWriter(w, store, name, trial, { big = false } = {}) {
       } catch {
         break // the socket died with the push unanswered
       }
-      if (isDeepStrictEqual(reply.exit, ok)) {
+      if (isDeepStrictEqual(reply.exit, OK)) {
         attempt.status = 'acked'
         head = batch.at(-1).seqNum
         if (big) break
@@ -133,6 +122,7 @@ function realReader(c) {
       )
       if (r.stopped) break
       r.restarts++
+      // A retry's back-off, as LiveStore's leader has: the server may still be down.
       await sleep(250)
     }
   })()
@@ -163,10 +153,12 @@ test(`crash safety: ${TRIALS} SIGKILLs of workerd mid-push, each followed by a r
       }
       const stop = { killed: false }
       const running = writers.map(([, w]) => w.run(stop))
+      // The kill comes at a random moment of the writing: that is the experiment.
       await sleep(randInt(0, 2500))
       stop.killed = true
       await worker.kill()
-      // Raw writers end as their sockets close; the real one gets its push failed (or is closed).
+      // Raw writers end as their sockets close; the real one gets its push failed (or is closed):
+      // waited for, with a deadline for a real client that has not noticed yet.
       await Promise.race([Promise.allSettled(running), sleep(15_000)])
       for (const [, w] of writers) if (w.client) await w.client.close().catch(() => {})
       await Promise.allSettled(running)
@@ -213,7 +205,7 @@ test(`crash safety: ${TRIALS} SIGKILLs of workerd mid-push, each followed by a r
         }
         const probe = tagged([probeId], { parent: last, clientId: 'probe' })
         const attempt = store.ledger.sent(probe, 'probe')
-        assert.deepEqual((await push(s1, store.id, probe, store.backendId)).exit, ok, `${label}: a push at the head succeeds`)
+        assert.deepEqual((await push(s1, store.id, probe, store.backendId)).exit, OK, `${label}: a push at the head succeeds`)
         attempt.status = 'acked'
         const afterProbe = await fullPull(s2, store.id)
         assert.deepEqual(afterProbe.events, [...a.events, ...probe], `${label}: the probe is appended right after the head`)
@@ -229,7 +221,7 @@ test(`crash safety: ${TRIALS} SIGKILLs of workerd mid-push, each followed by a r
           totals.readerRestarts += reader.restarts
           reader.stopped = true
           await reader.client.close().catch(() => {}) // ends its live pull
-          await Promise.race([reader.done, sleep(5_000)])
+          await Promise.race([reader.done, sleep(5_000)]) // a deadline, should the pull not end
           reader = undefined
         }
       }

@@ -14,11 +14,11 @@ import { after, before, test } from 'node:test'
 
 import { RpcSerialization } from '@livestore/utils/effect'
 
-import { waitFor } from './lib/client.mjs'
 import { clientCall, startDoRpcPair } from './lib/do-rpc.mjs'
-import { RawSocket, makeEvents, push } from './lib/raw.mjs'
-import { fullPull, liveEvents, openLivePull, sleep } from './lib/reliability.mjs'
-import { jsonLogLines, storeId, syncQuery } from './lib/worker.mjs'
+import { closeSockets, OK, openSocket, sleep, storeOpenings, untilEvicted, waitFor, withSocket } from './lib/helpers.mjs'
+import { liveEvents, makeEvents, openLivePull, push } from './lib/raw.mjs'
+import { fullPull } from './lib/reliability.mjs'
+import { storeId, withServer } from './lib/worker.mjs'
 
 const ADMIN_TOKEN = 'admin-token-for-do-rpc-tests'
 let pair
@@ -26,19 +26,13 @@ before(async () => {
   pair = await startDoRpcPair({ vars: { ADMIN_TOKEN } })
 })
 after(() => pair?.stop())
-const sockets = []
-after(() => sockets.forEach((s) => s.close()))
+after(closeSockets)
 
-const openSocket = async (store) => {
-  const sock = await RawSocket.open(`${pair.wsUrl}/?${syncQuery(store)}`)
-  sockets.push(sock)
-  return sock
-}
+const open = (store) => openSocket(pair, store)
 const state = (name) => clientCall(pair, name, 'state')
 const seqs = (events) => events.map((e) => e.seqNum).sort((a, b) => a - b)
 const updateSeqs = (updates) => updates.flatMap((u) => u.values[0].batch.map((b) => b.eventEncoded.seqNum))
-const opened = (store) =>
-  pair.logs().split('\n').filter((l) => l.includes('"store_opened"') && l.includes(JSON.stringify(store))).length
+const opened = (store) => storeOpenings(pair, store)
 
 test('ping, push and a paged pull through makeDoRpcSync', async () => {
   const store = storeId('do-rpc-basic')
@@ -67,11 +61,11 @@ test('ping, push and a paged pull through makeDoRpcSync', async () => {
   assert.equal(pages[0].batch[0].metadata._tag, 'Some')
 
   // The same log over WebSocket.
-  const sock = await openSocket(store)
+  const sock = await open(store)
   assert.deepEqual((await fullPull(sock, store)).events, events)
 
   // Structured log lines, as for the other transports: sizes and outcome, never the events.
-  const lines = () => jsonLogLines(pair.logs()).filter((l) => l.storeId === store && l.transport === 'do-rpc')
+  const lines = () => pair.logLines().filter((l) => l.storeId === store && l.transport === 'do-rpc')
   await waitFor(() => lines().filter((l) => l.event === 'push').length === 3 && lines().some((l) => l.event === 'pull'), {
     timeout: 10_000,
     message: 'the DO RPC push and pull lines',
@@ -97,12 +91,12 @@ test('a stale push fails with a typed ServerAheadError', async () => {
 
 test('a WebSocket push reaches the DO RPC live pull, and its push reaches the WebSocket live pull', async () => {
   const store = storeId('do-rpc-ws')
-  const sock = await openSocket(store)
+  const sock = await open(store)
   await openLivePull(sock, store, 'w')
   const backendId = sock.chunks('w')[0].backendId
 
   await clientCall(pair, 'ws-peer', 'start', store)
-  assert.deepEqual((await push(sock, store, makeEvents(2), backendId)).exit, { _tag: 'Success', value: {} })
+  assert.deepEqual((await push(sock, store, makeEvents(2), backendId)).exit, OK)
   await waitFor(async () => seqs((await state('ws-peer')).events).length === 2, { timeout: 30_000, message: 'the DO client to see the WebSocket push' })
   const seen = await state('ws-peer')
   assert.deepEqual(seqs(seen.events), [1, 2])
@@ -121,9 +115,9 @@ test('every subscriber of a store gets every push', async () => {
   const store = storeId('do-rpc-many')
   const names = ['many-1', 'many-2', 'many-3']
   for (const name of names) await clientCall(pair, name, 'start', store)
-  const sock = await openSocket(store)
+  const sock = await open(store)
   const { backendId } = await fullPull(sock, store)
-  assert.deepEqual((await push(sock, store, makeEvents(3), backendId)).exit, { _tag: 'Success', value: {} })
+  assert.deepEqual((await push(sock, store, makeEvents(3), backendId)).exit, OK)
   for (const name of names) {
     await waitFor(async () => updateSeqs((await state(name)).updates).length === 3, { timeout: 30_000, message: `${name} to get the push` })
     assert.deepEqual(updateSeqs((await state(name)).updates), [1, 2, 3], name)
@@ -132,7 +126,6 @@ test('every subscriber of a store gets every push', async () => {
   const info = await (await fetch(`${pair.url}/_admin/stores/${store}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).json()
   assert.equal(info.rpcSubscribers, 3)
 })
-
 
 /** Calls the sync object's rpc() with raw bytes; returns the decoded messages. */
 async function rawRpc(store, bytes) {
@@ -180,9 +173,9 @@ test('malformed rpc() input gets a Defect or a typed error, and the store still 
 
 /** Pushes event `n` over a new WebSocket and waits until client `name` holds events 1..n. */
 async function pushAndAwait(store, name, n) {
-  const sock = await openSocket(store)
+  const sock = await open(store)
   const exit = await push(sock, store, makeEvents(1, { start: n, parent: n - 1 }))
-  assert.deepEqual(exit.exit, { _tag: 'Success', value: {} }, JSON.stringify(exit))
+  assert.deepEqual(exit.exit, OK, JSON.stringify(exit))
   sock.close()
   await waitFor(async () => seqs((await state(name)).events).includes(n), { timeout: 60_000, message: `${name} to receive event ${n}` })
   assert.deepEqual(seqs((await state(name)).events), Array.from({ length: n }, (_, i) => i + 1), `${name} holds the whole log`)
@@ -190,14 +183,15 @@ async function pushAndAwait(store, name, n) {
 
 /**
  * Idles (running `keepAlive` every 2 s meanwhile), runs `beforePush`, then pushes the next
- * event and waits until client `name` has it. Repeats with a longer idle period until
- * `evicted()` says the sync object was evicted and rebuilt. Returns the number of cycles.
+ * event and waits until client `name` has it; `check` compares the client's state before and
+ * after. Repeats with a longer idle period until the sync object is seen to have been evicted
+ * and rebuilt. Returns the number of cycles.
  */
-async function idleUntilEvicted({ store, name, keepAlive, beforePush = async () => {}, check }) {
-  let idle = 15_000
-  for (let n = 1; n <= 4; n++) {
-    const marks = { opened: opened(store), state: await state(name) }
-    const until = Date.now() + idle
+function idleUntilEvicted({ store, name, keepAlive, beforePush = async () => {}, check }) {
+  return untilEvicted(pair, store, async (n) => {
+    const marks = { state: await state(name) }
+    // The idle period is the point: the runtime evicts an object that has had nothing to do.
+    const until = Date.now() + 15_000 + 10_000 * (n - 1)
     while (Date.now() < until) {
       await keepAlive()
       await sleep(2_000)
@@ -206,10 +200,7 @@ async function idleUntilEvicted({ store, name, keepAlive, beforePush = async () 
     // Whatever was evicted, the event must arrive.
     await pushAndAwait(store, name, n)
     await check(marks, await state(name))
-    if (opened(store) > marks.opened) return n
-    idle += 10_000
-  }
-  assert.fail(`the sync object of ${store} was never evicted`)
+  })
 }
 
 const abort = (name) => fetch(`${pair.url}/client/${name}/abort`).then((r) => r.arrayBuffer())
@@ -260,8 +251,7 @@ test('live pulls survive the eviction of the sync object, of the client object, 
 })
 
 test('with do-rpc left out of ENABLED_TRANSPORTS, DO RPC requests get a typed TransportDisabledError', async () => {
-  const off = await startDoRpcPair({ vars: { ENABLED_TRANSPORTS: 'ws,http' } })
-  try {
+  await withServer(await startDoRpcPair({ vars: { ENABLED_TRANSPORTS: 'ws,http' } }), async (off) => {
     const store = storeId('do-rpc-off')
     const res = await clientCall(off, 'off', 'push', store, makeEvents(1))
     assert.equal(res.ok, false)
@@ -270,20 +260,12 @@ test('with do-rpc left out of ENABLED_TRANSPORTS, DO RPC requests get a typed Tr
     assert.equal(pulled.ok, false)
     assert.match(JSON.stringify(pulled.error), /TransportDisabledError/)
     // The other transports still serve the store, which the refused push did not touch.
-    const sock = await RawSocket.open(`${off.wsUrl}/?${syncQuery(store)}`)
-    try {
-      assert.deepEqual((await fullPull(sock, store)).events, [])
-    } finally {
-      sock.close()
-    }
-  } finally {
-    await off.stop()
-  }
+    await withSocket(off, store, async (sock) => assert.deepEqual((await fullPull(sock, store)).events, []))
+  })
 })
 
 test('a Worker of your own (examples/custom-worker) serves DO RPC, with its hooks', async () => {
-  const custom = await startDoRpcPair({ crateDir: 'examples/custom-worker' })
-  try {
+  await withServer(await startDoRpcPair({ crateDir: 'examples/custom-worker' }), async (custom) => {
     const store = storeId('app-do-rpc')
     const refused = await clientCall(custom, 'custom', 'push', store, makeEvents(1).map((e) => ({ ...e, name: 'v1.ForbiddenThing' })))
     assert.equal(refused.ok, false)
@@ -292,7 +274,5 @@ test('a Worker of your own (examples/custom-worker) serves DO RPC, with its hook
     const pulled = await clientCall(custom, 'custom', 'pull', store)
     assert.deepEqual(pulled.value.pages.flatMap((p) => p.batch.map((b) => b.eventEncoded.seqNum)), [1, 2])
     assert.match(custom.logs(), /"event":"app_push_result"/)
-  } finally {
-    await custom.stop()
-  }
+  })
 })

@@ -10,19 +10,21 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
-import { connectClient, livePull, waitFor } from './lib/client.mjs'
-import { RawSocket, request } from './lib/raw.mjs'
-import { assertGapless, figures, fullPull, liveEvents, openLivePull, sleep, tagged } from './lib/reliability.mjs'
-import { STORAGE, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { connectClient, livePull } from './lib/client.mjs'
+import { closeSockets, OK, openSocket, sleep, storeOpenings, untilEvicted, waitFor, withSocket } from './lib/helpers.mjs'
+import { postSync } from './lib/http.mjs'
+import { liveEvents, openLivePull, request } from './lib/raw.mjs'
+import { assertGapless, figures, fullPull, tagged } from './lib/reliability.mjs'
+import { STORAGE, startWorker, storeId } from './lib/worker.mjs'
 
 const CYCLES = Number(process.env.HIBERNATION_CYCLES ?? 6)
-const ok = { _tag: 'Success', value: {} }
 
 let worker
 before(async () => {
   worker = await startWorker({ label: 'hibernation' })
 })
 after(() => worker?.stop())
+after(closeSockets)
 // Closed however the test ends: an open real client would keep the process alive.
 const cleanup = []
 after(() => Promise.all(cleanup.map((f) => Promise.resolve().then(f).catch(() => {}))))
@@ -30,11 +32,8 @@ after(() => Promise.all(cleanup.map((f) => Promise.resolve().then(f).catch(() =>
 test(`live pulls keep receiving across ${CYCLES} evictions, woken by pushes over WebSocket, HTTP and the real client`, { timeout: 60_000 + CYCLES * 60_000 }, async () => {
   const started = Date.now()
   const store = storeId('hibernation')
-  const opened = () => worker.logs().split('\n').filter((l) => l.includes('"store_opened"') && l.includes(JSON.stringify(store))).length
-
-  const watcher = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`) // only watches
-  const pusher = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`) // pushes, and watches its echo
-  cleanup.push(() => watcher.close(), () => pusher.close())
+  const watcher = await openSocket(worker, store) // only watches
+  const pusher = await openSocket(worker, store) // pushes, and watches its echo
   await openLivePull(watcher, store, 'w')
   await openLivePull(pusher, store, 'p')
   const backendId = watcher.chunks('w')[0].backendId
@@ -49,10 +48,12 @@ test(`live pulls keep receiving across ${CYCLES} evictions, woken by pushes over
   let evictions = 0
   let wakes = 0
   const perSource = { ws: 0, http: 0, real: 0 }
-  while (evictions < CYCLES) {
-    assert.ok(wakes < CYCLES + 4, `only ${evictions} evictions seen in ${wakes} idle periods`)
+  // One cycle: idle (the point of the test: the runtime evicts an object with nothing to do),
+  // then push from the next source and check every live pull. A cycle counts once its push is
+  // seen to have woken an evicted object; one that was not evicted is repeated, idling longer.
+  const cycle = async (n) => {
+    if (n > 1) idle += 5_000
     wakes++
-    const openedBefore = opened()
     await sleep(idle)
     const source = sources[evictions % sources.length]
     const batch = tagged([`${source}-${wakes}-0`, `${source}-${wakes}-1`], { parent: log.length, clientId: source })
@@ -61,19 +62,15 @@ test(`live pulls keep receiving across ${CYCLES} evictions, woken by pushes over
       const from = pusher.frames.length
       pusher.send(req)
       const exit = await pusher.exit(req.id, { from, timeout: 30_000 })
-      assert.deepEqual(exit.exit, ok)
+      assert.deepEqual(exit.exit, OK)
       // The pusher's own live pull had the batch before the acknowledgement.
       const exitAt = pusher.frames.findIndex((f, i) => i >= from && f.startsWith('{"_tag":"Exit"') && JSON.parse(f).requestId === req.id)
       const echoAt = pusher.frames.findIndex((f, i) => i >= from && f.startsWith('{"_tag":"Chunk"') && f.includes(`"${batch[0].args.id}"`))
       assert.ok(echoAt >= 0 && echoAt < exitAt, `cycle ${wakes}: the echo (frame ${echoAt}) came before the Exit (frame ${exitAt})`)
     } else if (source === 'http') {
-      const res = await fetch(`${worker.url}/?${syncQuery(store, { transport: 'http' })}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(request('SyncHttpRpc.Push', { storeId: store, batch, backendId: { _tag: 'Some', value: backendId } })),
-      })
+      const res = await postSync(worker, store, request('SyncHttpRpc.Push', { storeId: store, batch, backendId: { _tag: 'Some', value: backendId } }))
       assert.equal(res.status, 200)
-      assert.deepEqual((await res.json()).map((m) => m.exit), [ok])
+      assert.deepEqual(JSON.parse(res.body).map((m) => m.exit), [OK])
     } else {
       await real.push(batch)
     }
@@ -87,25 +84,26 @@ test(`live pulls keep receiving across ${CYCLES} evictions, woken by pushes over
       ['real client', realLive.events()],
     ]
     await waitFor(() => views().every(([, events]) => events.length >= log.length), { timeout: 30_000, message: `cycle ${wakes}: the push on every live pull` }).catch(() => {})
-    await sleep(200) // room for a duplicate to show up
+    // Anything more the server sent any of them (a duplicate) arrives before these answers.
+    await Promise.all([watcher.fence(), pusher.fence(), realLive.fence()])
     for (const [name, events] of views()) assert.deepEqual(events, log, `cycle ${wakes} (${source}): ${name}'s live pull`)
     for (const sock of [watcher, pusher]) for (const v of sock.chunks(sock === watcher ? 'w' : 'p')) assert.equal(v.backendId, backendId)
-
-    // Was the object evicted and rebuilt by this push? (The open is logged before the push is served.)
-    const woke = await waitFor(() => opened() > openedBefore, { timeout: 5_000, interval: 100 }).then(() => true, () => false)
-    if (woke) evictions++
-    else idle += 5_000 // not evicted yet: idle longer next time; this cycle does not count
+  }
+  while (evictions < CYCLES) {
+    // (The open is logged before the push is served.)
+    await untilEvicted(worker, store, cycle, { tries: CYCLES + 4 - wakes })
+    evictions++
   }
 
   assert.equal(realLive.poll()._tag, 'None', 'the real client\'s live pull never ended')
   assert.ok(!watcher.closed && !pusher.closed, 'the sockets stayed open throughout')
   assert.equal(watcher.messages().filter((m) => m._tag === 'Exit').length, 0, 'a live pull never gets an Exit')
-  const check = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`)
-  const stored = await fullPull(check, store)
-  assert.deepEqual(stored.events, log)
-  assertGapless(stored.events)
-  assert.equal(stored.backendId, backendId)
-  check.close()
+  await withSocket(worker, store, async (check) => {
+    const stored = await fullPull(check, store)
+    assert.deepEqual(stored.events, log)
+    assertGapless(stored.events)
+    assert.equal(stored.backendId, backendId)
+  })
   figures(`hibernation (${STORAGE})`, {
     evictions,
     idlePeriods: wakes,
@@ -115,7 +113,7 @@ test(`live pulls keep receiving across ${CYCLES} evictions, woken by pushes over
     pushesReal: perSource.real,
     livePulls: 3,
     events: log.length,
-    opened: opened(),
+    opened: storeOpenings(worker, store),
     seconds: Math.round((Date.now() - started) / 1000),
   })
 })

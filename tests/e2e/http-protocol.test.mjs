@@ -4,20 +4,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { rawHttp } from './lib/http.mjs'
-import { makeEvents, RawSocket, request } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { OK, openSocket, withSocket } from './lib/helpers.mjs'
+import { postSync, rawHttp, UPGRADE_HEADERS } from './lib/http.mjs'
+import { liveEvents, makeEvents, openLivePull, request } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery, withWorker } from './lib/worker.mjs'
 
-const post = (w, store, body, { payload, headers = {}, chunked = false, expectContinue = false } = {}) => {
-  const text = typeof body === 'string' ? body : JSON.stringify(body)
-  const length = chunked ? {} : { 'content-length': String(Buffer.byteLength(text)) }
-  return rawHttp(`${w.url}/any/path?${syncQuery(store, { transport: 'http', ...(payload !== undefined ? { payload } : {}) })}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...length, ...headers },
-    body: text,
-    expectContinue,
-  })
-}
+// Any path will do for sync; this one shows it.
+const post = (w, store, body, opts) => postSync(w, store, body, { path: '/any/path', ...opts })
 const rpc = async (w, store, tag, payload, opts) => {
   const res = await post(w, store, request(tag, payload), opts)
   assert.equal(res.status, 200, res.body)
@@ -39,7 +32,7 @@ describe('HTTP transport', () => {
     assert.deepEqual(ping.map((m) => m.exit), [{ _tag: 'Success', value: { _tag: 'SyncMessage.Pong' } }])
     const events = makeEvents(3)
     const pushed = await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: events, backendId: { _tag: 'None' } })
-    assert.deepEqual(pushed.map((m) => [m._tag, m.exit]), [['Exit', { _tag: 'Success', value: {} }]])
+    assert.deepEqual(pushed.map((m) => [m._tag, m.exit]), [['Exit', OK]])
     const pulled = await rpc(w, store, 'SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'None' } })
     assert.deepEqual(pulled.map((m) => m._tag), ['Chunk', 'Exit'])
     assert.deepEqual(pulled[1].exit, { _tag: 'Success' })
@@ -72,14 +65,13 @@ describe('HTTP transport', () => {
 
   test('a push over HTTP reaches WebSocket live pulls', async () => {
     const store = storeId('http-to-ws')
-    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
-    sock.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: { _tag: 'None' } }, 'live'))
-    await sock.next((m) => m._tag === 'Chunk')
-    const events = makeEvents(2)
-    await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: events, backendId: { _tag: 'None' } })
-    await sock.next((m) => m._tag === 'Chunk' && m.values[0].batch.length > 0)
-    assert.deepEqual(sock.chunks('live').flatMap((v) => v.batch.map((b) => b.eventEncoded)), events)
-    sock.close()
+    await withSocket(w, store, async (sock) => {
+      await openLivePull(sock, store, 'live')
+      const events = makeEvents(2)
+      await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: events, backendId: { _tag: 'None' } })
+      await sock.next((m) => m._tag === 'Chunk' && m.values[0].batch.length > 0)
+      assert.deepEqual(liveEvents(sock, 'live'), events)
+    })
   })
 
   test('the token is checked on every request', async () => {
@@ -134,6 +126,7 @@ describe('HTTP transport', () => {
         assert.deepEqual(await pullEvents(w, store), baseline)
       })
     }
+
   })
 })
 
@@ -153,10 +146,10 @@ describe('only WebSocket enabled, with a renamed Durable Object binding', () => 
     const res = await post(w, store, request('SyncHttpRpc.Ping', { storeId: store }))
     assert.equal(res.status, 400)
     assert.match(res.body, /Transport http is not enabled/)
-    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
-    sock.send(request('SyncWsRpc.Push', { storeId: store, batch: makeEvents(1), backendId: { _tag: 'None' } }, 'p'))
-    assert.deepEqual((await sock.exit('p')).exit, { _tag: 'Success', value: {} })
-    sock.close()
+    await withSocket(w, store, async (sock) => {
+      sock.send(request('SyncWsRpc.Push', { storeId: store, batch: makeEvents(1), backendId: { _tag: 'None' } }, 'p'))
+      assert.deepEqual((await sock.exit('p')).exit, OK)
+    })
   })
 })
 
@@ -168,19 +161,16 @@ describe('only HTTP enabled, and a binding name that does not exist', () => {
   after(() => w?.stop())
 
   test('WebSocket is refused with a clear error before the upgrade', async () => {
-    await assert.rejects(RawSocket.open(`${w.wsUrl}/?${syncQuery(storeId('http-only'))}`), { status: 400 })
-    const res = await rawHttp(`${w.url}/?${syncQuery('x')}`, { headers: { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+    await assert.rejects(openSocket(w, storeId('http-only')), { status: 400 })
+    const res = await rawHttp(`${w.url}/?${syncQuery('x')}`, { headers: UPGRADE_HEADERS })
     assert.match(res.body, /Transport ws is not enabled/)
   })
 
   test('a missing binding is 424, as in the reference', async () => {
-    const other = await startWorker({ label: 'no-binding', vars: { AUTH_TOKEN: DEFAULT_TOKEN, SYNC_BACKEND_BINDING: 'NOPE' } })
-    try {
+    await withWorker({ label: 'no-binding', vars: { AUTH_TOKEN: DEFAULT_TOKEN, SYNC_BACKEND_BINDING: 'NOPE' } }, async (other) => {
       const res = await post(other, 's', request('SyncHttpRpc.Ping', { storeId: 's' }))
       assert.equal(res.status, 424)
       assert.equal(res.body, "Failed dependency: Required Durable Object binding 'NOPE' not available")
-    } finally {
-      await other.stop()
-    }
+    })
   })
 })

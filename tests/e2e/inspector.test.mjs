@@ -10,13 +10,13 @@ import { after, before, describe, test } from 'node:test'
 
 import { chromium } from 'playwright-core'
 
-import { makeEvents, pullAll, push, RawSocket } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
+import { OK, withSocket } from './lib/helpers.mjs'
+import { makeEvents, pullAll, push } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, TMP } from './lib/worker.mjs'
 
 const ADMIN = 'admin-token-for-inspector-0123456789'
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = path.join(TMP, 'screenshots')
-const ok = { _tag: 'Success', value: {} }
 // Text an unescaped renderer would turn into elements that run script.
 const HOSTILE_TEXT = '<img src=x onerror="window.__inspectorPwned=1">'
 const HOSTILE_NAME = '<script>window.__inspectorPwned=2</script>'
@@ -52,15 +52,12 @@ describe('web inspector', () => {
     w = await startWorker({ label: 'inspector', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })
     const events = makeEvents(COUNT, { text: (i) => (i === 7 ? HOSTILE_TEXT : `todo ${i}`) })
     events[7].name = HOSTILE_NAME
-    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
-    try {
+    await withSocket(w, store, async (sock) => {
       for (let i = 0; i < COUNT; i += 40) {
-        assert.deepEqual((await push(sock, store, events.slice(i, i + 40))).exit, ok)
+        assert.deepEqual((await push(sock, store, events.slice(i, i + 40))).exit, OK)
       }
       backendId = (await pullAll(sock, store)).pages[0].backendId
-    } finally {
-      sock.close()
-    }
+    })
     mkdirSync(SHOTS, { recursive: true })
     // A fresh profile each run; the flags keep Chromium from reaching out to Google's services,
     // which this closed network refuses.
@@ -196,13 +193,10 @@ describe('web inspector', () => {
     await page.evaluate(() => {
       window.__sameDocument = true
     })
-    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
-    try {
+    await withSocket(w, store, async (sock) => {
       const more = makeEvents(3, { start: COUNT + 1, parent: COUNT, clientId: 'client-live' })
-      assert.deepEqual((await push(sock, store, more, backendId)).exit, ok)
-    } finally {
-      sock.close()
-    }
+      assert.deepEqual((await push(sock, store, more, backendId)).exit, OK)
+    })
     await firstRowIs('#live-events', COUNT + 3)
     assert.deepEqual(await seqs('#live-events'), [COUNT + 3, COUNT + 2, COUNT + 1])
     await waitText('#info dd[data-field="head"]', String(COUNT + 3))

@@ -3,15 +3,15 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { rawHttp } from './lib/http.mjs'
-import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
+import { closeSockets, OK, openSocket, sleep, waitFor } from './lib/helpers.mjs'
+import { postSync, rawHttp, UPGRADE_HEADERS } from './lib/http.mjs'
+import { makeEvents, pullAll, push, request } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, startWorker, storeId, syncQuery } from './lib/worker.mjs'
 
 const failureName = (exit) => exit.exit?.cause?.error?.cause?.name
 
 describe('limits set low', () => {
   let w
-  const sockets = []
   before(async () => {
     w = await startWorker({
       label: 'limits',
@@ -26,14 +26,10 @@ describe('limits set low', () => {
     })
   })
   after(() => {
-    sockets.forEach((s) => s.close())
+    closeSockets()
     return w?.stop()
   })
-  const open = async (store) => {
-    const s = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
-    sockets.push(s)
-    return s
-  }
+  const open = (store) => openSocket(w, store)
 
   test('MAX_PUSH_EVENTS: a bigger batch is refused whole, over both transports', async () => {
     const store = storeId('lim-events')
@@ -41,14 +37,10 @@ describe('limits set low', () => {
     const tooMany = await push(s, store, makeEvents(6))
     assert.equal(failureName(tooMany), 'TooManyEventsError')
     assert.match(tooMany.exit.cause.error.cause.message, /at most 5 events/)
-    const res = await rawHttp(`${w.url}/?${syncQuery(store, { transport: 'http' })}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(request('SyncHttpRpc.Push', { storeId: store, batch: makeEvents(6), backendId: { _tag: 'None' } })),
-    })
+    const res = await postSync(w, store, request('SyncHttpRpc.Push', { storeId: store, batch: makeEvents(6), backendId: { _tag: 'None' } }))
     assert.equal(failureName(JSON.parse(res.body)[0]), 'TooManyEventsError')
     assert.deepEqual((await pullAll(s, store)).events, [])
-    assert.deepEqual((await push(s, store, makeEvents(5))).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(s, store, makeEvents(5))).exit, OK)
   })
 
   test('MAX_PUSHES_PER_SECOND: pushes over the rate are refused, nothing is lost, the next second works', async () => {
@@ -58,8 +50,9 @@ describe('limits set low', () => {
     // the rate must fail with ServerAheadError, the ones over it with RateLimitError.
     const batches = Array.from({ length: 10 }, (_, i) => makeEvents(1, { start: 1, text: () => `try ${i}` }))
     const reqs = batches.map((batch) => request('SyncWsRpc.Push', { storeId: store, batch, backendId: { _tag: 'None' } }))
-    // Sent just after a second starts, so the burst falls into one window of the server's clock.
-    while (Date.now() % 1000 > 50) await new Promise((r) => setTimeout(r, 5))
+    // Sent just after a second starts, so the burst falls into one window of the server's clock
+    // (the window is time itself: nothing to await but the clock).
+    while (Date.now() % 1000 > 50) await sleep(5)
     const from = s.frames.length
     for (const r of reqs) s.send(r)
     const exits = await Promise.all(reqs.map((r) => s.exit(r.id, { from })))
@@ -70,31 +63,30 @@ describe('limits set low', () => {
     assert.match(exits[names.indexOf('RateLimitError')].exit.cause.error.cause.message, /at most 4 times per second/)
     const accepted = names.filter((n) => n === 'ok').length
     assert.equal((await pullAll(s, store)).events.length, accepted, 'exactly the acknowledged pushes are stored')
-    // The window passes; the same connection may push again.
-    await new Promise((r) => setTimeout(r, 1100))
+    // The window passes (a wait for the clock, which is what the limit counts); the same
+    // connection may push again.
+    await sleep(1100)
     const head = accepted
-    assert.deepEqual((await push(s, store, makeEvents(1, { start: head + 1, parent: head }))).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(s, store, makeEvents(1, { start: head + 1, parent: head }))).exit, OK)
   })
 
   test('MAX_SOCKETS_PER_STORE: a connection over the limit is refused with 429; others stores are unaffected', async () => {
     const store = storeId('lim-sockets')
     const first = await Promise.all([open(store), open(store), open(store)])
-    await assert.rejects(RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`), { status: 429 })
-    const refused = await rawHttp(`${w.url}/?${syncQuery(store)}`, {
-      headers: { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-    })
+    await assert.rejects(open(store), { status: 429 })
+    const refused = await rawHttp(`${w.url}/?${syncQuery(store)}`, { headers: UPGRADE_HEADERS })
     assert.equal(refused.status, 429)
     assert.match(refused.body, /TooManyConnectionsError/)
     // The open ones keep working; another store is not affected.
-    assert.deepEqual((await push(first[0], store, makeEvents(1))).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(first[0], store, makeEvents(1))).exit, OK)
     await open(storeId('lim-sockets-other'))
-    // Once one closes, a new connection is accepted.
+    // Once one closes, a new connection is accepted: the close handshake is over when the
+    // server has taken the close, and the object counts the sockets it still holds a moment
+    // later, so the new connection is retried until it is let in.
     first[1].close()
+    await first[1].whenClosed()
     let reopened
-    for (let i = 0; i < 50 && !reopened; i++) {
-      reopened = await open(store).catch(() => undefined)
-      if (!reopened) await new Promise((r) => setTimeout(r, 100))
-    }
+    await waitFor(async () => (reopened = await open(store).catch(() => undefined)), { timeout: 5_000, interval: 100, message: 'a slot to free up when a connection closes' })
     assert.ok(reopened, 'a slot frees up when a connection closes')
     assert.equal((await pullAll(reopened, store)).events.length, 1)
   })
@@ -105,6 +97,6 @@ describe('limits set low', () => {
     const big = await push(s, store, makeEvents(1, { text: () => 'b'.repeat(25_000) }))
     assert.equal(failureName(big), 'MessageTooLargeError')
     assert.deepEqual((await pullAll(s, store)).events, [])
-    await assert.rejects(RawSocket.open(`${w.wsUrl}/?${syncQuery('s'.repeat(41))}`), { status: 400 })
+    await assert.rejects(open('s'.repeat(41)), { status: 400 })
   })
 })

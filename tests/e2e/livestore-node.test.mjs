@@ -7,9 +7,9 @@ import { once } from 'node:events'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { waitFor } from './lib/client.mjs'
-import { pullAll, RawSocket } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, ROOT, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
+import { becomes, sleep, waitFor, withSocket } from './lib/helpers.mjs'
+import { pullAll } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, ROOT, startWorker, storeId, TMP } from './lib/worker.mjs'
 
 let worker
 const ADMIN = 'admin-token-for-livestore-node-tests'
@@ -63,12 +63,7 @@ for (const transport of ['ws', 'http']) test(`two LiveStore processes converge o
   const bob = await startApp(store, 'bob', transport)
 
   const ids = async (app) => (await app.list()).map((r) => r.id)
-  const serverLog = async () => {
-    const sock = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`)
-    const events = (await pullAll(sock, store)).events
-    sock.close()
-    return events
-  }
+  const serverLog = () => withSocket(worker, store, async (sock) => (await pullAll(sock, store)).events)
   const explain = async (error) => {
     // What the apps and the server hold is what tells a wedged client from a lost event.
     const server = (await serverLog()).map((e) => `${e.seqNum}:${e.args.id}`).join(',')
@@ -101,7 +96,7 @@ for (const transport of ['ws', 'http']) test(`two LiveStore processes converge o
   const converged = async (n) => (await alice.list()).length === n && (await bob.list()).length === n
   let total = 30
   let nudges = 0
-  while (!(await waitFor(() => converged(total), { timeout: 15_000 }).then(() => true, () => false))) {
+  while (!(await becomes(() => converged(total), { timeout: 15_000 }))) {
     assert.ok(nudges < 3, 'still not converged after three nudges')
     nudges++
     // The side holding more is the one whose pushes are not stalled; its event wakes the other.
@@ -121,12 +116,7 @@ for (const transport of ['ws', 'http']) test(`two LiveStore processes converge o
 
 test('an admin reset: the app (onBackendIdMismatch: reset, the default) clears its data, shuts down, and starts over', { timeout: 180_000 }, async () => {
   const store = storeId('reset-app')
-  const serverIds = async () => {
-    const sock = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`)
-    const events = (await pullAll(sock, store)).events
-    sock.close()
-    return events.map((e) => e.args.id)
-  }
+  const serverIds = () => withSocket(worker, store, async (sock) => (await pullAll(sock, store)).events.map((e) => e.args.id))
   const alice = await startApp(store, 'alice', 'ws')
   for (let i = 0; i < 3; i++) await alice.call({ cmd: 'create', id: `old-${i}`, text: 'before the reset' })
   await waitFor(async () => (await serverIds()).length === 3, { timeout: 60_000, message: 'the todos on the server' })
@@ -135,9 +125,12 @@ test('an admin reset: the app (onBackendIdMismatch: reset, the default) clears i
   assert.equal(res.status, 200)
   // The reset closes the app's socket; its reconnect pulls with the old backendId, and LiveStore
   // clears the local databases and shuts the store down, as it intends for a reset backend.
+  // Awaited, with a deadline in case it never comes.
   const cause = await Promise.race([
     alice.shutdown,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`no shutdown:\n${alice.output().slice(-3000)}`)), 60_000)),
+    sleep(60_000).then(() => {
+      throw new Error(`no shutdown:\n${alice.output().slice(-3000)}`)
+    }),
   ])
   assert.match(cause, /backend-id-mismatch/)
   alice.child.kill('SIGKILL')

@@ -9,9 +9,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { push, RawSocket, request } from './lib/raw.mjs'
-import { assertGapless, assertPaging, figures, fullPull, Ledger, openLivePull, randInt, sleep, tagged } from './lib/reliability.mjs'
-import { STORAGE, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { closeSockets, OK, openSocket, sleep, waitFor } from './lib/helpers.mjs'
+import { liveEvents, openLivePull, push, request } from './lib/raw.mjs'
+import { assertGapless, assertPaging, figures, fullPull, Ledger, randInt, tagged } from './lib/reliability.mjs'
+import { STORAGE, startWorker, storeId } from './lib/worker.mjs'
 
 const CLIENTS = Number(process.env.LOAD_CLIENTS ?? 100)
 const EVENTS_PER_CLIENT = Number(process.env.LOAD_EVENTS ?? 20)
@@ -22,14 +23,8 @@ before(async () => {
   worker = await startWorker({ label: 'load' })
 })
 after(() => worker?.stop())
-
-const sockets = []
-after(() => sockets.forEach((s) => s.close()))
-const open = async (store) => {
-  const s = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`)
-  sockets.push(s)
-  return s
-}
+after(closeSockets)
+const open = (store) => openSocket(worker, store)
 
 /** Runs `fn` over `items` with at most `limit` at a time; results in order. */
 async function mapLimit(items, limit, fn) {
@@ -94,7 +89,6 @@ describe('load without loss', () => {
       return { i, name: `c${i}`, sock, liveId, live, requests: [], acked: [] }
     })
     const backendId = [...clients[0].live.backendIds][0]
-    const ok = { _tag: 'Success', value: {} }
 
     const run = async (c) => {
       let done = 0
@@ -112,7 +106,7 @@ describe('load without loss', () => {
         const from = c.sock.frames.length
         c.sock.send(req)
         const reply = await c.sock.exit(req.id, { from, timeout: 120_000 })
-        if (JSON.stringify(reply.exit) === JSON.stringify(ok)) {
+        if (JSON.stringify(reply.exit) === JSON.stringify(OK)) {
           attempt.status = 'acked'
           c.acked.push({ id: req.id, first: ids[0] })
           done += size
@@ -129,6 +123,7 @@ describe('load without loss', () => {
           what: `${c.name}'s live pull to reach ${error.minimumExpectedNum}`,
         })
         retries++
+        // A random back-off spreads the retries out (time is the point here, not an event).
         await sleep(randInt(0, 10 * Math.min(retries, 20)))
       }
     }
@@ -147,7 +142,8 @@ describe('load without loss', () => {
     for (const c of clients) {
       // Each live pull receives the whole log, in order, every event once, with one backendId.
       await c.sock.until(() => c.live.events.length >= log.length, { timeout: 60_000, what: `${c.name}'s live pull to catch up` }).catch(() => {})
-      await sleep(0)
+      // Anything more the server sent it (a duplicate) arrives before the Pong.
+      await c.sock.fence()
       assert.deepEqual(c.live.events, log, `${c.name}'s live pull`)
       assert.deepEqual([...c.live.backendIds], [backendId])
       broadcastFrames += c.live.pages
@@ -183,7 +179,7 @@ describe('load without loss', () => {
       for (let n = 0; !stop; n++) {
         const batch = tagged(Array.from({ length: randInt(1, 3) }, (_, k) => `m${n}-${k}`), { parent: head, clientId: 'pusher' })
         const attempt = ledger.sent(batch, 'pusher')
-        assert.deepEqual((await push(pusher, store, batch)).exit, { _tag: 'Success', value: {} })
+        assert.deepEqual((await push(pusher, store, batch)).exit, OK)
         attempt.status = 'acked'
         head = batch.at(-1).seqNum
       }
@@ -201,7 +197,15 @@ describe('load without loss', () => {
         if (id.startsWith('z')) s.send({ _tag: 'Interrupt', requestId: id })
       }
     }
-    await sleep(2_000)
+    // The pushes go on until every one of those requests has been answered: the first page of
+    // each live pull that stays, the Exit of each one that fails or is interrupted.
+    const answered = (s) =>
+      ['a', 'b', 'c'].every((id) => s.chunks(id).length > 0) &&
+      ['bad', ...interrupted].every((id) => s.frames.some((f) => f.startsWith('{"_tag":"Exit"') && JSON.parse(f).requestId === id))
+    await waitFor(() => socks.every(answered), { timeout: 120_000, interval: 100, message: 'every live pull request to be answered' })
+    // And on, for twenty more events, which the registered live pulls receive as broadcasts.
+    const registeredAt = head
+    await waitFor(() => head >= registeredAt + 20, { timeout: 120_000, message: 'twenty more events stored' })
     stop = true
     await pushing
     const { events: log } = await fullPull(pusher, store)
@@ -219,9 +223,8 @@ describe('load without loss', () => {
         assert.ok(lastChunk < exits[0][1], `socket ${i}: ${id} gets nothing after its Exit`)
       }
       for (const id of ['a', 'b', 'c']) {
-        const live = () => s.chunks(id).flatMap((v) => v.batch.map((b) => b.eventEncoded))
-        await s.until(() => live().length >= log.length, { timeout: 30_000, what: `socket ${i}'s live pull ${id}` }).catch(() => {})
-        assert.deepEqual(live(), log, `socket ${i}, live pull ${id}`)
+        await s.until(() => liveEvents(s, id).length >= log.length, { timeout: 30_000, what: `socket ${i}'s live pull ${id}` }).catch(() => {})
+        assert.deepEqual(liveEvents(s, id), log, `socket ${i}, live pull ${id}`)
       }
     }
     figures(`load, live pulls per socket (${STORAGE})`, { sockets: SOCKETS, livePulls: SOCKETS * 3, events: log.length, seconds: Math.round((Date.now() - started) / 1000) })
@@ -244,7 +247,7 @@ describe('load without loss', () => {
           const batch = tagged(ids, { parent: head, clientId: `store${s.i}` })
           const attempt = s.ledger.sent(batch, `store${s.i}`)
           const reply = await push(s.pusher, s.id, batch)
-          assert.deepEqual(reply.exit, { _tag: 'Success', value: {} }, `store ${s.i}, push ${p}`)
+          assert.deepEqual(reply.exit, OK, `store ${s.i}, push ${p}`)
           attempt.status = 'acked'
           s.sent.push(...batch)
           head = batch.at(-1).seqNum
@@ -261,9 +264,8 @@ describe('load without loss', () => {
       assert.deepEqual(log, s.sent, `store ${s.i} holds exactly its own events`)
       backendIds.add(backendId)
       events += log.length
-      const live = () => s.puller.chunks('live').flatMap((v) => v.batch.map((b) => b.eventEncoded))
-      await s.puller.until(() => live().length >= log.length, { timeout: 60_000, what: `store ${s.i}'s live pull` }).catch(() => {})
-      assert.deepEqual(live(), log, `store ${s.i}'s live pull got exactly its store's events`)
+      await s.puller.until(() => liveEvents(s.puller, 'live').length >= log.length, { timeout: 60_000, what: `store ${s.i}'s live pull` }).catch(() => {})
+      assert.deepEqual(liveEvents(s.puller, 'live'), log, `store ${s.i}'s live pull got exactly its store's events`)
       for (const v of s.puller.chunks('live')) assert.equal(v.backendId, backendId)
     }
     assert.equal(backendIds.size, STORES, 'every store has its own backendId')

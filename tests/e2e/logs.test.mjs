@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { rawHttp } from './lib/http.mjs'
-import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
-import { RUNTIME, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { OK, openSocket as openRaw, waitFor } from './lib/helpers.mjs'
+import { postSync } from './lib/http.mjs'
+import { makeEvents, pullAll, push, request } from './lib/raw.mjs'
+import { RUNTIME, startWorker, storeId, withWorker } from './lib/worker.mjs'
 
 const SECRET = 'log-test-secret-7f3a9c1e5b'
 // Looks like a signed token; sent as `Authorization: Bearer`, it must not be logged either.
@@ -16,26 +17,10 @@ const MARKER = 'payload-marker-d41d8cd98f'
 const auth = { authToken: SECRET }
 
 const events = (count, opts) => makeEvents(count, { ...opts, text: (i) => `${MARKER} ${i}` })
-const ok = { _tag: 'Success', value: {} }
 
-/** Resolves once `cond()` holds; re-checks as the worker's output grows. */
-async function until(cond, what, timeout = 20_000) {
-  const deadline = Date.now() + timeout
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const httpRpc = (w, store, tag, payload) => postSync(w, store, request(tag, payload), { payload: auth, headers: { authorization: `Bearer ${BEARER}` } })
 
-const httpRpc = (w, store, tag, payload) =>
-  rawHttp(`${w.url}/?${syncQuery(store, { transport: 'http', payload: auth })}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${BEARER}` },
-    body: JSON.stringify(request(tag, payload)),
-  })
-
-const openSocket = (w, store, payload = auth) =>
-  RawSocket.open(`${w.wsUrl}/?${syncQuery(store, { payload })}`, { headers: { authorization: `Bearer ${BEARER}` } })
+const openSocket = (w, store, payload = auth) => openRaw(w, store, { payload, headers: { authorization: `Bearer ${BEARER}` } })
 
 /**
  * One store's traffic: over WebSocket a connect, a push of 3, a pull, an invalid push, a
@@ -44,7 +29,7 @@ const openSocket = (w, store, payload = auth) =>
 async function traffic(w, store) {
   const sock = await openSocket(w, store)
   try {
-    assert.deepEqual((await push(sock, store, events(3))).exit, ok)
+    assert.deepEqual((await push(sock, store, events(3))).exit, OK)
     const pulled = await pullAll(sock, store)
     assert.equal(pulled.events.length, 3)
     const invalid = request('SyncWsRpc.Push', { storeId: store, payload: auth, batch: [{ name: MARKER, args: { x: MARKER }, seqNum: MARKER }] })
@@ -62,7 +47,7 @@ async function traffic(w, store) {
 
     const pushed = await httpRpc(w, store, 'SyncHttpRpc.Push', { storeId: store, payload: auth, batch: events(2, { start: 4, parent: 3 }), backendId: { _tag: 'Some', value: backendId } })
     assert.equal(pushed.status, 200, pushed.body)
-    assert.deepEqual(JSON.parse(pushed.body).at(-1).exit, ok)
+    assert.deepEqual(JSON.parse(pushed.body).at(-1).exit, OK)
     const httpPull = await httpRpc(w, store, 'SyncHttpRpc.Pull', { storeId: store, payload: auth, cursor: { _tag: 'Some', value: { backendId, eventSequenceNumber: 1 } } })
     assert.equal(JSON.parse(httpPull.body).at(-1).exit._tag, 'Success')
     const httpInvalid = await httpRpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: MARKER })
@@ -93,7 +78,7 @@ describe('structured logs at the default level (info)', () => {
     await traffic(w, store)
     // The refused connect is the last thing done, so its line comes last.
     const refused = (l) => l.event === 'connect' && l.outcome === 'refused' && l.storeId === store
-    await until(() => w.logLines().some(refused), 'the refused connect line')
+    await waitFor(() => w.logLines().some(refused), { timeout: 20_000, message: 'the refused connect line' })
     lines = w.logLines().filter((l) => l.storeId === store)
   })
   after(() => w?.stop())
@@ -153,11 +138,10 @@ describe('structured logs at the default level (info)', () => {
 
 describe('LOG_LEVEL', () => {
   test('warn: refusals only, no info lines', { timeout: 120_000 }, async () => {
-    const w = await startWorker({ label: 'logs-warn', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'warn' } })
-    try {
+    await withWorker({ label: 'logs-warn', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'warn' } }, async (w) => {
       const store = storeId('logs-warn')
       await traffic(w, store)
-      await until(() => w.logLines().some((l) => l.event === 'connect' && l.outcome === 'refused'), 'the refused connect line')
+      await waitFor(() => w.logLines().some((l) => l.event === 'connect' && l.outcome === 'refused'), { timeout: 20_000, message: 'the refused connect line' })
       const lines = w.logLines()
       assert.deepEqual(lines.filter((l) => l.level !== 'warn' && l.level !== 'error'), [])
       assert.deepEqual(
@@ -170,54 +154,43 @@ describe('LOG_LEVEL', () => {
         ],
       )
       assertNothingLeaked(w)
-    } finally {
-      await w.stop()
-    }
+    })
   })
 
   test('debug adds disconnects; an unknown value warns once and logs as info', { timeout: 120_000 }, async () => {
-    const debug = await startWorker({ label: 'logs-debug', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'DEBUG' } })
-    try {
+    await withWorker({ label: 'logs-debug', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'DEBUG' } }, async (debug) => {
       const store = storeId('logs-debug')
       const sock = await openSocket(debug, store)
-      assert.deepEqual((await push(sock, store, events(1))).exit, ok)
+      assert.deepEqual((await push(sock, store, events(1))).exit, OK)
       sock.close()
-      await until(() => debug.logLines().some((l) => l.event === 'disconnect' && l.storeId === store), 'the disconnect line')
+      await waitFor(() => debug.logLines().some((l) => l.event === 'disconnect' && l.storeId === store), { timeout: 20_000, message: 'the disconnect line' })
       const line = debug.logLines().find((l) => l.event === 'disconnect')
       assert.deepEqual([line.level, line.transport], ['debug', 'ws'])
-    } finally {
-      await debug.stop()
-    }
-    const typo = await startWorker({ label: 'logs-typo', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'verbose' } })
-    try {
+    })
+    await withWorker({ label: 'logs-typo', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'verbose' } }, async (typo) => {
       const store = storeId('logs-typo')
       const sock = await openSocket(typo, store)
-      assert.deepEqual((await push(sock, store, events(1))).exit, ok)
+      assert.deepEqual((await push(sock, store, events(1))).exit, OK)
       sock.close()
-      await until(() => typo.logLines().some((l) => l.event === 'push' && l.storeId === store), 'the push line')
+      await waitFor(() => typo.logLines().some((l) => l.event === 'push' && l.storeId === store), { timeout: 20_000, message: 'the push line' })
       const config = typo.logLines().filter((l) => l.event === 'config')
       assert.equal(config.length, 1, JSON.stringify(config))
       assert.deepEqual([config[0].level, config[0].var, config[0].value], ['warn', 'LOG_LEVEL', 'verbose'])
       assert.ok(!typo.logLines().some((l) => l.level === 'debug'))
-    } finally {
-      await typo.stop()
-    }
+    })
   })
 
   test('off: no lines at all', { timeout: 120_000 }, async () => {
-    const w = await startWorker({ label: 'logs-off', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'off' } })
-    try {
+    await withWorker({ label: 'logs-off', vars: { AUTH_TOKEN: SECRET, LOG_LEVEL: 'off' } }, async (w) => {
       await traffic(w, storeId('logs-off'))
       // No line of ours can mark the end here; wrangler's own request lines can: each reply
       // follows the worker's console output for it, and the refused connect is the last request.
-      // workerd alone prints no request lines; it writes console output as the worker calls it,
-      // before the reply, so a pause for the pipe to drain stands in for the marker there.
-      if (RUNTIME === 'workerd') await new Promise((r) => setTimeout(r, 2000))
-      else await until(() => /\[wrangler:info\] GET \/ 400/.test(w.logs()), "wrangler's line for the refused connect")
+      // workerd alone prints no request lines, but writes console output as the worker calls it,
+      // before the reply: once it is stopped and its output read to the end, all of it is there.
+      if (RUNTIME === 'workerd') await w.stop()
+      else await waitFor(() => /\[wrangler:info\] GET \/ 400/.test(w.logs()), { timeout: 20_000, message: "wrangler's line for the refused connect" })
       assert.deepEqual(w.logLines(), [])
       assertNothingLeaked(w)
-    } finally {
-      await w.stop()
-    }
+    })
   })
 })

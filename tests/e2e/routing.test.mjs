@@ -2,17 +2,16 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { rawHttp } from './lib/http.mjs'
-import { RawSocket, makeEvents, push } from './lib/raw.mjs'
+import { OK, openSocket } from './lib/helpers.mjs'
+import { INVALID_TOKEN, rawHttp, UPGRADE_HEADERS as upgrade } from './lib/http.mjs'
+import { makeEvents, push } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, startWorker, syncQuery } from './lib/worker.mjs'
 
-const INVALID_TOKEN = 'UnknownError: { "cause": Error: Invalid auth token, "note": undefined, "payload": undefined }'
 const cors = (headers) => ({
   origin: headers['access-control-allow-origin'],
   methods: headers['access-control-allow-methods'],
   allow: headers['access-control-allow-headers'],
 })
-const upgrade = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' }
 
 describe('with a token configured (the default set-up)', () => {
   let w
@@ -96,8 +95,8 @@ describe('with a token configured (the default set-up)', () => {
   })
 
   test('the path is ignored: sync parameters on any path reach the store, and 101 carries no CORS headers', async () => {
-    const sock = await RawSocket.open(`${w.wsUrl}/some/deep/path?${syncQuery('any-path')}`)
-    assert.deepEqual((await push(sock, 'any-path', makeEvents(1))).exit, { _tag: 'Success', value: {} })
+    const sock = await openSocket(w, 'any-path', { path: '/some/deep/path' })
+    assert.deepEqual((await push(sock, 'any-path', makeEvents(1))).exit, OK)
     sock.close()
     const res = await rawHttp(`${w.url}/x?${syncQuery('any-path')}`, { headers: upgrade })
     assert.equal(res.status, 101)
@@ -134,8 +133,8 @@ describe('open access and CORS switched off', () => {
   after(() => w?.stop())
 
   test('anyone may sync when ALLOW_ANONYMOUS is set explicitly', async () => {
-    const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery('anon', { payload: null })}`)
-    assert.deepEqual((await push(sock, 'anon', makeEvents(1))).exit, { _tag: 'Success', value: {} })
+    const sock = await openSocket(w, 'anon', { payload: null })
+    assert.deepEqual((await push(sock, 'anon', makeEvents(1))).exit, OK)
     sock.close()
   })
 

@@ -7,8 +7,10 @@ import { mkdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 
-import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, freePort, launch, ROOT, RUNTIME, storeId, syncQuery, TMP } from './lib/worker.mjs'
+import { OK, withSocket } from './lib/helpers.mjs'
+import { postSync } from './lib/http.mjs'
+import { makeEvents, pullAll, push, request } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, freePort, launch, ROOT, RUNTIME, storeId, TMP, withServer } from './lib/worker.mjs'
 
 const script = path.join(ROOT, 'scripts/selfhost')
 const skip = RUNTIME !== 'workerd' && 'runs with E2E_RUNTIME=workerd (the self-hosted step)'
@@ -26,13 +28,9 @@ const serve = (dir, data, port) =>
   })
 
 const httpPull = async (server, store) => {
-  const res = await fetch(`${server.url}/?${syncQuery(store, { transport: 'http' })}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(request('SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'None' } })),
-  })
+  const res = await postSync(server, store, request('SyncHttpRpc.Pull', { storeId: store, cursor: { _tag: 'None' } }))
   assert.equal(res.status, 200)
-  const reply = await res.json()
+  const reply = JSON.parse(res.body)
   assert.equal(reply.at(-1).exit._tag, 'Success')
   return reply.filter((m) => m._tag === 'Chunk').flatMap((m) => m.values[0].batch.map((b) => b.eventEncoded))
 }
@@ -45,30 +43,21 @@ test('serves WebSocket and HTTP from a private data directory, and keeps the sto
   const store = storeId('selfhosted')
   const events = makeEvents(3)
 
-  let server = await serve(dir, data, port)
-  let backendId
-  try {
+  await withServer(await serve(dir, data, port), async (server) => {
     assert.equal(statSync(data).mode & 0o777, 0o700, 'the new data directory is private')
-    const sock = await RawSocket.open(`${server.wsUrl}/?${syncQuery(store)}`)
-    assert.deepEqual((await push(sock, store, events)).exit, { _tag: 'Success', value: {} })
-    sock.close()
+    await withSocket(server, store, async (sock) => assert.deepEqual((await push(sock, store, events)).exit, OK))
     assert.deepEqual(await httpPull(server, store), events, 'HTTP sees what WebSocket pushed')
-  } finally {
-    await server.stop()
-  }
+  })
 
-  server = await serve(dir, data, port)
-  try {
-    const sock = await RawSocket.open(`${server.wsUrl}/?${syncQuery(store)}`)
-    const view = await pullAll(sock, store)
-    backendId = view.pages[0].backendId
-    assert.deepEqual(view.events, events, 'the events survived the restart')
-    const stale = await push(sock, store, makeEvents(1), backendId)
-    assert.equal(stale.exit.cause.error.minimumExpectedNum, 3, 'and so did the head')
-    sock.close()
-  } finally {
-    await server.stop()
-  }
+  await withServer(await serve(dir, data, port), (server) =>
+    withSocket(server, store, async (sock) => {
+      const view = await pullAll(sock, store)
+      const backendId = view.pages[0].backendId
+      assert.deepEqual(view.events, events, 'the events survived the restart')
+      const stale = await push(sock, store, makeEvents(1), backendId)
+      assert.equal(stale.exit.cause.error.minimumExpectedNum, 3, 'and so did the head')
+    }),
+  )
 })
 
 test('refuses settings it cannot serve, saying why', { skip }, () => {

@@ -5,47 +5,34 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 
-import { connectClient, cursorFrom, waitFor } from './lib/client.mjs'
-import { makeEvents, pullAll, push, RawSocket } from './lib/raw.mjs'
-import { freePort, startWorker, storeId, syncQuery, TMP } from './lib/worker.mjs'
+import { connectClient, cursorFrom } from './lib/client.mjs'
+import { OK, waitFor, withSocket } from './lib/helpers.mjs'
+import { makeEvents, pullAll, push } from './lib/raw.mjs'
+import { freePort, startWorker, storeId, TMP, withWorker } from './lib/worker.mjs'
 
 const stateDir = (label) => path.join(TMP, `${storeId(label)}-state`)
-
-async function withSocket(worker, store, fn) {
-  const sock = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store)}`)
-  try {
-    return await fn(sock)
-  } finally {
-    sock.close()
-  }
-}
-
-const ok = { _tag: 'Success', value: {} }
 
 describe('persistence', () => {
   test('a restart keeps events, head and backendId', { timeout: 120_000 }, async () => {
     const persistTo = stateDir('restart')
     const store = storeId('restart')
-    let w = await startWorker({ persistTo, label: 'restart-1' })
-    const before = await withSocket(w, store, async (s) => {
-      assert.deepEqual((await push(s, store, makeEvents(3))).exit, ok)
-      return pullAll(s, store)
-    })
-    await w.stop()
-    w = await startWorker({ persistTo, label: 'restart-2' })
-    try {
-      await withSocket(w, store, async (s) => {
+    const before = await withWorker({ persistTo, label: 'restart-1' }, (w) =>
+      withSocket(w, store, async (s) => {
+        assert.deepEqual((await push(s, store, makeEvents(3))).exit, OK)
+        return pullAll(s, store)
+      }),
+    )
+    await withWorker({ persistTo, label: 'restart-2' }, (w) =>
+      withSocket(w, store, async (s) => {
         const after = await pullAll(s, store)
         assert.deepEqual(after.pages, before.pages, 'same events, createdAt and backendId')
         const backendId = after.pages[0].backendId
         const stale = await push(s, store, makeEvents(1, { start: 3, parent: 2 }), backendId)
         assert.equal(stale.exit.cause.error._tag, 'ServerAheadError', 'the head was restored, not reset')
         assert.equal(stale.exit.cause.error.minimumExpectedNum, 3)
-        assert.deepEqual((await push(s, store, makeEvents(1, { start: 4, parent: 3 }), backendId)).exit, ok)
-      })
-    } finally {
-      await w.stop()
-    }
+        assert.deepEqual((await push(s, store, makeEvents(1, { start: 4, parent: 3 }), backendId)).exit, OK)
+      }),
+    )
   })
 
   test('the real client is told BackendIdMismatchError on push and pull after the store was wiped', { timeout: 120_000 }, async () => {
@@ -93,8 +80,8 @@ describe('compatibility with the TypeScript reference server\'s storage', () => 
     // 1. The reference writes a store.
     let ref = await startWorker({ reference: true, persistTo, label: 'compat-ref-1' })
     const refView = await withSocket(ref, fromRef, async (s) => {
-      assert.deepEqual((await push(s, fromRef, tricky)).exit, ok)
-      assert.deepEqual((await push(s, fromRef, makeEvents(2, { start: 4, parent: 3 }))).exit, ok)
+      assert.deepEqual((await push(s, fromRef, tricky)).exit, OK)
+      assert.deepEqual((await push(s, fromRef, makeEvents(2, { start: 4, parent: 3 }))).exit, OK)
       return pullAll(s, fromRef)
     })
     await ref.stop()
@@ -108,11 +95,11 @@ describe('compatibility with the TypeScript reference server\'s storage', () => 
       assert.equal(view.events.length, 5)
       const stale = await push(s, fromRef, makeEvents(1, { start: 5, parent: 4 }), backendId)
       assert.equal(stale.exit.cause.error.minimumExpectedNum, 5, 'the reference\'s head')
-      assert.deepEqual((await push(s, fromRef, makeEvents(2, { start: 6, parent: 5 }), backendId)).exit, ok)
+      assert.deepEqual((await push(s, fromRef, makeEvents(2, { start: 6, parent: 5 }), backendId)).exit, OK)
       return pullAll(s, fromRef)
     })
     const ourStore = await withSocket(ours, fromUs, async (s) => {
-      assert.deepEqual((await push(s, fromUs, makeEvents(4, { text: (i) => `ours ${i}` }))).exit, ok)
+      assert.deepEqual((await push(s, fromUs, makeEvents(4, { text: (i) => `ours ${i}` }))).exit, OK)
       return pullAll(s, fromUs)
     })
     await ours.stop()
@@ -124,12 +111,12 @@ describe('compatibility with the TypeScript reference server\'s storage', () => 
         const view = await pullAll(s, fromRef)
         assert.deepEqual(view.pages, ourView.pages)
         assert.equal(view.events.length, 7)
-        assert.deepEqual((await push(s, fromRef, makeEvents(1, { start: 8, parent: 7 }), backendId)).exit, ok)
+        assert.deepEqual((await push(s, fromRef, makeEvents(1, { start: 8, parent: 7 }), backendId)).exit, OK)
       })
       await withSocket(ref, fromUs, async (s) => {
         const view = await pullAll(s, fromUs)
         assert.deepEqual(view.pages, ourStore.pages, 'same events, createdAt and backendId')
-        assert.deepEqual((await push(s, fromUs, makeEvents(1, { start: 5, parent: 4 }), ourStore.pages[0].backendId)).exit, ok)
+        assert.deepEqual((await push(s, fromUs, makeEvents(1, { start: 5, parent: 4 }), ourStore.pages[0].backendId)).exit, OK)
       })
     } finally {
       await ref.stop()

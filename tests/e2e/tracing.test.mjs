@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
-import { connectClient, waitFor } from './lib/client.mjs'
+import { connectClient } from './lib/client.mjs'
+import { OK, openSocket, waitFor } from './lib/helpers.mjs'
 import { startOtlpStub } from './lib/otlp-stub.mjs'
-import { makeEvents, push, RawSocket, request } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { makeEvents, push, request } from './lib/raw.mjs'
+import { DEFAULT_TOKEN, startWorker, storeId } from './lib/worker.mjs'
 
 let w
 let stub
@@ -26,8 +27,8 @@ const spansOf = (store) => stub.spans().filter((s) => s.attrs['livestore.store_i
 
 test('connect, push and pull spans reach the collector, joined to the client\'s trace', { timeout: 60_000 }, async () => {
   const store = storeId('traced')
-  const sock = await RawSocket.open(`${w.wsUrl}/?${syncQuery(store)}`)
-  assert.deepEqual((await push(sock, store, makeEvents(2))).exit, { _tag: 'Success', value: {} })
+  const sock = await openSocket(w, store)
+  assert.deepEqual((await push(sock, store, makeEvents(2))).exit, OK)
   const stale = await push(sock, store, makeEvents(1, { start: 7, parent: 6 }))
   assert.equal(stale.exit.cause.error._tag, 'ServerAheadError')
   sock.send(request('SyncWsRpc.Pull', { storeId: store, live: false, cursor: { _tag: 'None' } }, 'pull-1'))
@@ -67,7 +68,7 @@ test('the real HTTP client\'s requests are traced too, and refused connections a
   await c.push(makeEvents(3, { clientId: 'test-client' }))
   await c.pullPages()
   await c.close()
-  await assert.rejects(RawSocket.open(`${w.wsUrl}/?${syncQuery(store, { payload: { authToken: 'wrong' } })}`))
+  await assert.rejects(openSocket(w, store, { payload: { authToken: 'wrong' } }))
   await waitFor(
     () => {
       const names = spansOf(store).map((s) => `${s.name}:${s.attrs['livestore.transport']}`)

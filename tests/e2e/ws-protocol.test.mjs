@@ -6,27 +6,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { makeEvents, pullAll, push, RawSocket, request } from './lib/raw.mjs'
-import { startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { closeSockets, OK, openSocket } from './lib/helpers.mjs'
+import { liveEvents, makeEvents, openLivePull as livePull, pullAll, push, request } from './lib/raw.mjs'
+import { startWorker, storeId } from './lib/worker.mjs'
 
 let worker
 before(async () => {
   worker = await startWorker({ label: 'ws-protocol' })
 })
 after(() => worker?.stop())
+after(closeSockets)
 
-const sockets = []
-const open = async (store, opts) => {
-  const s = await RawSocket.open(`${worker.wsUrl}/?${syncQuery(store, opts)}`)
-  sockets.push(s)
-  return s
-}
-after(() => sockets.forEach((s) => s.close()))
-
-const livePull = async (sock, store, id) => {
-  sock.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: { _tag: 'None' } }, id))
-  await sock.next((m) => m._tag === 'Chunk' && m.requestId === id)
-}
+const open = (store, opts) => openSocket(worker, store, opts)
 
 describe('exact frames', () => {
   test('Ping is answered with the exact Pong bytes, also when spelled differently', async () => {
@@ -56,8 +47,8 @@ describe('exact frames', () => {
   test('push: empty batch → {}, captured shapes for success and ServerAheadError', async () => {
     const store = storeId('push-shapes')
     const s = await open(store)
-    assert.deepEqual((await push(s, store, [])).exit, { _tag: 'Success', value: {} })
-    assert.deepEqual((await push(s, store, makeEvents(2))).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(s, store, [])).exit, OK)
+    assert.deepEqual((await push(s, store, makeEvents(2))).exit, OK)
     const stale = await push(s, store, makeEvents(1, { start: 9, parent: 8 }))
     assert.deepEqual(stale.exit, {
       _tag: 'Failure',
@@ -80,7 +71,7 @@ describe('exact frames', () => {
     assert.deepEqual(pulled.exit.exit, failure('old-backend'))
     assert.deepEqual(pulled.pages, [])
     // The right backendId works.
-    assert.deepEqual((await push(s, store, makeEvents(1, { start: 2, parent: 1 }), backendId)).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(s, store, makeEvents(1, { start: 2, parent: 1 }), backendId)).exit, OK)
   })
 })
 
@@ -101,8 +92,7 @@ describe('live pulls', () => {
     const exitIndex = a.frames.findIndex((f) => f.includes('"_tag":"Exit","requestId":"5"'))
     assert.ok(echoIndex >= 0 && echoIndex < exitIndex, 'the echo precedes the push Exit')
     for (const [sock, id] of [[a, '1'], [b, '1'], [b, '2']]) {
-      const delivered = sock.chunks(id).flatMap((v) => v.batch.map((x) => x.eventEncoded))
-      assert.deepEqual(delivered, events, `socket/request ${id}`)
+      assert.deepEqual(liveEvents(sock, id), events, `socket/request ${id}`)
       assert.deepEqual(sock.chunks(id).at(-1).pageInfo, { _tag: 'NoMore' })
     }
     // A live pull never sends an Exit of its own.
@@ -133,7 +123,7 @@ describe('live pulls', () => {
     // 100 events (the most one push may carry) of ~9.5 KB: one frame under the 1 MiB message
     // limit, but one page of them would be over 900 KB, so the broadcast must split by bytes.
     const events = makeEvents(100, { text: () => 'p'.repeat(9_500) })
-    assert.deepEqual((await push(a, store, events)).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(a, store, events)).exit, OK)
     await a.next(() => a.chunks('1').reduce((n, v) => n + v.batch.length, 0) === 100)
     const pages = a.chunks('1').filter((v) => v.batch.length > 0)
     assert.ok(pages.length >= 2)
@@ -215,17 +205,17 @@ describe('bad input', () => {
 
   test('after all of that, the same socket pushes normally and the other client receives it', async () => {
     const next = makeEvents(1, { start: 3, parent: 2 })
-    assert.deepEqual((await push(a, store, next)).exit, { _tag: 'Success', value: {} })
+    assert.deepEqual((await push(a, store, next)).exit, OK)
     await b.next((m) => m._tag === 'Chunk' && m.requestId === 'watch' && m.values[0].batch.some((x) => x.eventEncoded.seqNum === 3))
     // The live pull saw the two initial events and then exactly this push: nothing from the bad frames.
-    assert.deepEqual(b.chunks('watch').flatMap((v) => v.batch.map((x) => x.eventEncoded)), [...baseline, ...next])
+    assert.deepEqual(liveEvents(b, 'watch'), [...baseline, ...next])
     assert.deepEqual((await pullAll(a, store)).events, [...baseline, ...next])
   })
 })
 
 describe('HTTP-level refusals of the upgrade', () => {
   test('a wrong or missing token is refused with 400 before the upgrade', async () => {
-    await assert.rejects(RawSocket.open(`${worker.wsUrl}/?${syncQuery('x', { payload: { authToken: 'wrong' } })}`), { status: 400 })
-    await assert.rejects(RawSocket.open(`${worker.wsUrl}/?${syncQuery('x', { payload: null })}`), { status: 400 })
+    await assert.rejects(open('x', { payload: { authToken: 'wrong' } }), { status: 400 })
+    await assert.rejects(open('x', { payload: null }), { status: 400 })
   })
 })

@@ -2,6 +2,9 @@
 // through its SyncBackend interface the way LiveStore's leader thread drives it.
 import WebSocket from 'ws'
 
+import { waitFor } from './helpers.mjs'
+import { DEFAULT_TOKEN } from './worker.mjs'
+
 // Node 20 has no global WebSocket without a flag; the client looks it up on globalThis.
 globalThis.WebSocket ??= WebSocket
 
@@ -23,7 +26,7 @@ export const makeClient = (transport, url) =>
  * run its effects as promises: { backend, run(effect), runExit(effect), pullPages(cursor),
  * push(batch), close() }.
  */
-export async function connectClient({ url, storeId, payload = { authToken: 'insecure-token-change-me' }, clientId = 'test-client', transport = 'ws' }) {
+export async function connectClient({ url, storeId, payload = { authToken: DEFAULT_TOKEN }, clientId = 'test-client', transport = 'ws' }) {
   const scope = Effect.runSync(Scope.make())
   const backend = await Effect.runPromise(
     makeClient(transport, url)({ storeId, clientId, payload }).pipe(Effect.provide(layer), Scope.extend(scope)),
@@ -32,6 +35,7 @@ export async function connectClient({ url, storeId, payload = { authToken: 'inse
   const runExit = (effect) => Effect.runPromiseExit(effect.pipe(Effect.scoped, Effect.provide(layer)))
   return {
     storeId,
+    transport,
     backend,
     run,
     runExit,
@@ -65,13 +69,16 @@ export function livePull(client, cursor = Option.none()) {
     stop: () => Effect.runPromise(Fiber.interrupt(fiber)),
     /** The fiber's exit if it ended (it should not, for a live pull). */
     poll: () => Effect.runSync(Fiber.poll(fiber)),
-  }
-}
-
-export const waitFor = async (condition, { timeout = 15_000, interval = 50, message = 'condition' } = {}) => {
-  const deadline = Date.now() + timeout
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message}`)
-    await new Promise((r) => setTimeout(r, interval))
+    /**
+     * Resolves once everything the server had sent this live pull has been received, so a check
+     * that nothing more (a duplicate) arrived needs no pause: over WebSocket after a ping's
+     * answer, which the server sends on the same socket after them; over HTTP once the client
+     * has polled again (every poll adds a page, empty or not).
+     */
+    fence: async ({ timeout = 10_000 } = {}) => {
+      if (client.transport !== 'http') return client.run(client.backend.ping)
+      const seen = items.length
+      await waitFor(() => items.length > seen, { timeout, interval: 20, message: 'the next poll of the HTTP live pull' })
+    },
   }
 }

@@ -1,5 +1,17 @@
-// Plain HTTP requests with full control of the headers (fetch refuses to send `Upgrade`).
+// Plain HTTP requests with full control of the headers (fetch refuses to send `Upgrade`), and
+// the requests and answers of the HTTP side of sync that several files share.
 import http from 'node:http'
+
+import { syncQuery } from './worker.mjs'
+
+/** The headers of a WebSocket upgrade request, as a browser sends them. */
+export const UPGRADE_HEADERS = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' }
+
+/** The body of the reference's `400` for a missing or wrong token. */
+export const INVALID_TOKEN = 'UnknownError: { "cause": Error: Invalid auth token, "note": undefined, "payload": undefined }'
+
+/** The body of the `400` for a signed token refused for `reason`. */
+export const tokenRefused = (reason) => `UnknownError: { "cause": Error: Invalid auth token: ${reason}, "note": undefined, "payload": undefined }`
 
 // With `expectContinue` the body waits for the server's `100 Continue`, and is never sent when the
 // server answers at once instead.
@@ -26,3 +38,19 @@ export const rawHttp = (url, { method = 'GET', headers = {}, body, expectContinu
     if (body !== undefined) req.write(body)
     req.end()
   })
+
+/**
+ * POSTs `body` (a message, JSON-encoded here, or text as it is) to the HTTP transport of `store`
+ * on worker `w`, at `path` (default `/`), with the query the LiveStore client builds (`payload`:
+ * default the test token, `null` none). `Content-Length` is set unless `chunked`.
+ */
+export const postSync = (w, store, body, { payload, headers = {}, path = '/', chunked = false, expectContinue = false } = {}) => {
+  const text = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body)
+  const length = chunked ? {} : { 'content-length': String(Buffer.byteLength(text)) }
+  return rawHttp(`${w.url}${path}?${syncQuery(store, { transport: 'http', ...(payload !== undefined ? { payload } : {}) })}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...length, ...headers },
+    body: text,
+    expectContinue,
+  })
+}

@@ -91,6 +91,22 @@ export class RawSocket {
     return found
   }
 
+  /**
+   * Resolves once everything the server sent this socket before now has arrived: a Ping's Pong
+   * comes back on the same socket, after every frame sent ahead of it. For checking that nothing
+   * more (a duplicate) follows what was awaited, without waiting for time to pass.
+   */
+  async fence({ timeout = 10_000 } = {}) {
+    const from = this.frames.length
+    this.send('{"_tag":"Ping"}')
+    await this.next((m) => m._tag === 'Pong', { from, timeout })
+  }
+
+  /** Resolves once the socket has closed (at once if it already has). */
+  whenClosed() {
+    return this.closed ? Promise.resolve() : new Promise((resolve) => this.ws.once('close', resolve))
+  }
+
   /** Waits for the `Exit` of a request id. */
   exit(requestId, opts) {
     return this.next((m) => m._tag === 'Exit' && m.requestId === requestId, opts)
@@ -158,3 +174,17 @@ export async function push(sock, storeId, batch, backendId) {
   sock.send(req)
   return sock.exit(req.id, { from, timeout: 30_000 })
 }
+
+/**
+ * Opens a live pull on a bare socket — from the start of the log, or after `cursor`
+ * (`{ backendId, eventSequenceNumber }`) — and waits for its first NoMore page: from then on it
+ * is registered, and receives every later push.
+ */
+export async function openLivePull(sock, store, id, { cursor, timeout = 60_000 } = {}) {
+  const from = sock.frames.length
+  sock.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: cursor ? { _tag: 'Some', value: cursor } : { _tag: 'None' } }, id))
+  await sock.next((m) => m._tag === 'Chunk' && m.requestId === id && m.values[0].pageInfo._tag === 'NoMore', { timeout, from })
+}
+
+/** The events a bare socket's live pull (or any pull, by request id) has received, in order. */
+export const liveEvents = (sock, id) => sock.chunks(id).flatMap((v) => v.batch.map((b) => b.eventEncoded))

@@ -4,9 +4,8 @@
 // part, a gapless parent chain, exact paging.
 import assert from 'node:assert/strict'
 
-import { pullAll, request } from './raw.mjs'
+import { pullAll } from './raw.mjs'
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 export const randInt = (lo, hi) => lo + Math.floor(Math.random() * (hi - lo + 1))
 
 /** Events of one push, chained to `parent`; each carries a unique `args.id` to find it by. */
@@ -103,19 +102,6 @@ export function assertPaging(pages, backendId, label = 'pull') {
     assert.deepEqual(p.pageInfo, expected, `${label}: page ${i} of ${pages.length}`)
   })
 }
-
-/**
- * Opens a live pull on a bare socket — from the start of the log, or after `cursor`
- * (`{ backendId, eventSequenceNumber }`) — and waits for its first NoMore page.
- */
-export async function openLivePull(sock, store, id, { cursor, timeout = 60_000 } = {}) {
-  const from = sock.frames.length
-  sock.send(request('SyncWsRpc.Pull', { storeId: store, live: true, cursor: cursor ? { _tag: 'Some', value: cursor } : { _tag: 'None' } }, id))
-  await sock.next((m) => m._tag === 'Chunk' && m.requestId === id && m.values[0].pageInfo._tag === 'NoMore', { timeout, from })
-}
-
-/** The events a bare socket's live pull has received, in order. */
-export const liveEvents = (sock, id) => sock.chunks(id).flatMap((v) => v.batch.map((b) => b.eventEncoded))
 
 /** A full non-live pull: `{ events, pages, backendId }`, with the Exit checked. */
 export async function fullPull(sock, store) {

@@ -189,19 +189,31 @@ export async function launch({ name, command, args, env, dir, port, readyPath = 
   }
   let exited = false
   child.on('exit', () => (exited = true))
+  // 'close' comes after 'exit', once the process's output has been read to the end: a test may
+  // stop a server and then look at everything it printed.
+  const closed = once(child, 'close').catch(() => {})
+  let stopped
   const stopGroup = async (signal) => {
-    if (exited) return
-    try {
-      process.kill(-child.pid, signal)
-    } catch {}
-    const timer = setTimeout(() => {
+    if (!exited) {
       try {
-        process.kill(-child.pid, 'SIGKILL')
+        process.kill(-child.pid, signal)
       } catch {}
-    }, 5000)
-    if (!exited) await once(child, 'exit').catch(() => {})
-    clearTimeout(timer)
-    logStream.end()
+    }
+    stopped ??= (async () => {
+      // A deadline, not a wait for an event: a server that ignores SIGTERM is killed after 5 s.
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child.pid, 'SIGKILL')
+        } catch {}
+      }, 5000)
+      if (!exited) await once(child, 'exit').catch(() => {})
+      clearTimeout(timer)
+      // The whole group is gone, so its pipes close at once; the race only guards against a
+      // process that left the group and still holds them.
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())])
+      logStream.end()
+    })()
+    await stopped
   }
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + timeoutMs
@@ -216,6 +228,7 @@ export async function launch({ name, command, args, env, dir, port, readyPath = 
       await stopGroup('SIGKILL')
       throw new Error(`${name} did not answer within ${timeoutMs / 1000} s:\n${output}`)
     }
+    // Polls for the server's first answer, which nothing announces sooner.
     await new Promise((r) => setTimeout(r, 200))
   }
   const handle = {
@@ -320,6 +333,18 @@ export function d1Execute(worker, command) {
     { env: wranglerEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   )
   return JSON.parse(out.toString())[0].results
+}
+
+/** Starts a worker (`startWorker(options)`), runs `fn(worker)`, and stops it however `fn` ends. */
+export const withWorker = async (options, fn) => withServer(await startWorker(options), fn)
+
+/** Runs `fn(server)` and stops `server` (a worker, a DO RPC pair: anything with `stop()`) however `fn` ends. */
+export async function withServer(server, fn) {
+  try {
+    return await fn(server)
+  } finally {
+    await server.stop()
+  }
 }
 
 const activeWorkers = new Set()
