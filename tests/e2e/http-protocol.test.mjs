@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { OK, openSocket, withSocket } from './lib/helpers.mjs'
-import { postSync, rawHttp, UPGRADE_HEADERS } from './lib/http.mjs'
+import { groupRss, OK, openSocket, withSocket } from './lib/helpers.mjs'
+import { postSync, rawHttp, streamChunked, UPGRADE_HEADERS } from './lib/http.mjs'
 import { liveEvents, makeEvents, openLivePull, request } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery, withWorker } from './lib/worker.mjs'
 
@@ -127,6 +127,46 @@ describe('HTTP transport', () => {
       })
     }
 
+    // The limit (MAX_MESSAGE_BYTES, 1 MiB by default) holds however long the client goes on: a
+    // body of no declared length is read only up to it, never held whole in memory, and the
+    // answer comes while the client is still sending.
+    test('a chunked body of 64 MiB, streamed, is refused with 413 once past the limit; the worker keeps serving', { timeout: 120_000 }, async () => {
+      const total = 64 * 1024 * 1024
+      const rssBefore = groupRss(w.pid)
+      // Sampled while the body streams, and once more after the answer: the peak is what counts.
+      let rssPeak = rssBefore
+      const sample = () => (rssPeak = Math.max(rssPeak, groupRss(w.pid)))
+      const sampler = setInterval(sample, 100)
+      const answers = []
+      try {
+        // The server answers and stops reading; closing a connection with unread data in it
+        // resets it, which can destroy the answer's body before the client reads it (the status
+        // line got through). Every attempt must be a 413 sent early, and a body that arrives
+        // must be the defect: a few attempts, until one body arrives.
+        while (answers.length < 3 && !answers.some((a) => a.body !== undefined)) {
+          answers.push(await streamChunked(`${w.url}/?${syncQuery(store, { transport: 'http' })}`, { total }))
+        }
+      } finally {
+        clearInterval(sampler)
+      }
+      sample()
+      for (const res of answers) {
+        assert.equal(res.status, 413, res.body?.slice(0, 500))
+        assert.ok(res.sentBeforeAnswer < total, `the answer came before the whole body was sent (${res.sentBeforeAnswer} of ${total} bytes)`)
+        if (res.body !== undefined) assert.ok(defect(JSON.parse(res.body)), res.body.slice(0, 500))
+      }
+      assert.ok(answers.some((a) => a.body !== undefined), `no answer's body got through the reset in ${answers.length} attempts`)
+      // A measurement, not a timing: the runtime must not have buffered the body.
+      const grew = rssPeak - rssBefore
+      const sent = answers.map((a) => `${(a.sentBeforeAnswer / 2 ** 20).toFixed(1)} MiB${a.reset ? ' (body lost to a reset)' : ''}`).join(', ')
+      console.log(`[figures] 64 MiB chunked body: answered after ${sent} sent; worker group RSS ${(rssBefore / 2 ** 20).toFixed(0)} MiB, peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB`)
+      assert.ok(grew < 100 * 2 ** 20, `the worker's process group grew by ${(grew / 2 ** 20).toFixed(0)} MiB`)
+      // Nothing was stored, and a push and a pull work as before.
+      assert.deepEqual(await pullEvents(w, store), baseline)
+      const next = makeEvents(1, { start: 3, parent: 2 })
+      assert.deepEqual((await rpc(w, store, 'SyncHttpRpc.Push', { storeId: store, batch: next, backendId: { _tag: 'None' } })).map((m) => m.exit), [OK])
+      assert.deepEqual(await pullEvents(w, store), [...baseline, ...next])
+    })
   })
 })
 

@@ -2,6 +2,7 @@
 // answers tests compare with, bare sockets to a worker's stores, and evictions of a store's
 // Durable Object, observed in its log instead of assumed from an idle period.
 import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
 
 import { RawSocket } from './raw.mjs'
 import { syncQuery } from './worker.mjs'
@@ -85,4 +86,26 @@ export async function untilEvicted(w, store, round, { tries = 4 } = {}) {
     if (await becomes(() => storeOpenings(w, store) > before, { timeout: 5_000, interval: 100 })) return n
   }
   assert.fail(`the object of store ${store} was not evicted in ${tries} idle periods (opened ${storeOpenings(w, store)} times)`)
+}
+
+/**
+ * The resident memory of a process group, in bytes: the sum of VmRSS over the processes whose
+ * group is `pgid` (a worker started by lib/worker.mjs leads its own group: `w.pid`).
+ */
+export function groupRss(pgid) {
+  let total = 0
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      // Field 5 of /proc/<pid>/stat is the process group; the name before it may hold spaces.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) !== pgid) continue
+      const rss = readFileSync(`/proc/${entry}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m)
+      if (rss) total += Number(rss[1]) * 1024
+    } catch {
+      // The process ended while it was being read.
+    }
+  }
+  return total
 }

@@ -54,3 +54,42 @@ export const postSync = (w, store, body, { payload, headers = {}, path = '/', ch
     expectContinue,
   })
 }
+
+/**
+ * POSTs a body of `total` bytes in `chunk`-sized pieces with `Transfer-Encoding: chunked` (no
+ * length up front), writing only as fast as the connection takes them, and stops writing as
+ * soon as the answer arrives. Resolves with the answer's `status`, `headers` and `body`, and
+ * `sentBeforeAnswer`, the bytes written by then. A server that stops reading may reset the
+ * connection once it has answered: a write that fails then is only noted (`writeError`), and a
+ * reset that arrives before the answer's body could be read leaves `body` undefined (`reset`).
+ * Rejects if the connection fails before any answer.
+ */
+export const streamChunked = (url, { total, chunk = 64 * 1024, headers = {} }) =>
+  new Promise((resolve, reject) => {
+    const piece = Buffer.alloc(chunk, 'x')
+    let sent = 0
+    let answer
+    let writeError
+    const req = http.request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked', ...headers } }, (res) => {
+      answer = { status: res.statusCode, headers: res.headers, sentBeforeAnswer: sent }
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => {
+        req.destroy()
+        resolve({ ...answer, body: Buffer.concat(chunks).toString(), writeError })
+      })
+      res.on('error', (reset) => resolve({ ...answer, body: undefined, reset, writeError }))
+    })
+    req.on('error', (e) => {
+      if (answer) writeError = e
+      else reject(Object.assign(e, { sent }))
+    })
+    const write = () => {
+      while (!answer && !req.destroyed && sent < total) {
+        sent += piece.length
+        if (!req.write(piece)) return req.once('drain', write)
+      }
+      if (!answer && !req.destroyed) req.end()
+    }
+    write()
+  })
