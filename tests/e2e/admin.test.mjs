@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test'
 
 import { connectClient, cursorFrom, livePull } from './lib/client.mjs'
 import { OK, waitFor, withSocket } from './lib/helpers.mjs'
-import { makeEvents, pullAll, push } from './lib/raw.mjs'
+import { postSync, rawHttp } from './lib/http.mjs'
+import { makeEvents, pullAll, push, request } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, syncQuery, withWorker, wranglerOnly } from './lib/worker.mjs'
 
 const ADMIN = 'admin-token-for-tests-0123456789'
@@ -20,11 +21,19 @@ const admin = (w, path, { method = 'GET', token = ADMIN, body } = {}) =>
 
 const ndjson = (events) => events.map((e) => JSON.stringify(e)).join('\n') + '\n'
 
+/** What an admin answer holds is a store's data: no cache may keep it, no browser reinterpret it. */
+const assertAdminHeaders = (res, what) => {
+  const get = (name) => (typeof res.headers.get === 'function' ? res.headers.get(name) : res.headers[name])
+  assert.equal(get('cache-control'), 'no-store', `${what}: Cache-Control`)
+  assert.equal(get('x-content-type-options'), 'nosniff', `${what}: X-Content-Type-Options`)
+}
+
 describe('admin API off', () => {
   test('without ADMIN_TOKEN every admin path is 404, even with sync parameters', { timeout: 60_000 }, async () => {
     await withWorker({ label: 'admin-off' }, async (w) => {
       const res = await admin(w, 'stores/x', { token: 'anything' })
       assert.equal(res.status, 404)
+      assertAdminHeaders(res, 'the 404 of an admin API that is off')
       const sync = await fetch(`${w.url}/_admin/stores/x?${syncQuery('x', { transport: 'http' })}`, { method: 'POST', body: '{}' })
       assert.equal(sync.status, 404, 'never taken for a sync request')
       for (const page of ['', 'inspector/app.js', 'ping']) {
@@ -219,6 +228,85 @@ describe('admin API on', () => {
     const info = await (await admin(w, `stores/${store}`)).json()
     assert.equal(info.eventCount, 0)
     assert.equal(info.head, 0)
+  })
+
+  test('every admin answer, refusals included, carries Cache-Control: no-store and X-Content-Type-Options: nosniff', async () => {
+    const store = storeId('admin-headers')
+    const copy = storeId('admin-headers-copy')
+    await withSocket(w, store, async (s) => assert.deepEqual((await push(s, store, makeEvents(3))).exit, OK))
+    const exported = await admin(w, `stores/${store}/events`)
+    const body = await exported.text()
+    const answers = [
+      ['info', await admin(w, `stores/${store}`), 200],
+      ['the streamed export', exported, 200],
+      ['an export paged with limit=', await admin(w, `stores/${store}/events?limit=2`), 200],
+      ['an import', await admin(w, `stores/${copy}/import`, { method: 'POST', body }), 200],
+      ['an import into a non-empty store', await admin(w, `stores/${store}/import`, { method: 'POST', body }), 409],
+      ['an import of a bad line', await admin(w, `stores/${storeId('admin-headers-bad')}/import`, { method: 'POST', body: '{"name": oops\n' }), 400],
+      ['a reset', await admin(w, `stores/${copy}/reset`, { method: 'POST' }), 200],
+      ['the 401 of a wrong token', await admin(w, `stores/${store}`, { token: 'wrong' }), 401],
+      ['the 401 of a missing token', await admin(w, `stores/${store}`, { token: null }), 401],
+      ['the 404 of an unknown admin path', await admin(w, 'no-such-thing'), 404],
+      ['the 405 of a GET of reset', await admin(w, `stores/${store}/reset`), 405],
+      ['the 405 of a DELETE of a store', await admin(w, `stores/${store}`, { method: 'DELETE' }), 405],
+    ]
+    for (const [what, res, status] of answers) {
+      assert.equal(res.status, status, what)
+      assertAdminHeaders(res, what)
+      await res.arrayBuffer().catch(() => {})
+    }
+  })
+
+  test('the internal admin header sent from outside is dropped: no reset, no figures, and an upgrade with it is a plain sync socket', async () => {
+    const store = storeId('admin-internal-header')
+    const events = makeEvents(3)
+    await withSocket(w, store, async (s) => assert.deepEqual((await push(s, store, events)).exit, OK))
+    const before = await (await admin(w, `stores/${store}`)).json()
+    assert.deepEqual([before.head, before.eventCount], [3, 3])
+    // What the Worker sets on the admin actions it forwards to a store's object, here on sync
+    // requests with a valid sync token, at the paths of those actions.
+    const internal = { 'x-livestore-admin': ADMIN }
+    const query = syncQuery(store, { transport: 'http' })
+    for (const [method, path] of [['GET', '/reset'], ['POST', '/reset'], ['GET', '/info'], ['GET', '/export']]) {
+      const res = await rawHttp(`${w.url}${path}?${query}`, {
+        method,
+        headers: method === 'POST' ? { ...internal, 'content-length': '0' } : internal,
+        body: method === 'POST' ? '' : undefined,
+      })
+      // Served as what it is, an HTTP sync request, which a GET or an empty body is not: 400
+      // with the typed defect, never an admin answer.
+      assert.equal(res.status, 400, `${method} ${path}: ${res.body}`)
+      const reply = JSON.parse(res.body)
+      assert.equal(reply.length, 1, res.body)
+      assert.equal(reply[0]._tag, 'Defect', res.body)
+      assert.doesNotMatch(res.body, /backendId|eventCount|removedEvents|head/, `${method} ${path}`)
+    }
+    // A POST that is a sync message gets the sync answer.
+    const pong = await postSync(w, store, request('SyncHttpRpc.Ping', { storeId: store }), { path: '/reset', headers: internal })
+    assert.equal(pong.status, 200, pong.body)
+    assert.deepEqual(JSON.parse(pong.body).map((m) => m.exit), [{ _tag: 'Success', value: { _tag: 'SyncMessage.Pong' } }])
+    const after = await (await admin(w, `stores/${store}`)).json()
+    assert.deepEqual([after.head, after.eventCount, after.backendId], [before.head, before.eventCount, before.backendId], 'the store was neither reset nor changed')
+
+    // A WebSocket upgrade carrying the header is an ordinary sync socket of the store.
+    await withSocket(
+      w,
+      store,
+      async (s) => {
+        assert.deepEqual((await pullAll(s, store)).events, events)
+        assert.deepEqual((await push(s, store, makeEvents(1, { start: 4, parent: 3 }), before.backendId)).exit, OK)
+      },
+      { headers: internal },
+    )
+    const final = await (await admin(w, `stores/${store}`)).json()
+    assert.deepEqual([final.head, final.eventCount, final.backendId], [4, 4, before.backendId])
+
+    // Nor does a browser get to send it to the admin API: a preflight never allows it.
+    const preflight = await rawHttp(`${w.url}/_admin/stores/${store}`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://example.test', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, x-livestore-admin' },
+    })
+    assert.doesNotMatch(preflight.headers['access-control-allow-headers'] ?? '', /x-livestore-admin/i)
   })
 
   test('reset: the real client gets BackendIdMismatchError, and a new client starts over', { timeout: 120_000 }, async () => {
