@@ -9,7 +9,7 @@ import { connectClient } from './lib/client.mjs'
 import { OK, openSocket, sleep, withSocket } from './lib/helpers.mjs'
 import { INVALID_TOKEN, postSync, rawHttp, tokenRefused as refusedBecause, UPGRADE_HEADERS as upgrade } from './lib/http.mjs'
 import { makeEvents, push, request } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { DEFAULT_TOKEN, startWorker, storeId, syncQuery, withWorker } from './lib/worker.mjs'
 /** The clock skew the worker allows on exp and nbf (src/jwt.rs LEEWAY_SECS). */
 const LEEWAY = 30
 
@@ -184,6 +184,38 @@ describe('signed tokens beside the shared token', () => {
     const exit = await c.runExit(c.backend.push(events(1, 2)))
     assert.equal(exit._tag, 'Failure')
     assert.match(JSON.stringify(exit.cause), /400|Invalid auth token|token expired/)
+  })
+})
+
+describe('the longest a signed token may still be valid (JWT_MAX_LIFETIME)', () => {
+  // Valid for practically ever: a leaked token like this would open its stores for good.
+  const forever = (store) => tokenFor([store], { exp: 1e308 })
+  const eightDays = (store) => tokenFor([store], { ttl: 8 * 24 * 3600 })
+
+  test('by default (7 days) a token valid for longer is refused with 400; one valid for an hour is accepted', { timeout: 60_000 }, async () => {
+    await withWorker({ label: 'jwt-lifetime', vars: { JWT_SECRET: SECRET } }, async (w) => {
+      const store = storeId('jwt-lifetime')
+      for (const [what, token] of [['exp 1e308', forever(store)], ['exp in 8 days', eightDays(store)]]) {
+        for (const res of [await tryUpgrade(w, store, { payload: { authToken: token } }), await httpRpc(w, store, { payload: { authToken: token } })]) {
+          assert.equal(res.status, 400, what)
+          assert.match(res.body, /token lifetime too long/, what)
+          assert.equal(res.body, refusedBecause('token lifetime too long'))
+        }
+      }
+      const hour = tokenFor([store], { ttl: 3600 })
+      assert.equal((await tryUpgrade(w, store, { payload: { authToken: hour } })).status, 101)
+      assertPong(await httpRpc(w, store, { payload: { authToken: hour } }))
+    })
+  })
+
+  test('JWT_MAX_LIFETIME=0 lifts the cap', { timeout: 60_000 }, async () => {
+    await withWorker({ label: 'jwt-no-cap', vars: { JWT_SECRET: SECRET, JWT_MAX_LIFETIME: '0' } }, async (w) => {
+      const store = storeId('jwt-no-cap')
+      for (const token of [forever(store), eightDays(store)]) {
+        assert.equal((await tryUpgrade(w, store, { payload: { authToken: token } })).status, 101)
+        assertPong(await httpRpc(w, store, { payload: { authToken: token } }))
+      }
+    })
   })
 })
 
