@@ -123,6 +123,9 @@ describe('a table of malformed inputs', () => {
     frame('pull cursor with a negative seqNum', request('SyncWsRpc.Pull', { storeId: store, live: false, cursor: { _tag: 'Some', value: { backendId: 'x', eventSequenceNumber: -5 } } }), (m) => m._tag === 'Exit' && m.exit._tag === 'Failure'),
     frame('pull without storeId', request('SyncWsRpc.Pull', { live: false, cursor: { _tag: 'None' } }), typed('InvalidRequestError')),
     frame('Ack without a requestId', '{"_tag":"Ack"}', defect),
+    // Nested past the 256 levels the server takes, but well within what its JSON parser reads:
+    // the client's fault, a typed error, nothing stored.
+    frame('event args nested 999 levels', JSON.stringify(wsPush([ev({ args: 'DEEP' })])).replace('"DEEP"', '['.repeat(999) + ']'.repeat(999)), typed('ArgsTooDeepError')),
     frame('4 MB frame', wsPush([ev({ args: { text: 'o'.repeat(4_000_000) } })]), typed('MessageTooLargeError')),
 
     // HTTP transport bodies.

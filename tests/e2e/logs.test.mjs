@@ -126,6 +126,28 @@ describe('structured logs at the default level (info)', () => {
     assert.deepEqual([httpPull.cursor, httpPull.events, httpPull.pages, httpPull.outcome], [1, 4, 1, 'ok'])
   })
 
+  test('event args nested 999 levels: refused as the client\'s fault, a warn push line and no error line', async () => {
+    const deep = storeId('logs-deep')
+    const sock = await openSocket(w, deep)
+    try {
+      const req = request('SyncWsRpc.Push', { storeId: deep, batch: [{ ...events(1)[0], args: 'DEEP' }], backendId: { _tag: 'None' } })
+      // Built as text: nested past the 256 levels the server takes, within what its parser reads.
+      sock.send(JSON.stringify(req).replace('"DEEP"', '['.repeat(999) + ']'.repeat(999)))
+      const { exit } = await sock.exit(req.id)
+      assert.equal(exit._tag, 'Failure', JSON.stringify(exit))
+      assert.equal(exit.cause.error._tag, 'UnknownError')
+      assert.equal(exit.cause.error.cause.name, 'ArgsTooDeepError')
+      assert.deepEqual((await pullAll(sock, deep)).events, [], 'nothing was stored')
+    } finally {
+      sock.close()
+    }
+    const pushLine = () => w.logLines().find((l) => l.event === 'push' && l.storeId === deep)
+    await waitFor(() => pushLine() !== undefined, { timeout: 20_000, message: 'the push line' })
+    assert.deepEqual([pushLine().level, pushLine().transport, pushLine().outcome], ['warn', 'ws', 'ArgsTooDeepError'])
+    // An error line (the backend's fault) would have come just before the push line.
+    assert.deepEqual(w.logLines().filter((l) => l.event === 'error'), [])
+  })
+
   test('every line is one JSON object with a level and an event; no secrets, no payloads', () => {
     for (const line of lines) {
       assert.ok(['error', 'warn', 'info'].includes(line.level), JSON.stringify(line))
