@@ -127,6 +127,25 @@ test('every subscriber of a store gets every push', async () => {
   assert.equal(info.rpcSubscribers, 3)
 })
 
+test('an admin import reaches the DO RPC live pull as well as the WebSocket one', async () => {
+  const store = storeId('do-rpc-import')
+  await clientCall(pair, 'import-peer', 'start', store)
+  const sock = await open(store)
+  await openLivePull(sock, store, 'w')
+  const events = makeEvents(5)
+  const ndjson = events.map((e) => JSON.stringify(e)).join('\n') + '\n'
+  const res = await fetch(`${pair.url}/_admin/stores/${store}/import`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, body: ndjson })
+  assert.equal(res.status, 200)
+  assert.deepEqual(await res.json(), { imported: 5, head: 5 })
+  await waitFor(async () => updateSeqs((await state('import-peer')).updates).length === 5, { timeout: 30_000, message: 'the import at the DO RPC subscriber' })
+  const seen = await state('import-peer')
+  assert.deepEqual(updateSeqs(seen.updates), [1, 2, 3, 4, 5], 'syncUpdateRpc received the imported events')
+  assert.equal(seen.restarts, 0, 'delivered to the running pull')
+  await waitFor(async () => seqs((await state('import-peer')).events).length === 5, { timeout: 30_000, message: 'the imported events on the DO RPC live pull' })
+  await sock.next((m) => m._tag === 'Chunk' && m.requestId === 'w' && m.values[0].batch.some((b) => b.eventEncoded.seqNum === 5), { timeout: 30_000 })
+  assert.deepEqual(liveEvents(sock, 'w'), events)
+})
+
 /** Calls the sync object's rpc() with raw bytes; returns the decoded messages. */
 async function rawRpc(store, bytes) {
   const res = await fetch(`${pair.url}/client/raw/raw?store=${encodeURIComponent(store)}`, { method: 'POST', body: bytes })
@@ -165,6 +184,16 @@ test('malformed rpc() input gets a Defect or a typed error, and the store still 
   assert.deepEqual(pull.messages.map((m) => m._tag), ['Chunk', 'Exit'])
   assert.equal(pull.messages[0].values[0].rpcRequestId, '9')
   assert.deepEqual(pull.messages[1].exit, { _tag: 'Success', value: undefined })
+
+  // Each refusal is logged as a warning, as over the other transports: a message that could not
+  // be decoded, and an RPC name the transport does not have.
+  const refusals = () => pair.logLines().filter((l) => l.event === 'request' && l.transport === 'do-rpc')
+  await waitFor(() => refusals().some((l) => l.outcome === 'UnknownRpcError'), { message: 'the DO RPC refusal lines' })
+  assert.deepEqual(
+    refusals().map((l) => [l.level, l.outcome]),
+    [['warn', 'InvalidMessage'], ['warn', 'InvalidMessage'], ['warn', 'UnknownRpcError']],
+    JSON.stringify(refusals()),
+  )
 
   // Nothing was stored, and the real client still works.
   assert.deepEqual(await clientCall(pair, 'bad', 'push', store, makeEvents(1)), { ok: true, value: null })
@@ -274,5 +303,20 @@ test('a Worker of your own (examples/custom-worker) serves DO RPC, with its hook
     const pulled = await clientCall(custom, 'custom', 'pull', store)
     assert.deepEqual(pulled.value.pages.flatMap((p) => p.batch.map((b) => b.eventEncoded.seqNum)), [1, 2])
     assert.match(custom.logs(), /"event":"app_push_result"/)
+  })
+})
+
+test('with an invalid setting, DO RPC gets errors, never a pong or a stored push', async () => {
+  await withServer(await startDoRpcPair({ vars: { MAX_MESSAGE_BYTES: 'abc' } }), async (bad) => {
+    const store = storeId('do-rpc-bad-config')
+    for (const [action, body] of [['ping'], ['push', makeEvents(1)], ['pull']]) {
+      const res = await clientCall(bad, 'bad-config', action, store, body)
+      assert.equal(res.ok, false, `${action}: ${JSON.stringify(res)}`)
+      assert.match(JSON.stringify(res.error), /MAX_MESSAGE_BYTES/, action)
+    }
+    // The Worker refuses sync requests the same way, naming the setting.
+    const res = await fetch(`${bad.url}/?storeId=${store}&transport=http`, { method: 'POST', body: '{}' })
+    assert.equal(res.status, 500)
+    assert.match(await res.text(), /MAX_MESSAGE_BYTES/)
   })
 })

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
 import { OK, openSocket } from './lib/helpers.mjs'
-import { INVALID_TOKEN, rawHttp, UPGRADE_HEADERS as upgrade } from './lib/http.mjs'
-import { makeEvents, push } from './lib/raw.mjs'
+import { INVALID_TOKEN, postSync, rawHttp, UPGRADE_HEADERS as upgrade } from './lib/http.mjs'
+import { makeEvents, push, request } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, startWorker, syncQuery } from './lib/worker.mjs'
 
 const cors = (headers) => ({
@@ -164,5 +164,21 @@ describe('an invalid configuration', () => {
     const res = await rawHttp(`${w.url}/`)
     assert.equal(res.status, 500)
     assert.match(res.body, /CORS/)
+  })
+})
+
+describe('an invalid limit', () => {
+  let w
+  before(async () => (w = await startWorker({ label: 'bad-limit', vars: { AUTH_TOKEN: DEFAULT_TOKEN, MAX_MESSAGE_BYTES: 'abc' }, readyStatus: 500 })))
+  after(() => w?.stop())
+
+  test('sync requests over WebSocket and HTTP are refused with 500 naming the setting, never served with a default', async () => {
+    const upgraded = await rawHttp(`${w.url}/?${syncQuery('bad-limit')}`, { headers: upgrade })
+    assert.equal(upgraded.status, 500, upgraded.body)
+    assert.match(upgraded.body, /MAX_MESSAGE_BYTES/)
+    await assert.rejects(openSocket(w, 'bad-limit'), { status: 500 })
+    const posted = await postSync(w, 'bad-limit', request('SyncHttpRpc.Ping', { storeId: 'bad-limit' }))
+    assert.equal(posted.status, 500, posted.body)
+    assert.match(posted.body, /MAX_MESSAGE_BYTES/)
   })
 })
