@@ -43,7 +43,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         transport: Transport,
         store_id: &str,
         events: Option<usize>,
-        request: &RpcRequest<'_>,
+        bytes: i64,
         started: Option<i64>,
         result: &Result<(), Error>,
     ) {
@@ -56,7 +56,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             line.str("storeId", store_id)
                 .str("transport", transport.as_str())
                 .opt_int("events", events.map(|n| n as i64))
-                .int("bytes", payload_bytes(request))
+                .int("bytes", bytes)
                 .ms(started, || self.host.now_millis())
                 .str("outcome", outcome(result)),
         );
@@ -142,11 +142,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         }
     }
 
-    /// Starts a span for an RPC request when tracing is on, in the client's trace when the
-    /// request names one.
-    pub(super) fn span(&self, name: &'static str, request: &RpcRequest<'_>) -> Option<Span> {
+    /// Starts a span when tracing is on, in the client's trace when the request names one
+    /// (Effect's trace and span ids).
+    pub(super) fn span(&self, name: &'static str, parent: Option<(&str, &str)>) -> Option<Span> {
         self.config.otel.as_ref()?;
-        let parent = request.trace_id.as_deref().zip(request.span_id.as_deref());
         Some(Span::start(
             name,
             self.host.now_millis(),

@@ -124,7 +124,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             cursor: payload.cursor.as_ref().map(|c| c.event_sequence_number.0),
             ..PullStats::default()
         };
-        let span = self.span("sync.pull", request);
+        let span = self.span("sync.pull", request.trace_id.as_deref().zip(request.span_id.as_deref()));
         let ctx = RequestContext {
             store_id: &payload.store_id,
             transport: conn.transport,

@@ -6,6 +6,7 @@
 //! `MAX_PUSH_EVENTS` events, sequence numbers that form a chain, and `args` no deeper than
 //! [`MAX_ARGS_DEPTH`].
 
+use super::observe::payload_bytes;
 use super::{parse, Conn, Core, Done, Error, Host, Limits, Pager, MAX_ARGS_DEPTH};
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::protocol::server::push_batch_item;
@@ -124,36 +125,54 @@ pub fn pages_for(batch: &[EventIn<'_>], created_at: CreatedAt<'_>, backend_id: &
 }
 
 impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
+    /// A push over Effect RPC (WebSocket, HTTP, DO RPC).
+    pub(super) async fn push(&self, request: &RpcRequest<'_>, conn: &Conn<'_, X::Socket>) -> Result<Done, Error> {
+        // Taken before the first await: pushes apply in the order they arrived.
+        let ticket = self.turns.ticket();
+        let bytes = payload_bytes(request);
+        let trace = request.trace_id.as_deref().zip(request.span_id.as_deref());
+        self.push_parsed(ticket, parse(request), conn, bytes, trace).await
+    }
+
+    /// A push a transport decoded itself (the sync-electric endpoint, which speaks no Effect
+    /// RPC): the same rules, hooks, lock, log line and span as any other. `bytes` is the size of
+    /// what the client sent.
+    pub async fn push_decoded(
+        &self,
+        payload: Result<PushPayload<'_>, Error>,
+        conn: &Conn<'_, X::Socket>,
+        bytes: usize,
+    ) -> Result<Done, Error> {
+        let ticket = self.turns.ticket();
+        self.push_parsed(ticket, payload, conn, bytes as i64, None).await
+    }
+
     /// A push from any transport: checks, the `on_push` hook, the head rule, the append, then
     /// the fan-out of the batch to every live pull of the store (the pusher's included). Returns
     /// once the echo is out, so the acknowledgement always follows it.
-    pub(super) async fn push(&self, request: &RpcRequest<'_>, conn: &Conn<'_, X::Socket>) -> Result<Done, Error> {
+    async fn push_parsed(
+        &self,
+        ticket: super::order::Ticket<'_>,
+        payload: Result<PushPayload<'_>, Error>,
+        conn: &Conn<'_, X::Socket>,
+        bytes: i64,
+        trace: Option<(&str, &str)>,
+    ) -> Result<Done, Error> {
         let started = self.clock();
-        // Taken before the first await: pushes apply in the order they arrived.
-        let ticket = self.turns.ticket();
-        let parsed = self.count_push(conn).and_then(|()| {
-            let payload: PushPayload = parse(request)?;
+        let checked = self.count_push(conn).and(payload).and_then(|payload| {
             self.check_store(&payload.store_id, conn)?;
             check_batch(&payload.batch, &self.limits())?;
             Ok(payload)
         });
-        let payload = match parsed {
+        let payload = match checked {
             Ok(payload) => payload,
             Err(error) => {
-                let store_id = conn.store_id.map(str::to_owned).or_else(|| self.open_store_id());
                 let result = Err(error);
-                self.log_push(
-                    conn.transport,
-                    store_id.as_deref().unwrap_or(""),
-                    None,
-                    request,
-                    started,
-                    &result,
-                );
+                self.log_push(conn.transport, &self.store_for_log(conn), None, bytes, started, &result);
                 return result.map(|()| Done::Pushed);
             }
         };
-        let span = self.span("sync.push", request);
+        let span = self.span("sync.push", trace);
         let ctx = RequestContext {
             store_id: &payload.store_id,
             transport: conn.transport,
@@ -176,14 +195,9 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             }
         };
         let events = Some(payload.batch.len());
-        self.log_push(conn.transport, &payload.store_id, events, request, started, &result);
-        self.end_span(
-            span,
-            &payload.store_id,
-            conn.transport,
-            payload.batch.len() as u64,
-            result.as_ref().err(),
-        );
+        self.log_push(conn.transport, &payload.store_id, events, bytes, started, &result);
+        let batch = payload.batch.len() as u64;
+        self.end_span(span, &payload.store_id, conn.transport, batch, result.as_ref().err());
         result.map(|()| Done::Pushed)
     }
 
