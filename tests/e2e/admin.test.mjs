@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { connectClient, cursorFrom, livePull } from './lib/client.mjs'
+import { connectClient, cursorFrom, livePull, pushUntilBackendIdMismatch } from './lib/client.mjs'
 import { OK, waitFor, withSocket } from './lib/helpers.mjs'
 import { postSync, rawHttp } from './lib/http.mjs'
 import { makeEvents, pullAll, push, request } from './lib/raw.mjs'
@@ -326,14 +326,7 @@ describe('admin API on', () => {
       const info = await (await admin(w, `stores/${store}`)).json()
       assert.deepEqual([info.head, info.eventCount, info.backendId], [0, 0, reset.backendId])
 
-      let pushExit
-      await waitFor(
-        async () => {
-          pushExit = await c.runExit(c.backend.push(makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' })))
-          return pushExit._tag === 'Failure' && pushExit.cause.error?._tag === 'BackendIdMismatchError'
-        },
-        { timeout: 60_000, interval: 500, message: 'the client to get BackendIdMismatchError' },
-      )
+      await pushUntilBackendIdMismatch(c, makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' }))
       const { Stream, Effect } = await import('@livestore/utils/effect')
       const pulled = await c.runExit(c.backend.pull(cursor).pipe(Stream.runCollect, Effect.asVoid))
       assert.equal(pulled._tag, 'Failure')

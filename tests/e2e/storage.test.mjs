@@ -5,8 +5,8 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 
-import { connectClient, cursorFrom } from './lib/client.mjs'
-import { OK, waitFor, withSocket } from './lib/helpers.mjs'
+import { connectClient, cursorFrom, pushUntilBackendIdMismatch } from './lib/client.mjs'
+import { OK, withSocket } from './lib/helpers.mjs'
 import { makeEvents, pullAll, push } from './lib/raw.mjs'
 import { freePort, startWorker, storeId, TMP, withWorker } from './lib/worker.mjs'
 
@@ -47,14 +47,9 @@ describe('persistence', () => {
       await w.stop()
       // Same address, empty storage: what deleting .wrangler/state does (LiveStore #980).
       w = await startWorker({ port, persistTo: stateDir('wiped-b'), label: 'wipe-2' })
-      let pushExit
-      await waitFor(
-        async () => {
-          pushExit = await c.runExit(c.backend.push(makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' })))
-          return pushExit._tag === 'Failure' && pushExit.cause.error?._tag === 'BackendIdMismatchError'
-        },
-        { timeout: 60_000, interval: 500, message: 'the client to reconnect and get BackendIdMismatchError' },
-      )
+      const pushExit = await pushUntilBackendIdMismatch(c, makeEvents(1, { start: 3, parent: 2, clientId: 'test-client' }), {
+        message: 'the client to reconnect and get BackendIdMismatchError',
+      })
       assert.equal(pushExit.cause._tag, 'Fail', 'a typed failure, not a defect (#981)')
       const { Stream, Effect } = await import('@livestore/utils/effect')
       const collected = await c.runExit(c.backend.pull(cursor).pipe(Stream.runCollect, Effect.asVoid))

@@ -47,6 +47,22 @@ export async function connectClient({ url, storeId, payload = { authToken: DEFAU
   }
 }
 
+/**
+ * Pushes `batch` with the real client `c` until the push fails with BackendIdMismatchError (the
+ * client may first have to notice that its server went away and reconnect); returns that Exit.
+ */
+export async function pushUntilBackendIdMismatch(c, batch, { timeout = 60_000, message = 'the client to get BackendIdMismatchError' } = {}) {
+  let exit
+  await waitFor(
+    async () => {
+      exit = await c.runExit(c.backend.push(batch))
+      return exit._tag === 'Failure' && exit.cause.error?._tag === 'BackendIdMismatchError'
+    },
+    { timeout, interval: 500, message },
+  )
+  return exit
+}
+
 /** The cursor LiveStore derives from a pull result (its last event). */
 export const cursorFrom = (page) => {
   const last = page.batch.at(-1)

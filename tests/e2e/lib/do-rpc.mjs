@@ -5,9 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
-import { DEFAULT_TOKEN, ROOT, STORAGE, TMP, applyMigrations, freePort, launch, ourConfigText } from './worker.mjs'
-
-const wranglerBin = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js')
+import { applyMigrations, d1Block, DEFAULT_TOKEN, ourConfigText, ROOT, STORAGE, TMP, wranglerDev } from './worker.mjs'
 
 export const CLIENT_SCRIPT = 'do-rpc-client'
 
@@ -44,15 +42,7 @@ name = "CLIENT_DO"
 class_name = "ClientDO"
 script_name = "${CLIENT_SCRIPT}"
 `
-  if (STORAGE === 'd1') {
-    text += `
-[[d1_databases]]
-binding = "DB"
-database_name = "livestore-sync-test"
-database_id = "local-test"
-migrations_dir = ${JSON.stringify(path.join(ROOT, 'migrations'))}
-`
-  }
+  if (STORAGE === 'd1') text += d1Block()
   return text
 }
 
@@ -72,29 +62,8 @@ export async function startDoRpcPair({ vars = {}, crateDir = '.' } = {}) {
   writeFileSync(sync, syncConfig(allVars, crateDir))
   const state = path.join(dir, 'state')
   if (STORAGE === 'd1') applyMigrations(sync, state)
-  const port = await freePort()
-  const inspectorPort = await freePort()
-  const args = [
-    wranglerBin, 'dev',
-    '-c', client, '-c', sync,
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--inspector-port', String(inspectorPort),
-    '--persist-to', state,
-    '--show-interactive-dev-session=false',
-    '--log-level', 'log',
-  ]
   // Two scripts take longer to come up than one.
-  return launch({
-    name: 'wrangler dev (two scripts)',
-    command: process.execPath,
-    args,
-    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' },
-    dir,
-    port,
-    readyPath: '/ready',
-    timeoutMs: 120_000,
-  })
+  return wranglerDev({ configs: [client, sync], state, dir, name: 'wrangler dev (two scripts)', readyPath: '/ready', timeoutMs: 120_000 })
 }
 
 /** Calls the client object `name`: `/client/<name>/<action>?store=…`, JSON in and out. */

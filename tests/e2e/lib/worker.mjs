@@ -32,7 +32,7 @@ const wranglerBin = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js')
 const wranglerEnv = () => ({ ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' })
 
 /** The D1 database the worker (and the reference) use when the engine is D1. */
-const d1Block = () => `
+export const d1Block = () => `
 [[d1_databases]]
 binding = "DB"
 database_name = "livestore-sync-test"
@@ -150,12 +150,21 @@ async function startWorkerOnce({
   writeFileSync(config, text)
   const state = persistTo ?? path.join(dir, 'state')
   if (storage === 'd1' && migrate) applyMigrations(config, state)
-  const port = fixedPort ?? (await freePort())
+  return wranglerDev({ configs: [config], state, vars, port: fixedPort, dir, readyPath, readyStatus, extra: { persistTo: state, config, storage } })
+}
+
+/**
+ * `wrangler dev` on one config per script (the first one's Worker answers on the port), with
+ * `vars` as `--var` flags and its state in `state`, on a free port unless `port` is given;
+ * resolves once `GET readyPath` answers `readyStatus` (see `launch`).
+ */
+export async function wranglerDev({ configs, state, vars = {}, port, dir, name = 'wrangler dev', readyPath, readyStatus, timeoutMs, extra = {} }) {
+  port ??= await freePort()
   const inspectorPort = await freePort()
   const args = [
     wranglerBin,
     'dev',
-    '-c', config,
+    ...configs.flatMap((config) => ['-c', config]),
     '--ip', '127.0.0.1',
     '--port', String(port),
     '--inspector-port', String(inspectorPort),
@@ -164,7 +173,7 @@ async function startWorkerOnce({
     '--log-level', 'log',
   ]
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
-  return launch({ name: 'wrangler dev', command: process.execPath, args, env: wranglerEnv(), dir, port, readyPath, readyStatus, extra: { persistTo: state, config, storage, inspectorPort } })
+  return launch({ name, command: process.execPath, args, env: wranglerEnv(), dir, port, readyPath, readyStatus, timeoutMs, extra: { ...extra, inspectorPort } })
 }
 
 /**
