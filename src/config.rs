@@ -75,15 +75,28 @@ pub struct Transports {
     pub http: bool,
     /// `do-rpc`: Durable Object RPC from a client running in another Durable Object.
     pub do_rpc: bool,
+    /// `electric`: the `/electric` endpoint for `@livestore/sync-electric` clients.
+    pub electric: bool,
 }
 
 impl Transports {
+    /// Turns a transport on.
+    fn enable(&mut self, transport: Transport) {
+        match transport {
+            Transport::Ws => self.ws = true,
+            Transport::Http => self.http = true,
+            Transport::DoRpc => self.do_rpc = true,
+            Transport::Electric => self.electric = true,
+        }
+    }
+
     /// Whether `transport` is enabled.
     pub fn allows(&self, transport: Transport) -> bool {
         match transport {
             Transport::Ws => self.ws,
             Transport::Http => self.http,
             Transport::DoRpc => self.do_rpc,
+            Transport::Electric => self.electric,
         }
     }
 }
@@ -147,6 +160,7 @@ impl Default for Config {
                 ws: true,
                 http: true,
                 do_rpc: true,
+                electric: true,
             },
             http_response_headers: Vec::new(),
             forward_headers: Vec::new(),
@@ -211,22 +225,21 @@ fn parse_transports(name: &'static str, value: &str) -> Result<Transports, Confi
     let error = || ConfigError {
         name,
         value: value.to_owned(),
-        expected: "a comma-separated list of ws, http and do-rpc",
+        expected: "a comma-separated list of ws, http, do-rpc and electric",
     };
     let mut transports = Transports {
         ws: false,
         http: false,
         do_rpc: false,
+        electric: false,
     };
     for item in value.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
-        match item {
-            "ws" => transports.ws = true,
-            "http" => transports.http = true,
-            "do-rpc" => transports.do_rpc = true,
-            _ => return Err(error()),
+        match Transport::ALL.into_iter().find(|t| t.as_str() == item) {
+            Some(transport) => transports.enable(transport),
+            None => return Err(error()),
         }
     }
-    if !transports.ws && !transports.http && !transports.do_rpc {
+    if !Transport::ALL.into_iter().any(|t| transports.allows(t)) {
         return Err(error());
     }
     Ok(transports)
@@ -558,8 +571,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "ENABLED_TRANSPORTS",
         secret: false,
-        default: "`ws,http,do-rpc`",
-        description: "Transports clients may use: `ws`, `http`, and `do-rpc` ([Durable Object RPC](#from-another-durable-object-do-rpc)). A disabled one is refused (`400` with a message naming it; over DO RPC a typed `TransportDisabledError`), as `enabledTransports`.",
+        default: "`ws,http,do-rpc,electric`",
+        description: "Transports clients may use: `ws`, `http`, `do-rpc` ([Durable Object RPC](#from-another-durable-object-do-rpc)) and `electric` (the [`/electric` endpoint](#moving-from-sync-electric) for `@livestore/sync-electric` clients). A disabled one is refused (`400` with a message naming it; over DO RPC a typed `TransportDisabledError`), as `enabledTransports`.",
         self_hosted: true,
         parse: |d, name, v| {
             d.config.transports = parse_transports(name, v)?;
@@ -876,7 +889,8 @@ mod tests {
             Transports {
                 ws: true,
                 http: true,
-                do_rpc: true
+                do_rpc: true,
+                electric: true
             }
         );
         assert_eq!(c.otel, None);
@@ -885,7 +899,8 @@ mod tests {
             Transports {
                 ws: true,
                 http: false,
-                do_rpc: false
+                do_rpc: false,
+                electric: false
             }
         );
         assert_eq!(
@@ -893,15 +908,17 @@ mod tests {
             Transports {
                 ws: true,
                 http: true,
-                do_rpc: false
+                do_rpc: false,
+                electric: false
             }
         );
         assert_eq!(
-            config(&[("ENABLED_TRANSPORTS", "do-rpc")]).unwrap().transports,
+            config(&[("ENABLED_TRANSPORTS", "do-rpc,electric")]).unwrap().transports,
             Transports {
                 ws: false,
                 http: false,
-                do_rpc: true
+                do_rpc: true,
+                electric: true
             }
         );
         assert!(config(&[("ENABLED_TRANSPORTS", "ws,smoke-signals")]).is_err());

@@ -53,6 +53,10 @@ pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, 
     if crate::admin::is_admin_path(url.path()) {
         return admin_request(req, env, &config).await;
     }
+    // Before sync matching as well: the endpoint's requests carry no sync parameters.
+    if crate::protocol::electric::is_endpoint(url.path()) {
+        return electric_request(req, env, &config, hooks).await;
+    }
     let cors = router::cors_headers(&config, req.headers().get("Access-Control-Request-Headers")?.as_deref());
     let websocket = req.headers().get("Upgrade")?.is_some();
     let parsed = router::parse_sync_request(url.query(), websocket);
@@ -272,6 +276,175 @@ async fn read_bounded(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> 
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
+}
+
+/// A request to the sync-electric endpoint (`/electric[/<token>]`): its CORS preflight, its ping
+/// (`HEAD`, answered here), and pulls (`GET ?args=…`) and pushes (`POST`), which are admitted
+/// with the store's token and forwarded to the store's object. A push's body is read here, no
+/// further than `MAX_MESSAGE_BYTES`, since its storeId routes it.
+async fn electric_request<H: SyncHooks>(mut req: Request, env: &Env, config: &Config, hooks: &H) -> Result<Response> {
+    use crate::protocol::electric::{parse_pull_args, path_token, push_store_id};
+    use crate::protocol::Transport;
+    let url = req.url()?;
+    let method = req.method();
+    let requested = req.headers().get("Access-Control-Request-Headers")?;
+    let mut cors = router::cors_headers(config, requested.as_deref());
+    if let Some(methods) = cors
+        .iter_mut()
+        .find(|(name, _)| *name == "Access-Control-Allow-Methods")
+    {
+        methods.1 = "GET, POST, HEAD, OPTIONS".to_owned();
+    }
+    if config.cors {
+        cors.push((
+            "Access-Control-Expose-Headers",
+            "electric-handle, electric-offset".to_owned(),
+        ));
+    }
+    let json = |status: u16, body: String| -> Result<Response> {
+        let h = Headers::new();
+        for (name, value) in &cors {
+            h.set(name, value)?;
+        }
+        h.set("Content-Type", "application/json")?;
+        h.set("Cache-Control", "no-store")?;
+        Ok(Response::ok(body)?.with_status(status).with_headers(h))
+    };
+    if method == worker::Method::Options && config.cors {
+        let h = Headers::new();
+        for (name, value) in &cors {
+            h.set(name, value)?;
+        }
+        return Ok(Response::empty()?.with_status(204).with_headers(h));
+    }
+    if !config.transports.allows(Transport::Electric) {
+        return text_response(400, &crate::core::error::transport_disabled(Transport::Electric), &cors);
+    }
+    let refusal_body = |kind: &str, message: &str| {
+        let mut body = String::from(r#"{"success":false,"error":"#);
+        crate::util::json::push_str_literal(&mut body, kind);
+        body.push_str(r#","message":"#);
+        crate::util::json::push_str_literal(&mut body, message);
+        body.push('}');
+        body
+    };
+    // The client's ping: any 2xx. It names no store, so there is nothing to check.
+    if method == worker::Method::Head {
+        return json(200, String::new());
+    }
+    let (store_id, payload, body) = match method {
+        worker::Method::Get => {
+            let args = url
+                .query_pairs()
+                .find(|(k, _)| k == "args")
+                .map(|(_, v)| v.into_owned());
+            let parsed = args
+                .as_deref()
+                .map(|a| parse_pull_args(a).map(|p| (p.store_id.into_owned(), p.payload.map(|r| r.get().to_owned()))));
+            match parsed {
+                Some(Ok((store_id, payload))) => {
+                    let payload = payload.and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok());
+                    (store_id, payload, None)
+                }
+                Some(Err(e)) => return json(400, refusal_body("InvalidArgs", &e.to_string())),
+                None => return json(400, refusal_body("InvalidArgs", "the args search parameter is missing")),
+            }
+        }
+        worker::Method::Post => {
+            let declared = req
+                .headers()
+                .get("Content-Length")?
+                .and_then(|l| l.trim().parse::<usize>().ok());
+            let max = config.max_message_bytes;
+            let too_large = |size| {
+                json(
+                    413,
+                    refusal_body(
+                        "MessageTooLargeError",
+                        &crate::core::error::too_large_message(size, max),
+                    ),
+                )
+            };
+            if declared.is_some_and(|n| n > max) {
+                return too_large(declared);
+            }
+            let Some(bytes) = read_bounded(&mut req, max).await? else {
+                return too_large(None);
+            };
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let Some(store_id) = push_store_id(&text) else {
+                return json(
+                    400,
+                    refusal_body("InvalidRequestError", "the body is not a sync-electric push"),
+                );
+            };
+            (store_id, None, Some(text))
+        }
+        _ => {
+            return json(
+                405,
+                refusal_body("MethodNotAllowed", "the endpoint answers GET, POST, HEAD and OPTIONS"),
+            )
+        }
+    };
+    let params = SyncParams {
+        store_id,
+        transport: Transport::Electric,
+        payload,
+    };
+    let authorization = req.headers().get("Authorization")?;
+    let token = path_token(url.path());
+    let now_secs = now_millis().div_euclid(1000);
+    let admitted = router::admit_electric(
+        config,
+        &params.store_id,
+        token.as_deref(),
+        authorization.as_deref(),
+        params.payload.as_ref(),
+        now_secs,
+    );
+    if let Err(refusal) = admitted {
+        log_refused(config, &params, refusal.status, refusal.reason);
+        return json(refusal.status, refusal_body(refusal.reason, &refusal.body));
+    }
+    let headers = RequestHeaders(req.headers());
+    let connect = ConnectContext {
+        store_id: &params.store_id,
+        transport: Transport::Electric,
+        headers: &headers,
+    };
+    if let Err(e) = hooks.validate_payload(params.payload.as_ref(), &connect).await {
+        log_refused(config, &params, 403, "PayloadRejected");
+        return json(403, refusal_body("PayloadRejected", &e.message));
+    }
+    let Ok(namespace) = env.durable_object(&config.binding) else {
+        log_refused(config, &params, 424, "BindingMissing");
+        return json(424, refusal_body("BindingMissing", &config.binding));
+    };
+    let forwarded = match body {
+        None => forwardable(req, &params, config.max_message_bytes)
+            .await?
+            .map_err(|r| r.body),
+        Some(body) => {
+            let headers = Headers::new();
+            for (name, value) in req.headers().entries() {
+                if !name.eq_ignore_ascii_case(crate::admin::INTERNAL_HEADER) {
+                    headers.append(&name, &value)?;
+                }
+            }
+            let mut init = worker::RequestInit::new();
+            init.with_method(worker::Method::Post)
+                .with_headers(headers)
+                .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
+            Ok(Request::new_with_init(url.as_str(), &init)?)
+        }
+    };
+    let req = match forwarded {
+        Ok(req) => req,
+        Err(message) => return json(400, refusal_body("InvalidRequestError", &message)),
+    };
+    let stub = namespace.id_from_name(&params.store_id)?.get_stub()?;
+    stub.fetch_with_request(req).await
 }
 
 /// A `connect` line for a sync request refused before reaching its store: `warn`, or `error` when

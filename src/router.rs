@@ -286,6 +286,33 @@ fn admit_signed(
     ))
 }
 
+/// Checks a sync-electric request's credential: the token in the endpoint's path
+/// (`/electric/<token>`), else an `Authorization: Bearer` token, else — pulls only — the app's
+/// `syncPayload.authToken`. Shared tokens and scoped JWTs work in each place. A refusal of the
+/// credential is `401`, which the 0.4.0 client reports as "Unauthorized".
+pub fn admit_electric(
+    config: &Config,
+    store_id: &str,
+    path_token: Option<&str>,
+    authorization: Option<&str>,
+    payload: Option<&Value>,
+    now: i64,
+) -> Result<(), Refusal> {
+    let in_payload = || payload.and_then(|p| p.get("authToken")).and_then(Value::as_str);
+    let credential = path_token
+        .or_else(|| authorization.and_then(bearer_token))
+        .or_else(in_payload);
+    let params = SyncParams {
+        store_id: store_id.to_owned(),
+        transport: Transport::Electric,
+        payload: credential.map(|token| serde_json::json!({ "authToken": token })),
+    };
+    admit(config, &params, None, now).map_err(|refusal| match refusal.reason {
+        "InvalidAuthToken" => Refusal { status: 401, ..refusal },
+        _ => refusal,
+    })
+}
+
 /// The reference's 426 rule: a WebSocket sync request must carry `Upgrade: websocket`, exactly.
 pub fn upgrade_required(params: &SyncParams, upgrade_header: Option<&str>) -> Option<Refusal> {
     (params.transport == Transport::Ws && upgrade_header != Some("websocket")).then(|| Refusal {
@@ -552,6 +579,39 @@ mod tests {
     }
 
     #[test]
+    fn electric_credentials_from_the_path_a_header_or_the_payload() {
+        let cfg = token("tok");
+        let payload = serde_json::json!({ "authToken": "tok" });
+        assert!(admit_electric(&cfg, "s", Some("tok"), None, None, 0).is_ok());
+        assert!(admit_electric(&cfg, "s", None, Some("Bearer tok"), None, 0).is_ok());
+        assert!(admit_electric(&cfg, "s", None, None, Some(&payload), 0).is_ok());
+        // The path wins: a wrong token there is refused, whatever the payload says.
+        let refusal = admit_electric(&cfg, "s", Some("nope"), None, Some(&payload), 0).unwrap_err();
+        assert_eq!((refusal.status, refusal.reason), (401, "InvalidAuthToken"));
+        assert_eq!(admit_electric(&cfg, "s", None, None, None, 0).unwrap_err().status, 401);
+        // Scoped tokens name their stores here too.
+        let signed = signed(None);
+        let jwt = jwt(&["store-a"], NOW + 60);
+        assert!(admit_electric(&signed, "store-a", Some(&jwt), None, None, NOW).is_ok());
+        let refusal = admit_electric(&signed, "store-b", Some(&jwt), None, None, NOW).unwrap_err();
+        assert!(refusal.status == 401 && refusal.body.contains("not valid for this store"));
+        // Other refusals keep their status.
+        let off = Config {
+            transports: crate::config::Transports {
+                electric: false,
+                ..Config::default().transports
+            },
+            ..token("tok")
+        };
+        assert_eq!(
+            admit_electric(&off, "s", Some("tok"), None, None, 0)
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
     fn bearer_header_parsing() {
         assert_eq!(bearer_token("Bearer abc"), Some("abc"));
         assert_eq!(bearer_token("bearer abc"), Some("abc"));
@@ -570,6 +630,7 @@ mod tests {
                 ws: true,
                 http: false,
                 do_rpc: false,
+                electric: false,
             },
             ..open()
         };

@@ -557,3 +557,163 @@ fn malformed_messages_are_answered_and_logged() {
         .iter()
         .any(|l| l["event"] == "request" && l["outcome"] == "UnknownRpcError"));
 }
+
+/// A pull after a position (the sync-electric endpoint's): a page at a time, from the right
+/// store incarnation, and only positions the store gave out.
+#[test]
+fn pulls_since_a_position() {
+    use livestore_sync::core::pull::PullSince;
+    let (core, _) = core_for("s", NoHooks, support::config());
+    let http = conn(Transport::Http, Some("s"), None);
+    for start in (1..=250).step_by(50) {
+        send(
+            &core,
+            &http,
+            &request(
+                "1",
+                "SyncHttpRpc.Push",
+                push_payload("s", &events(start, start - 1, 50), None),
+            ),
+        );
+    }
+    let electric = conn(Transport::Electric, Some("s"), None);
+    let since = |after: i64, backend_id: Option<&str>| {
+        let pull = PullSince {
+            store_id: "s",
+            payload: None,
+            backend_id,
+            after,
+            wait_ms: None,
+        };
+        block_on(core.pull_since(pull, &electric))
+    };
+    let first = since(0, None).unwrap();
+    assert_eq!(first.items.len(), 100);
+    assert_eq!(first.items.last().unwrap().seq_num, 100);
+    let backend = first.backend_id.clone();
+    assert_eq!(since(200, Some(&backend)).unwrap().items.len(), 50);
+    assert!(since(250, Some(&backend)).unwrap().items.is_empty());
+    assert!(matches!(
+        since(10, Some("old-incarnation")),
+        Err(livestore_sync::core::Error::BackendIdMismatch { .. })
+    ));
+    assert!(matches!(
+        since(251, Some(&backend)),
+        Err(livestore_sync::core::Error::UnknownPosition { head: 250, .. })
+    ));
+    let line = core
+        .host()
+        .log_lines()
+        .into_iter()
+        .rev()
+        .find(|l| l["transport"] == "electric")
+        .unwrap();
+    assert_eq!(
+        (line["event"].as_str(), line["outcome"].as_str()),
+        (Some("pull"), Some("UnknownPositionError"))
+    );
+}
+
+/// A held pull is answered as soon as any transport appends, when its wait ends, or when the
+/// store is reset — never left hanging — and holds nothing up meanwhile.
+#[test]
+fn held_pulls_are_answered_by_an_append_a_timeout_or_a_reset() {
+    use futures::task::LocalSpawnExt;
+    use livestore_sync::core::pull::PullSince;
+    use std::rc::Rc;
+    let core = Rc::new(core_for("s", NoHooks, support::config()).0);
+    let http = conn(Transport::Http, Some("s"), None);
+    send(
+        &core,
+        &http,
+        &request("1", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
+    );
+    let backend = block_on(core.info("s")).unwrap().backend_id;
+    let hold = |core: Rc<_>, backend: String, out: Rc<RefCell<Option<_>>>| async move {
+        let core: Rc<Core<SqliteLog, TestHost, NoHooks>> = core;
+        let pull = PullSince {
+            store_id: "s",
+            payload: None,
+            backend_id: Some(&backend),
+            after: 2,
+            wait_ms: Some(20_000),
+        };
+        let result = core.pull_since(pull, &conn(Transport::Electric, Some("s"), None)).await;
+        *out.borrow_mut() = Some(result);
+    };
+    let mut pool = futures::executor::LocalPool::new();
+
+    // Woken by a push over another transport.
+    let out = Rc::new(RefCell::new(None));
+    pool.spawner()
+        .spawn_local(hold(core.clone(), backend.clone(), out.clone()))
+        .unwrap();
+    pool.run_until_stalled();
+    assert!(out.borrow().is_none(), "held while nothing is new");
+    assert_eq!(block_on(core.info("s")).unwrap().held_pulls, 1);
+    let ws = conn(Transport::Ws, Some("s"), None);
+    send(
+        &core,
+        &ws,
+        &request("2", "SyncWsRpc.Push", push_payload("s", &events(3, 2, 1), None)),
+    );
+    pool.run_until_stalled();
+    let since = out.borrow_mut().take().unwrap().unwrap();
+    assert_eq!(since.items.iter().map(|i| i.seq_num).collect::<Vec<_>>(), [3]);
+
+    // Answered empty when the wait ends.
+    let out = Rc::new(RefCell::new(None));
+    let hold_after_3 = {
+        let (core, out) = (core.clone(), out.clone());
+        let backend = backend.clone();
+        async move {
+            let pull = PullSince {
+                store_id: "s",
+                payload: None,
+                backend_id: Some(&backend),
+                after: 3,
+                wait_ms: Some(20_000),
+            };
+            *out.borrow_mut() = Some(core.pull_since(pull, &conn(Transport::Electric, Some("s"), None)).await);
+        }
+    };
+    pool.spawner().spawn_local(hold_after_3).unwrap();
+    pool.run_until_stalled();
+    core.host().advance(19_999);
+    pool.run_until_stalled();
+    assert!(out.borrow().is_none());
+    core.host().advance(1);
+    pool.run_until_stalled();
+    assert!(out.borrow_mut().take().unwrap().unwrap().items.is_empty());
+    assert_eq!(
+        block_on(core.info("s")).unwrap().held_pulls,
+        0,
+        "no held pull left counted"
+    );
+
+    // A reset answers it, with the new incarnation.
+    let out = Rc::new(RefCell::new(None));
+    let waiting = {
+        let (core, out) = (core.clone(), out.clone());
+        async move {
+            let pull = PullSince {
+                store_id: "s",
+                payload: None,
+                backend_id: Some(&backend),
+                after: 3,
+                wait_ms: Some(20_000),
+            };
+            *out.borrow_mut() = Some(core.pull_since(pull, &conn(Transport::Electric, Some("s"), None)).await);
+        }
+    };
+    pool.spawner().spawn_local(waiting).unwrap();
+    pool.run_until_stalled();
+    assert!(out.borrow().is_none());
+    block_on(core.reset("s")).unwrap();
+    pool.run_until_stalled();
+    assert!(matches!(
+        out.borrow_mut().take().unwrap(),
+        Err(livestore_sync::core::Error::BackendIdMismatch { .. })
+    ));
+    assert_eq!(core.host().timers(), 0, "no timer outlives its pull");
+}

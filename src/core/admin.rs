@@ -32,6 +32,8 @@ pub struct Info {
     pub live_pulls: usize,
     /// Client objects whose DO RPC live pull receives the store's new events.
     pub rpc_subscribers: usize,
+    /// Pulls held until the store changes (sync-electric long-polls).
+    pub held_pulls: usize,
 }
 
 /// One page of an export.
@@ -102,6 +104,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                 open_sockets: self.host.socket_count(),
                 live_pulls: self.live_pull_count(),
                 rpc_subscribers,
+                held_pulls: self.live.changes.held(),
             })
         }
         .await;
@@ -236,9 +239,11 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         // Reopened on the next request either way, so the cache never holds the old backendId.
         *self.store.borrow_mut() = None;
         cleared?;
-        // A live pull would otherwise wait on a log that no longer exists.
+        // A live pull would otherwise wait on a log that no longer exists; a held one is answered
+        // (it finds the new backendId).
         let closed_sockets = self.host.close_sockets(RESET_CLOSE_CODE, "store reset");
         self.forget_sockets();
+        self.live.changes.notify();
         Ok(ResetDone {
             previous_backend_id: meta.backend_id,
             backend_id,

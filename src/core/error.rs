@@ -28,6 +28,16 @@ pub enum Error {
         /// The one the client sent.
         received: String,
     },
+    /// A position past the store's head: the store never gave it out.
+    #[error("position {position} is past the store's head {head}")]
+    UnknownPosition {
+        /// The client's position.
+        position: i64,
+        /// The store's head.
+        head: i64,
+        /// The store's backendId.
+        backend_id: String,
+    },
     /// The payload does not match the RPC's schema, or names something impossible.
     #[error("{0}")]
     InvalidRequest(String),
@@ -136,6 +146,7 @@ impl Error {
             Error::ServerAhead { .. } => "ServerAheadError",
             Error::BackendIdMismatch { .. } => "BackendIdMismatchError",
             Error::InvalidRequest(_) | Error::StoreMismatch { .. } => "InvalidRequestError",
+            Error::UnknownPosition { .. } => "UnknownPositionError",
             Error::InvalidPushBatch(_) => "InvalidPushBatchError",
             Error::TooManyEvents { .. } => "TooManyEventsError",
             Error::ArgsTooDeep { .. } => "ArgsTooDeepError",
@@ -174,11 +185,31 @@ impl Error {
         matches!(self, Error::Storage(_) | Error::ConnectionState(_) | Error::Config(_))
     }
 
+    /// The HTTP status of a transport that answers with statuses (the sync-electric endpoint):
+    /// the client's request can never succeed as sent (400), refused by a rule of the log (409),
+    /// by a hook (403), by a limit (413, 429), or the backend failed (500).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::ServerAhead { .. } | Error::BackendIdMismatch { .. } | Error::UnknownPosition { .. } => 409,
+            Error::Hook(_) => 403,
+            Error::MessageTooLarge { .. } | Error::TooManyEvents { .. } => 413,
+            Error::RateLimited(_) => 429,
+            Error::Storage(_) | Error::ConnectionState(_) | Error::Config(_) => 500,
+            Error::InvalidRequest(_)
+            | Error::InvalidPushBatch(_)
+            | Error::ArgsTooDeep { .. }
+            | Error::UnknownRpc { .. }
+            | Error::TransportDisabled(_)
+            | Error::TooManyLivePulls(_)
+            | Error::StoreMismatch { .. } => 400,
+        }
+    }
+
     /// The level of the push or pull line that reports it: refusals the sync protocol expects
     /// (a client behind, a reset store) are normal traffic; other failures are warnings.
     pub fn level(&self) -> Level {
         match self {
-            Error::ServerAhead { .. } | Error::BackendIdMismatch { .. } => Level::Info,
+            Error::ServerAhead { .. } | Error::BackendIdMismatch { .. } | Error::UnknownPosition { .. } => Level::Info,
             _ => Level::Warn,
         }
     }

@@ -67,4 +67,6 @@ pub trait Host {
     ) -> LocalBoxFuture<'static, Result<(), UpdateFailure>>;
     /// Runs a task beside the current request, keeping the store awake until it ends.
     fn spawn(&self, task: LocalBoxFuture<'static, ()>);
+    /// Resolves after `ms` milliseconds (a held pull's timeout).
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
 }

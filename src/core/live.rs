@@ -12,9 +12,10 @@
 //! read and delivered, or fall between the two). Until then it is *pending*, and an `Interrupt`
 //! that arrives meanwhile cancels it when it gets there.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use super::{Core, Error, Host, LiveSocket, Reply, MAX_LIVE_PULLS_PER_SOCKET, MAX_SUBSCRIBERS};
 use crate::hooks::SyncHooks;
@@ -34,6 +35,59 @@ struct Pending<S> {
 /// delivered.
 type Queues = Rc<RefCell<HashMap<CallerContext, VecDeque<(String, String)>>>>;
 
+/// Wakes pulls held until the store changes (long-polls): every append, import and reset
+/// bumps the version and wakes them all; each then looks for itself.
+#[derive(Default)]
+pub(super) struct Changes {
+    version: Cell<u64>,
+    waiting: RefCell<Vec<Waker>>,
+    /// Pulls waiting right now, for the admin figures.
+    held: Cell<usize>,
+}
+
+impl Changes {
+    /// The current version; a pull reads it before it reads storage, so a change in between
+    /// still wakes it.
+    pub(super) fn version(&self) -> u64 {
+        self.version.get()
+    }
+
+    /// The store changed.
+    pub(super) fn notify(&self) {
+        self.version.set(self.version.get() + 1);
+        for waker in self.waiting.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once the version is no longer `since`.
+    pub(super) async fn changed(&self, since: u64) {
+        /// Counts the pull out however its wait ends (a timeout drops this future).
+        struct Held<'a>(&'a Cell<usize>);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() - 1);
+            }
+        }
+        self.held.set(self.held.get() + 1);
+        let _held = Held(&self.held);
+        futures::future::poll_fn(|cx| {
+            if self.version.get() != since {
+                Poll::Ready(())
+            } else {
+                self.waiting.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Pulls waiting right now.
+    pub(super) fn held(&self) -> usize {
+        self.held.get()
+    }
+}
+
 /// The live-pull state of one store's object.
 pub(super) struct Live<S> {
     /// Sockets with live pulls; `None` until first needed after construction.
@@ -43,6 +97,8 @@ pub(super) struct Live<S> {
     /// storage, which remain the durable record.
     subscribers: Rc<RefCell<Option<Vec<Subscriber>>>>,
     deliveries: Queues,
+    /// Pulls held until the store changes.
+    pub(super) changes: Changes,
 }
 
 impl<S> Default for Live<S> {
@@ -52,6 +108,7 @@ impl<S> Default for Live<S> {
             pending: RefCell::new(Vec::new()),
             subscribers: Rc::new(RefCell::new(None)),
             deliveries: Queues::default(),
+            changes: Changes::default(),
         }
     }
 }

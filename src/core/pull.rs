@@ -19,6 +19,31 @@ pub enum Ended {
     Interrupted,
 }
 
+/// A pull from a transport that speaks no Effect RPC (the sync-electric endpoint): the events
+/// after a position, at most one page of them, held until there are some when asked to wait.
+#[derive(Debug, Clone)]
+pub struct PullSince<'a> {
+    /// The store.
+    pub store_id: &'a str,
+    /// The client's sync payload, for the hooks.
+    pub payload: Option<&'a serde_json::value::RawValue>,
+    /// The backendId the client's position belongs to; `None` for a client without data.
+    pub backend_id: Option<&'a str>,
+    /// The last seqNum the client has (0: none).
+    pub after: i64,
+    /// How long to hold the pull when there is nothing new, in ms (`None`: answer at once).
+    pub wait_ms: Option<u64>,
+}
+
+/// What a [`PullSince`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    /// The store's backendId.
+    pub backend_id: String,
+    /// Up to one page of events after the position, in order.
+    pub items: Vec<crate::storage::StoredItem>,
+}
+
 /// Where a live pull's later batches go.
 enum Live<'a, S> {
     Socket(&'a S),
@@ -74,6 +99,98 @@ pub async fn read_pages<L: EventLog>(
 }
 
 impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
+    /// A [`PullSince`]: the `on_pull` hook, then the page after the position, once every request
+    /// that arrived before it is applied. A position from another incarnation of the store is a
+    /// `BackendIdMismatch`; one past the head, which the store never gave out, an
+    /// `UnknownPosition`. Held, when asked, until the store changes (any transport's push, an
+    /// import, a reset) or the wait ends; a held pull blocks nothing.
+    pub async fn pull_since(&self, pull: PullSince<'_>, conn: &Conn<'_, X::Socket>) -> Result<Since, Error> {
+        let started = self.clock();
+        let ticket = self.turns.ticket();
+        let cursor = pull.backend_id.map(|backend_id| Cursor {
+            backend_id: backend_id.to_owned(),
+            event_sequence_number: crate::protocol::SeqNum(pull.after),
+        });
+        let mut stats = PullStats {
+            live: pull.wait_ms.is_some(),
+            cursor: Some(pull.after),
+            ..PullStats::default()
+        };
+        let span = self.span("sync.pull", None);
+        let ctx = RequestContext {
+            store_id: pull.store_id,
+            transport: conn.transport,
+            payload: pull.payload,
+            headers: conn.headers,
+        };
+        let result = async {
+            self.check_store(pull.store_id, conn)?;
+            self.hooks.on_pull(cursor.as_ref(), stats.live, &ctx).await?;
+            // Waits for what arrived before it, then lets what comes after go on.
+            drop(ticket.await);
+            let mut waited = false;
+            loop {
+                let version = self.live.changes.version();
+                let (meta, log) = self.open(pull.store_id).await?;
+                if let Some(backend_id) = pull.backend_id {
+                    if backend_id != meta.backend_id {
+                        return Err(Error::BackendIdMismatch {
+                            expected: meta.backend_id,
+                            received: backend_id.to_owned(),
+                        });
+                    }
+                }
+                if pull.after > meta.head {
+                    return Err(Error::UnknownPosition {
+                        position: pull.after,
+                        head: meta.head,
+                        backend_id: meta.backend_id,
+                    });
+                }
+                let items = self.page_after(&log, pull.after).await?;
+                match pull.wait_ms {
+                    Some(ms) if items.is_empty() && !waited => {
+                        let changed = Box::pin(self.live.changes.changed(version));
+                        futures::future::select(changed, self.host.sleep(ms)).await;
+                        waited = true;
+                    }
+                    _ => {
+                        return Ok(Since {
+                            backend_id: meta.backend_id,
+                            items,
+                        })
+                    }
+                }
+            }
+        }
+        .await;
+        self.forget_store_on_storage_error(&result);
+        if let Ok(since) = &result {
+            stats.events = since.items.len() as u64;
+            stats.pages = 1;
+        }
+        self.log_pull(conn.transport, pull.store_id, &stats, started, &result);
+        self.end_span(span, pull.store_id, conn.transport, stats.events, result.as_ref().err());
+        result
+    }
+
+    /// The events after `after` that fit one page (the page limits of every pull).
+    async fn page_after(&self, log: &L, after: i64) -> Result<Vec<crate::storage::StoredItem>, Error> {
+        let limits = self.limits();
+        let mut items = log.read_after(Some(after), limits.max_events_per_page).await?;
+        let mut bytes = 0;
+        let fits = items
+            .iter()
+            .position(|item| {
+                bytes += item.json.len() + 1;
+                bytes > limits.max_page_bytes
+            })
+            // An event too large for any page still goes out, alone.
+            .map_or(items.len(), |i| i.max(1));
+        items.truncate(fits);
+        Ok(items)
+    }
+
     /// A pull from any transport: the `on_pull` hook, then every page after the cursor. A live
     /// pull registers first, under the push lock, so no batch is both read and delivered to it
     /// or falls between the pages and the delivery, whatever the engine awaits on.

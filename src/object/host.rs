@@ -179,6 +179,10 @@ impl Host for DoHost {
     fn spawn(&self, task: futures::future::LocalBoxFuture<'static, ()>) {
         self.state.wait_until(task);
     }
+
+    fn sleep(&self, ms: u64) -> futures::future::LocalBoxFuture<'static, ()> {
+        Box::pin(worker::Delay::from(std::time::Duration::from_millis(ms)))
+    }
 }
 
 /// `env[bindingName].get(env[bindingName].idFromString(durableObjectId)).syncUpdateRpc(chunk)`.

@@ -14,6 +14,7 @@
 //! a cache, rebuilt on the first event after a wake.
 
 mod admin;
+mod electric;
 mod host;
 mod http;
 pub mod rpc;
@@ -88,6 +89,14 @@ impl<H: SyncHooks> SyncObject<H> {
             return self.admin(sync, req).await;
         }
         let url = req.url()?;
+        if crate::protocol::electric::is_endpoint(url.path()) {
+            if !sync.core.config().transports.allows(Transport::Electric) {
+                let _ = req.text().await;
+                return Response::error(crate::core::error::transport_disabled(Transport::Electric), 400);
+            }
+            let headers = forwarded_headers(sync.core.config(), &req);
+            return self.electric(sync, req, headers).await;
+        }
         let websocket = req.headers().get("Upgrade")?.is_some();
         let params = match parse_sync_request(url.query(), websocket) {
             SyncMatch::Sync(params) if sync.core.config().transports.allows(params.transport) => params,
@@ -105,8 +114,9 @@ impl<H: SyncHooks> SyncObject<H> {
         match params.transport {
             Transport::Ws => self.accept_socket(sync, params.store_id, headers),
             Transport::Http => self.http(sync, req, &params.store_id, headers).await,
-            // Not a URL transport: it arrives through the `rpc` method.
-            Transport::DoRpc => Response::error("Not a sync request", 400),
+            // Not URL transports of this shape: DO RPC arrives through the `rpc` method, the
+            // sync-electric endpoint by its path.
+            Transport::DoRpc | Transport::Electric => Response::error("Not a sync request", 400),
         }
     }
 

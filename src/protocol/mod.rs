@@ -5,6 +5,7 @@
 //! encoding writes JSON text directly, because every push and pull goes through here.
 
 pub mod client;
+pub mod electric;
 pub mod error;
 pub mod option;
 pub mod payload;

@@ -10,6 +10,9 @@ pub enum Transport {
     /// Durable Object RPC (`SyncDoRpc`): a client in another Durable Object calls the sync
     /// object's `rpc` method through a binding. Never named in a URL.
     DoRpc,
+    /// The sync-electric endpoint (`/electric`): `@livestore/sync-electric` clients, which speak
+    /// Electric's HTTP shape protocol rather than Effect RPC (see [`super::electric`]).
+    Electric,
 }
 
 /// What an RPC asks the store to do, whichever transport carried it.
@@ -25,7 +28,7 @@ pub enum Operation {
 
 impl Transport {
     /// Every transport, in the order configuration lists them.
-    pub const ALL: [Transport; 3] = [Transport::Ws, Transport::Http, Transport::DoRpc];
+    pub const ALL: [Transport; 4] = [Transport::Ws, Transport::Http, Transport::DoRpc, Transport::Electric];
 
     /// The name used in URLs, configuration and log lines.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Transport {
             Transport::Ws => "ws",
             Transport::Http => "http",
             Transport::DoRpc => "do-rpc",
+            Transport::Electric => "electric",
         }
     }
 
@@ -45,7 +49,8 @@ impl Transport {
         }
     }
 
-    /// The RPC names this transport serves, with what each asks for.
+    /// The RPC names this transport serves, with what each asks for (none for the
+    /// sync-electric endpoint, which speaks no Effect RPC).
     pub fn rpcs(self) -> &'static [(&'static str, Operation)] {
         match self {
             Transport::Ws => &[("SyncWsRpc.Pull", Operation::Pull), ("SyncWsRpc.Push", Operation::Push)],
@@ -59,6 +64,7 @@ impl Transport {
                 ("SyncDoRpc.Push", Operation::Push),
                 ("SyncDoRpc.Ping", Operation::Ping),
             ],
+            Transport::Electric => &[],
         }
     }
 

@@ -297,12 +297,39 @@ pub struct TestHost {
     push_windows: RefCell<HashMap<Socket, (i64, u32)>>,
     /// Sockets closed by the core, with the code.
     pub closed: RefCell<Vec<(Socket, u16)>>,
+    /// Timers running: id, deadline, waker; [`TestHost::advance`] fires them, and a timer
+    /// whose future is dropped goes (as a runtime's cleared timeout).
+    timers: Timers,
+    next_timer: Cell<u64>,
+    /// The timers' clock (ms), separate from `now` so log timings stay put.
+    timer_now: Rc<Cell<i64>>,
 }
 
 impl TestHost {
     /// Opens a socket.
     pub fn open_socket(&self, socket: Socket) {
         self.sockets.borrow_mut().push((socket, Vec::new()));
+    }
+
+    /// Moves the timers' clock on, firing every timer that is due.
+    pub fn advance(&self, ms: i64) {
+        self.timer_now.set(self.timer_now.get() + ms);
+        let now = self.timer_now.get();
+        let due: Vec<_> = self
+            .timers
+            .borrow_mut()
+            .iter_mut()
+            .filter(|(_, deadline, _)| *deadline <= now)
+            .filter_map(|(_, _, waker)| waker.take())
+            .collect();
+        for waker in due {
+            waker.wake();
+        }
+    }
+
+    /// Timers running.
+    pub fn timers(&self) -> usize {
+        self.timers.borrow().len()
     }
 
     /// Runs every background task to completion (DO RPC deliveries).
@@ -451,6 +478,50 @@ impl Host for TestHost {
 
     fn spawn(&self, task: LocalBoxFuture<'static, ()>) {
         self.tasks.borrow_mut().push(task);
+    }
+
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+        let id = self.next_timer.get();
+        self.next_timer.set(id + 1);
+        let deadline = self.timer_now.get() + ms as i64;
+        self.timers.borrow_mut().push((id, deadline, None));
+        Box::pin(Sleep {
+            id,
+            deadline,
+            now: self.timer_now.clone(),
+            timers: self.timers.clone(),
+        })
+    }
+}
+
+/// The test host's timers: id, deadline, and the waker of the future waiting on it.
+type Timers = Rc<RefCell<Vec<(u64, i64, Option<std::task::Waker>)>>>;
+
+/// A timer of the test host.
+struct Sleep {
+    id: u64,
+    deadline: i64,
+    now: Rc<Cell<i64>>,
+    timers: Timers,
+}
+
+impl std::future::Future for Sleep {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.now.get() >= self.deadline {
+            return std::task::Poll::Ready(());
+        }
+        if let Some(timer) = self.timers.borrow_mut().iter_mut().find(|(id, _, _)| *id == self.id) {
+            timer.2 = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.timers.borrow_mut().retain(|(id, _, _)| *id != self.id);
     }
 }
 
