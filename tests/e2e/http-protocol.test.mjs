@@ -141,25 +141,26 @@ describe('HTTP transport', () => {
       try {
         // The server answers and stops reading; closing a connection with unread data in it
         // resets it, which can destroy the answer's body before the client reads it (the status
-        // line got through). Every attempt must be a 413 sent early, and a body that arrives
-        // must be the defect: a few attempts, until one body arrives.
-        while (answers.length < 3 && !answers.some((a) => a.body !== undefined)) {
+        // line got through). Under wrangler dev its proxy does so for about half the attempts
+        // (workerd alone measured none in 20). Every attempt must be a 413 sent early, and a
+        // body that arrives must be the defect: attempts until one body arrives, up to 8.
+        while (answers.length < 8 && !answers.some((a) => a.body !== undefined)) {
           answers.push(await streamChunked(`${w.url}/?${syncQuery(store, { transport: 'http' })}`, { total }))
         }
       } finally {
         clearInterval(sampler)
       }
       sample()
+      const seen = answers.map((a) => `${a.status} after ${(a.sentBeforeAnswer / 2 ** 20).toFixed(1)} MiB, ${a.body === undefined ? `body lost (${a.reset?.code})` : 'body read'}`).join('; ')
       for (const res of answers) {
-        assert.equal(res.status, 413, res.body?.slice(0, 500))
+        assert.equal(res.status, 413, `${res.body?.slice(0, 300)} (attempts: ${seen})`)
         assert.ok(res.sentBeforeAnswer < total, `the answer came before the whole body was sent (${res.sentBeforeAnswer} of ${total} bytes)`)
         if (res.body !== undefined) assert.ok(defect(JSON.parse(res.body)), res.body.slice(0, 500))
       }
-      assert.ok(answers.some((a) => a.body !== undefined), `no answer's body got through the reset in ${answers.length} attempts`)
+      assert.ok(answers.some((a) => a.body !== undefined), `no answer's body got through the reset (attempts: ${seen})`)
       // A measurement, not a timing: the runtime must not have buffered the body.
       const grew = rssPeak - rssBefore
-      const sent = answers.map((a) => `${(a.sentBeforeAnswer / 2 ** 20).toFixed(1)} MiB${a.reset ? ' (body lost to a reset)' : ''}`).join(', ')
-      console.log(`[figures] 64 MiB chunked body: answered after ${sent} sent; worker group RSS ${(rssBefore / 2 ** 20).toFixed(0)} MiB, peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB`)
+      console.log(`[figures] 64 MiB chunked body: ${seen}; worker group RSS ${(rssBefore / 2 ** 20).toFixed(0)} MiB, peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB`)
       assert.ok(grew < 100 * 2 ** 20, `the worker's process group grew by ${(grew / 2 ** 20).toFixed(0)} MiB`)
       // Nothing was stored, and a push and a pull work as before.
       assert.deepEqual(await pullEvents(w, store), baseline)
