@@ -263,19 +263,31 @@ async fn forwardable(
     Ok(Ok(Request::new_with_init(req.url()?.as_str(), &init)?))
 }
 
-/// A request's body, or `None` as soon as it passes `max` bytes.
+/// Bytes of an over-limit body read and thrown away before answering, so that a client that sent
+/// a little too much still gets its answer on a healthy connection (answering with the body
+/// unread resets it, and `wrangler dev`'s proxy then fails the next request on it). Past this,
+/// the rest is left unread: the connection may break, which is the sender's loss.
+const DRAIN_AFTER_LIMIT: usize = 4 << 20;
+
+/// A request's body, or `None` once it passes `max` bytes. Nothing past `max` is kept.
 async fn read_bounded(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
     use futures::StreamExt;
     let mut stream = req.stream()?;
     let mut body = Vec::new();
+    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        if body.len() + chunk.len() > max {
-            return Ok(None);
+        seen += chunk.len();
+        if seen > max {
+            body = Vec::new();
+            if seen > max + DRAIN_AFTER_LIMIT {
+                break;
+            }
+            continue;
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Some(body))
+    Ok((seen <= max).then_some(body))
 }
 
 /// A request to the sync-electric endpoint (`/electric[/<token>]`): its CORS preflight, its ping
