@@ -64,6 +64,7 @@ const syncWorker :Workerd.Worker = (
     (name = "MAX_SOCKETS_PER_STORE", fromEnvironment = "MAX_SOCKETS_PER_STORE"),
     (name = "MAX_PUSHES_PER_SECOND", fromEnvironment = "MAX_PUSHES_PER_SECOND"),
     (name = "ENABLED_TRANSPORTS", fromEnvironment = "ENABLED_TRANSPORTS"),
+    (name = "ELECTRIC_HOLD_SECONDS", fromEnvironment = "ELECTRIC_HOLD_SECONDS"),
     (name = "HTTP_RESPONSE_HEADERS", fromEnvironment = "HTTP_RESPONSE_HEADERS"),
     (name = "ADMIN_TOKEN", fromEnvironment = "ADMIN_TOKEN"),
     (name = "FORWARD_HEADERS", fromEnvironment = "FORWARD_HEADERS"),

@@ -145,6 +145,8 @@ pub struct Config {
     pub admin_token: Option<AdminToken>,
     /// Which structured log lines are written.
     pub log_level: LogLevel,
+    /// How long the sync-electric endpoint holds a live pull with nothing new, in ms.
+    pub electric_hold_ms: u64,
 }
 
 impl Default for Config {
@@ -174,6 +176,7 @@ impl Default for Config {
             max_pushes_per_second: None,
             admin_token: None,
             log_level: LogLevel::INFO,
+            electric_hold_ms: 20_000,
         }
     }
 }
@@ -576,6 +579,26 @@ pub const SETTINGS: &[Setting] = &[
         self_hosted: true,
         parse: |d, name, v| {
             d.config.transports = parse_transports(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "ELECTRIC_HOLD_SECONDS",
+        secret: false,
+        default: "`20`",
+        description: "How long the [`/electric` endpoint](#moving-from-sync-electric) holds a live pull that has nothing new before it answers it empty (1 to 90 s; Cloudflare ends a response that has sent nothing for 100 s). Any push to the store answers it at once.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.electric_hold_ms = match v.trim().parse::<u64>() {
+                Ok(n @ 1..=90) => n * 1000,
+                _ => {
+                    return Err(ConfigError {
+                        name,
+                        value: v.to_owned(),
+                        expected: "a number of seconds from 1 to 90",
+                    })
+                }
+            };
             Ok(())
         },
     },

@@ -115,7 +115,7 @@ impl<H: SyncHooks> SyncObject<H> {
             Err(e) => return Ok((storage_failure(&e)?, vec![])),
         };
         let body = format!(
-            r#"{{"storeId":{},"head":{},"eventCount":{},"backendId":{},"storage":"{}","approxSizeBytes":{},"openSockets":{},"livePulls":{},"rpcSubscribers":{}}}"#,
+            r#"{{"storeId":{},"head":{},"eventCount":{},"backendId":{},"storage":"{}","approxSizeBytes":{},"openSockets":{},"livePulls":{},"rpcSubscribers":{},"heldPulls":{}}}"#,
             str_literal(store_id),
             info.head,
             info.event_count,
@@ -125,6 +125,7 @@ impl<H: SyncHooks> SyncObject<H> {
             info.open_sockets,
             info.live_pulls,
             info.rpc_subscribers,
+            info.held_pulls,
         );
         Ok((json(200, body)?, vec![("events", info.event_count as i64)]))
     }

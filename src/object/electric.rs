@@ -15,10 +15,6 @@ use crate::protocol::electric::{
 use crate::protocol::Transport;
 use crate::util::json::push_str_literal;
 
-/// How long a live pull with nothing new is held before it is answered empty: well under the
-/// runtime's limits on a pending response, as Electric's own long-poll.
-pub const HOLD_MS: u64 = 20_000;
-
 impl<H: SyncHooks> SyncObject<H> {
     /// A sync-electric request the Worker admitted: `GET ?args=…` (pull) or `POST` (push).
     pub(super) async fn electric(
@@ -80,7 +76,7 @@ impl<H: SyncHooks> SyncObject<H> {
             payload: parsed.payload,
             backend_id: shape.map(|s| s.handle.as_str()),
             after: offset.seq_num,
-            wait_ms: wait.then_some(HOLD_MS),
+            wait_ms: wait.then_some(sync.core.config().electric_hold_ms),
         };
         let since = match sync.core.pull_since(pull, &conn).await {
             Ok(since) => since,

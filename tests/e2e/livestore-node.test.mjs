@@ -1,6 +1,6 @@
-// Two OS processes, each running a full LiveStore store (@livestore/adapter-node, SQLite on
-// disk, the unmodified makeWsSync or makeHttpSync client), see each other's events through our
-// worker.
+// Two or three OS processes, each running a full LiveStore store (@livestore/adapter-node, SQLite
+// on disk, the unmodified makeWsSync, makeHttpSync or sync-electric client), see each other's
+// events through our worker.
 import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -13,7 +13,9 @@ import { DEFAULT_TOKEN, ROOT, startWorker, storeId, TMP } from './lib/worker.mjs
 
 let worker
 const ADMIN = 'admin-token-for-livestore-node-tests'
-before(async () => (worker = await startWorker({ label: 'livestore-node', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })))
+// A sync-electric pull is held at most ELECTRIC_HOLD_SECONDS; at 60 s, anything that arrives
+// within a test's 30 s wait was never stuck behind a held pull.
+before(async () => (worker = await startWorker({ label: 'livestore-node', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN, ELECTRIC_HOLD_SECONDS: '60' } })))
 after(() => worker?.stop())
 
 const apps = []
@@ -57,7 +59,7 @@ async function startApp(store, clientId, transport) {
   return app
 }
 
-for (const transport of ['ws', 'http']) test(`two LiveStore processes converge on the same todos through the server (${transport})`, { timeout: 180_000 }, async () => {
+for (const transport of ['ws', 'http', 'electric']) test(`two LiveStore processes converge on the same todos through the server (${transport})`, { timeout: 180_000 }, async () => {
   const store = storeId(`two-processes-${transport}`)
   const alice = await startApp(store, 'alice', transport)
   const bob = await startApp(store, 'bob', transport)
@@ -112,6 +114,30 @@ for (const transport of ['ws', 'http']) test(`two LiveStore processes converge o
   assert.deepEqual(await alice.list(), await bob.list())
 
   for (const app of [alice, bob]) await app.call({ cmd: 'shutdown' })
+})
+
+test('sync-electric: three stores converge, and a commit made right after a remote event is not held back', { timeout: 180_000 }, async () => {
+  const store = storeId('three-electric')
+  const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((name) => startApp(store, name, 'electric')))
+  const has = async (app, id) => (await app.list()).some((r) => r.id === id)
+  await alice.call({ cmd: 'create', id: 'a1', text: 'from alice' })
+  await waitFor(() => has(bob, 'a1'), { timeout: 30_000, message: 'a1 at bob' })
+  // Bob answers as soon as he sees a1. The 0.4.0 client holds its pushes until a pull comes
+  // back empty; were the pull after a1's page held, b1 would wait out the 60 s hold (spec §2.3).
+  const sentAt = Date.now()
+  await bob.call({ cmd: 'create', id: 'b1', text: 'from bob, right after a1' })
+  await waitFor(() => has(alice, 'b1'), { timeout: 30_000, interval: 10, message: 'b1 at alice within the wait, so never held' })
+  const latency = Date.now() - sentAt
+  await Promise.all([carol.call({ cmd: 'create', id: 'c1', text: 'from carol' }), alice.call({ cmd: 'create', id: 'a2', text: 'again' })])
+  const ids = async (app) => (await app.list()).map((r) => r.id).sort().join()
+  await waitFor(async () => (await ids(alice)) === 'a1,a2,b1,c1' && (await ids(bob)) === 'a1,a2,b1,c1' && (await ids(carol)) === 'a1,a2,b1,c1', {
+    timeout: 60_000,
+    message: 'all three stores holding the four todos',
+  })
+  const server = await withSocket(worker, store, async (sock) => (await pullAll(sock, store)).events.map((e) => e.args.id))
+  assert.deepEqual([...server].sort(), ['a1', 'a2', 'b1', 'c1'])
+  console.log(`[figures] sync-electric, three adapter-node stores: a commit made right after a remote event reached the other store in ${latency} ms`)
+  for (const app of [alice, bob, carol]) await app.call({ cmd: 'shutdown' })
 })
 
 test('an admin reset: the app (onBackendIdMismatch: reset, the default) clears its data, shuts down, and starts over', { timeout: 180_000 }, async () => {

@@ -1,10 +1,11 @@
 // A complete LiveStore app in one Node process: the todo schema, a store on
-// @livestore/adapter-node (SQLite on disk) syncing through `makeWsSync`. The test process drives
+// @livestore/adapter-node (SQLite on disk) syncing through `makeWsSync`, `makeHttpSync` or
+// sync-electric's `makeSyncBackend` (at `<syncUrl>/electric/<authToken>`). The test process drives
 // it over IPC: `create` commits an event, `list` reads the materialized table, `shutdown` stops.
 // When the store shuts itself down (e.g. on BackendIdMismatchError with LiveStore's default
 // onBackendIdMismatch: 'reset'), the app reports `{ event: 'shutdown', cause }` and stays up.
 //
-//   node todo-node.mjs <syncUrl> <storeId> <clientId> <dataDir> <authToken> [ws|http]
+//   node todo-node.mjs <syncUrl> <storeId> <clientId> <dataDir> <authToken> [ws|http|electric]
 import WebSocket from 'ws'
 
 globalThis.WebSocket ??= WebSocket
@@ -12,9 +13,16 @@ globalThis.WebSocket ??= WebSocket
 const { makeAdapter } = await import('@livestore/adapter-node')
 const { createStorePromise, Events, makeSchema, Schema, State } = await import('@livestore/livestore')
 const { makeHttpSync, makeWsSync } = await import('@livestore/sync-cf/client')
+const { makeSyncBackend } = await import('@livestore/sync-electric')
 const { Deferred, Effect, FiberId } = await import('@livestore/utils/effect')
 
 const [url, storeId, clientId, baseDirectory, authToken, transport = 'ws'] = process.argv.slice(2)
+
+if (transport === 'electric') {
+  // Node 20's own fetch fails the client's POSTs once npm's undici 7 is loaded (by
+  // @effect/platform-node); undici's fetch does not (shared/protocol/sync-electric-0.4.0.md §4.4).
+  globalThis.fetch = (await import('undici')).fetch
+}
 
 const todos = State.SQLite.table({
   name: 'todos',
@@ -42,7 +50,12 @@ const adapter = makeAdapter({
   storage: { type: 'fs', baseDirectory },
   clientId,
   sync: {
-    backend: transport === 'http' ? makeHttpSync({ url, livePull: { pollInterval: 200 } }) : makeWsSync({ url }),
+    backend:
+      transport === 'electric'
+        ? makeSyncBackend({ endpoint: `${url}/electric/${encodeURIComponent(authToken)}` })
+        : transport === 'http'
+          ? makeHttpSync({ url, livePull: { pollInterval: 200 } })
+          : makeWsSync({ url }),
   },
 })
 
