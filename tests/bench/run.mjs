@@ -46,6 +46,9 @@ const populated = {
 // tests/bench/floor-worker) runs the protocol loads only: it is not a sync server the real
 // clients could use, and it ignores cursors' backendIds.
 const notForFloor = new Set(['clientPushWs', 'clientPullWs', 'clientFanWs', 'clientPushHttp', 'clientPullHttp', ...size.scale.map((n) => `page${n}`)])
+// The sync-electric endpoint is ours alone: the reference has none (and no Electric server runs
+// here to stand beside it).
+const oursOnly = new Set(['electricPush', 'electricPull', 'electricLive'])
 const scenarios = [
   ['push1', 'WS push, batches of 1, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[0], batch: 1, inFlight: 16 })],
   ['push10', 'WS push, batches of 10, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[1], batch: 10, inFlight: 16 })],
@@ -56,6 +59,9 @@ const scenarios = [
   ...size.fan.map(([pulls, pushes]) => [`fan${pulls}`, `fan-out, ${pushes} pushes to ${pulls} live pulls`, (srv) => s.fanOut(srv, { pulls, pushes })]),
   ['httpPush', 'HTTP push, batches of 100', (srv) => s.httpPush(srv, { total: size.http })],
   ['httpPull', `HTTP pull of ${populated.pullA.n} events`, (srv) => s.httpPull(srv, populated.pullA)],
+  ['electricPush', '/electric push, batches of 100', (srv) => s.electricPush(srv, { total: size.http })],
+  ['electricPull', `/electric pull of ${populated.pullA.n} events`, (srv) => s.electricPull(srv, populated.pullA)],
+  ['electricLive', `/electric live, ${size.fan[0][1]} pushes to ${size.fan[0][0]} clients`, (srv) => s.electricLive(srv, { pulls: size.fan[0][0], pushes: size.fan[0][1] })],
   ...populated.scale.map((p) => [`page${p.n}`, `pull latency per page, ${p.n} stored`, (srv) => s.pageLatency(srv, p)]),
   ['clientPushWs', 'makeWsSync push', (srv) => clientPush(srv, { transport: 'ws', total: size.client })],
   ['clientPullWs', `makeWsSync pull of ${populated.pullA.n} events`, (srv) => clientPull(srv, { transport: 'ws', ...populated.pullA })],
@@ -90,7 +96,7 @@ async function main() {
 
   const needed = new Set(scenarios.map(([key]) => key))
   const fills = [
-    ...(['pullA', 'httpPull', 'clientPullWs', 'clientPullHttp'].some((k) => needed.has(k)) ? [populated.pullA] : []),
+    ...(['pullA', 'httpPull', 'electricPull', 'clientPullWs', 'clientPullHttp'].some((k) => needed.has(k)) ? [populated.pullA] : []),
     ...(needed.has('pullB') ? [populated.pullB] : []),
     ...populated.scale.filter((p) => needed.has(`page${p.n}`)),
   ]
@@ -121,6 +127,7 @@ async function main() {
       }
       for (const [key, label, run] of scenarios) {
         if (name === 'floor' && notForFloor.has(key)) continue
+        if (name !== 'ours' && oursOnly.has(key)) continue
         log(`${name}: ${label}`)
         results[key] ??= { key, label }
         results[key][name] = await run(srv)

@@ -222,3 +222,106 @@ export async function idleSocketMemory(server, { sockets, rss }) {
   warm.close()
   return { value: ((after - before) * 1024) / sockets, unit: 'bytes/socket', lowerIsBetter: true, detail: { sockets, beforeKB: before, afterKB: after } }
 }
+
+// The sync-electric endpoint (ours only: the reference has none, and no Electric server runs
+// here). The same loads as the sync-cf ones beside them, the way the 0.4.0 client sends them.
+const electricEndpoint = (server) => `${server.url}/electric/insecure-token-change-me`
+const electricArgs = (store, shape, live) =>
+  encodeURIComponent(JSON.stringify({ _tag: '@livestore/sync-electric.Pull', storeId: store, handle: shape ? { _tag: 'Some', value: shape } : { _tag: 'None' }, live }))
+
+/** One pull request; returns the seqNums it carried and the next shape. */
+async function electricPullOnce(server, store, shape, live) {
+  const res = await fetch(`${server.url}/electric?args=${electricArgs(store, shape, live)}`, {
+    headers: { authorization: 'Bearer insecure-token-change-me' },
+  })
+  const text = await res.text()
+  if (res.status !== 200) throw new Error(`${server.name} electric pull: ${res.status} ${text.slice(0, 200)}`)
+  const seqs = [...text.matchAll(/"seqNum":"(\d+)"/g)].map((m) => Number(m[1]))
+  return { seqs, shape: { handle: res.headers.get('electric-handle'), offset: res.headers.get('electric-offset') } }
+}
+
+/** Push throughput: batches of 100, one request after the other (as the client does). */
+export async function electricPush(server, { total }) {
+  const store = storeName('electric-push')
+  const start = now()
+  for (let first = 1; first <= total; first += 100) {
+    const batch = events(first, Math.min(100, total - first + 1))
+    const res = await fetch(electricEndpoint(server), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ _tag: '@livestore/sync-electric.Push', storeId: store, batch }),
+    })
+    const text = await res.text()
+    if (res.status !== 200) throw new Error(`${server.name} electric push: ${res.status} ${text.slice(0, 200)}`)
+  }
+  const ms = now() - start
+  await verifyStore(server, store, total)
+  return { value: (total / ms) * 1000, unit: 'events/s', detail: { total, ms } }
+}
+
+/** A fresh client's pull of a whole populated store: one request per page, as the client does. */
+export async function electricPull(server, { store, n }) {
+  const start = now()
+  const seqs = []
+  let shape
+  for (;;) {
+    const page = await electricPullOnce(server, store, shape, false)
+    shape = page.shape
+    if (page.seqs.length === 0) break
+    seqs.push(...page.seqs)
+  }
+  const ms = now() - start
+  checkSequence(seqs, 1, n, `${server.name} electric pull`)
+  return { value: ms, unit: 'ms', lowerIsBetter: true, detail: { n, eventsPerSecond: (n / ms) * 1000 } }
+}
+
+/**
+ * Live delivery: `pulls` clients each keep a live pull going (held when there is nothing new);
+ * one WebSocket pushes `pushes` single events one after the other. Latency is from a push's send
+ * to its arrival at each client.
+ */
+export async function electricLive(server, { pulls, pushes }) {
+  const store = storeName(`electric-live-${pulls}`)
+  const sentAt = new Map()
+  const latencies = []
+  const received = Array.from({ length: pulls }, () => [])
+  let done = false
+  // The first answer gives the handle; from there each client keeps one request outstanding.
+  const first = await electricPullOnce(server, store, undefined, true)
+  const loops = received.map(async (seqs) => {
+    let shape = first.shape
+    while (!done) {
+      const page = await electricPullOnce(server, store, shape, true)
+      const t = now()
+      shape = page.shape
+      for (const seq of page.seqs) {
+        seqs.push(seq)
+        if (sentAt.has(seq)) latencies.push(t - sentAt.get(seq))
+      }
+    }
+  })
+  // Every client's request is held before the first push goes out.
+  await new Promise((r) => setTimeout(r, 500))
+  const pusher = await BenchSocket.open(wsUrl(server, store))
+  const start = now()
+  for (let seq = 1; seq <= pushes; seq++) {
+    sentAt.set(seq, now())
+    await pipelinePushes(pusher, [pushFrame(seq, store, [event(seq, seq - 1)])], 1)
+  }
+  const deadline = now() + 120_000
+  while (latencies.length < pulls * pushes && now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  const ms = now() - start
+  done = true
+  // One more push answers the held requests, so every loop ends.
+  await pipelinePushes(pusher, [pushFrame(pushes + 1, store, [event(pushes + 1, pushes)])], 1)
+  await Promise.all(loops)
+  pusher.close()
+  for (const [i, seqs] of received.entries()) checkSequence(seqs.filter((s) => s <= pushes), 1, pushes, `${server.name} electric live pull ${i}`)
+  latencies.sort((a, b) => a - b)
+  return {
+    value: percentile(latencies, 99),
+    unit: 'ms p99',
+    lowerIsBetter: true,
+    detail: { pulls, pushes, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1), ms },
+  }
+}
