@@ -9,7 +9,9 @@ use livestore_sync::core::{Core, Limits};
 use livestore_sync::protocol::{SyncError, Transport};
 use livestore_sync::storage::{open_store, EventLog, StoreMeta};
 use serde_json::{json, Value};
-use support::{conn, events, exit_error, pull_payload, push_payload, request, send, Recorder, SqliteLog, TestHost};
+use support::{
+    conn, events, exit_error, pull_payload, push_payload, request, send, FailAt, Recorder, SqliteLog, TestHost,
+};
 
 type TestCore = Core<SqliteLog, TestHost, Recorder>;
 
@@ -182,18 +184,46 @@ fn batches_over_the_event_limit_are_refused_whole() {
 }
 
 #[test]
-fn a_failed_append_leaves_log_and_head_unchanged() {
+fn a_failed_insert_leaves_log_and_head_unchanged() {
     let (core, log) = store("s");
     open(&log);
     do_push(&core, &log, &events(1, 0, 2), None).unwrap();
-    log.fail_next_append.set(true);
+    log.fail_next_append.set(Some(FailAt::Rows));
     let err = do_push(&core, &log, &events(3, 2, 5), None).unwrap_err();
     assert!(matches!(err, SyncError::Unknown { ref name, .. } if name == "StorageError"));
     assert_eq!(open(&log).head, 2);
     assert_eq!(log.rows().len(), 2);
-    assert_eq!(open(&log).head, 2);
     do_push(&core, &log, &events(3, 2, 5), None).unwrap();
     assert_eq!(log.rows().len(), 7);
+}
+
+/// The batch's insert and the head are two statements: should the second fail alone, the batch
+/// is stored whole, as after a lost acknowledgement, and the head, behind the log, is moved up
+/// when the store is next opened — never left behind, never ahead.
+#[test]
+fn a_failed_head_write_leaves_the_batch_whole_and_the_head_repaired() {
+    let (core, log) = store("s");
+    let meta = open(&log);
+    do_push(&core, &log, &events(1, 0, 2), None).unwrap();
+    log.fail_next_append.set(Some(FailAt::Head));
+    let err = do_push(&core, &log, &events(3, 2, 5), None).unwrap_err();
+    assert!(matches!(err, SyncError::Unknown { ref name, .. } if name == "StorageError"));
+    assert_eq!(log.rows().len(), 7, "the batch is stored whole");
+    assert_eq!(log.head(), Some(2), "the head's statement failed");
+    // The client retries: the store reopens (after the storage error), repairs its head, and
+    // answers as it would after a lost acknowledgement.
+    assert_eq!(
+        do_push(&core, &log, &events(3, 2, 5), Some(&meta.backend_id)).unwrap_err(),
+        SyncError::ServerAhead {
+            minimum_expected_num: 7,
+            provided_num: 2
+        }
+    );
+    assert_eq!(log.head(), Some(7));
+    assert_eq!(
+        seqs(&do_pull(&core, &log, None, Limits::default()).unwrap()),
+        (1..=7).collect::<Vec<_>>()
+    );
 }
 
 #[test]

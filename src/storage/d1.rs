@@ -247,7 +247,7 @@ impl EventLog for D1Log {
         // D1 runs a batch as one transaction: every event is stored, or none.
         self.db.batch(statements).await.map_err(d1_err)?;
         self.crash_if_asked(batch);
-        self.context.write_context_row(context).map_err(|e| {
+        self.context.move_head(context.current_head).map_err(|e| {
             StorageError(format!(
                 "the events are stored, but the head could not be written: {}",
                 e.0

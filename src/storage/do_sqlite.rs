@@ -102,6 +102,15 @@ impl DoSqliteLog {
         }
     }
 
+    /// Moves this store's head (its context row exists).
+    pub fn move_head(&self, head: i64) -> Result<(), StorageError> {
+        self.exec(
+            sql::UPDATE_HEAD,
+            &[JsValue::from_f64(head as f64), JsValue::from_str(&self.store_id)],
+        )
+        .map(|_| ())
+    }
+
     /// Writes this store's `context_7` row.
     pub fn write_context_row(&self, row: &ContextRow) -> Result<(), StorageError> {
         self.sql
@@ -224,7 +233,12 @@ impl EventLog for DoSqliteLog {
         self.transaction(statements)
     }
 
-    /// The events and the head in one `transactionSync`: both are written, or neither.
+    /// A batch that fits one insert (every batch the LiveStore client sends) is that one
+    /// statement, atomic on its own, then the head, in the same synchronous turn, so the runtime
+    /// commits both together: two calls into the runtime, no transaction. Should the head's
+    /// statement fail alone, the head is left behind the log, never ahead of it, and the store's
+    /// next opening moves it up (the core reopens after any storage error). A larger batch takes
+    /// several inserts, run with the head in one `transactionSync`, so it is never stored in part.
     async fn append(
         &self,
         batch: &[EventIn<'_>],
@@ -232,11 +246,23 @@ impl EventLog for DoSqliteLog {
         context: &ContextRow,
     ) -> Result<(), StorageError> {
         let insert = sql::insert_rows(&self.table);
-        let mut statements: Vec<(String, Array)> = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES)
+        let mut chunks = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
+        let head = || {
+            binds(&[
+                JsValue::from_f64(context.current_head as f64),
+                JsValue::from_str(&self.store_id),
+            ])
+        };
+        if chunks.len() == 1 {
+            let rows = chunks.pop().unwrap_or_default();
+            self.exec(&insert, &[JsValue::from_str(&rows)])?;
+            return self.sql.exec(sql::UPDATE_HEAD, head()).map(|_| ()).map_err(js_err);
+        }
+        let mut statements: Vec<(String, Array)> = chunks
             .iter()
             .map(|rows| (insert.clone(), binds(&[JsValue::from_str(rows)])))
             .collect();
-        statements.push((sql::UPSERT_CONTEXT.to_owned(), self.context_binds(context)));
+        statements.push((sql::UPDATE_HEAD.to_owned(), head()));
         self.transaction(statements)
     }
 

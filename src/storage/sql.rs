@@ -55,6 +55,10 @@ pub fn drop_head_trigger(table: &str) -> String {
 /// The reference's context DDL.
 pub const CREATE_CONTEXT: &str = r#"CREATE TABLE IF NOT EXISTS "context_7" ("storeId" text primary key   , "currentHead" integer   not null , "backendId" text   not null ) strict"#;
 
+/// Moves a store's head, once per append: one row written, whatever the batch's size (the context
+/// row exists from the store's opening). Binds: currentHead, storeId.
+pub const UPDATE_HEAD: &str = r#"UPDATE "context_7" SET currentHead = ? WHERE storeId = ?"#;
+
 /// Reads a store's context row. Binds: storeId.
 pub const SELECT_CONTEXT: &str = r#"SELECT currentHead, backendId FROM "context_7" WHERE storeId = ?"#;
 

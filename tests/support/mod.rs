@@ -18,6 +18,15 @@ use livestore_sync::protocol::{CallerContext, EventIn, SyncError, Transport};
 use livestore_sync::storage::{sql, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// Where an injected append failure strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAt {
+    /// The insert of the events fails (nothing is written).
+    Rows,
+    /// The events are written, then the head's statement fails.
+    Head,
+}
+
 /// One eventlog row: seqNum, parentSeqNum, name, args, createdAt, clientId, sessionId.
 pub type Row = (i64, i64, String, Option<String>, String, String, String);
 
@@ -29,8 +38,8 @@ pub struct SqliteLog {
     pub conn: Rc<Connection>,
     store_id: String,
     table: String,
-    /// When set, the next `append` fails after inserting its events, to check atomicity.
-    pub fail_next_append: Rc<Cell<bool>>,
+    /// When set, the next `append` fails at that point, to check what a failure leaves.
+    pub fail_next_append: Rc<Cell<Option<FailAt>>>,
     /// When set, reads use the size-bounded page query (as on D1) with this many bytes.
     pub read_budget: Rc<Cell<Option<usize>>>,
 }
@@ -51,7 +60,7 @@ impl SqliteLog {
             conn,
             store_id: store_id.to_owned(),
             table: sql::eventlog_table(store_id),
-            fail_next_append: Rc::new(Cell::new(false)),
+            fail_next_append: Rc::new(Cell::new(None)),
             read_budget: Rc::new(Cell::new(None)),
         }
     }
@@ -198,26 +207,38 @@ impl EventLog for SqliteLog {
         tx.commit().map_err(err)
     }
 
-    /// As on DO SQLite: every chunk of rows and the head in one transaction.
+    /// As on DO SQLite: one chunk of rows is one statement, then the head; more chunks run with
+    /// the head in one transaction. `fail_next_append` fails it where it says.
     async fn append(
         &self,
         batch: &[EventIn<'_>],
         created_at: CreatedAt<'_>,
         context: &ContextRow,
     ) -> Result<(), StorageError> {
-        let tx = self.conn.unchecked_transaction().map_err(err)?;
-        for rows in sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES) {
-            tx.execute(&sql::insert_rows(&self.table), params![rows]).map_err(err)?;
+        let chunks = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
+        let fail = self.fail_next_append.take();
+        if fail == Some(FailAt::Rows) {
+            return Err(StorageError("injected failure of the insert".into()));
         }
-        if self.fail_next_append.replace(false) {
-            return Err(StorageError("injected failure".into()));
+        let tx = (chunks.len() > 1)
+            .then(|| self.conn.unchecked_transaction())
+            .transpose()
+            .map_err(err)?;
+        for rows in chunks {
+            self.conn
+                .execute(&sql::insert_rows(&self.table), params![rows])
+                .map_err(err)?;
         }
-        tx.execute(
-            sql::UPSERT_CONTEXT,
-            params![self.store_id, context.current_head, context.backend_id],
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)
+        if fail == Some(FailAt::Head) {
+            return Err(StorageError("injected failure of the head's statement".into()));
+        }
+        self.conn
+            .execute(sql::UPDATE_HEAD, params![context.current_head, self.store_id])
+            .map_err(err)?;
+        match tx {
+            Some(tx) => tx.commit().map_err(err),
+            None => Ok(()),
+        }
     }
 
     async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError> {
