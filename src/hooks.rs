@@ -112,7 +112,7 @@ fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h st
 ///
 /// Hooks run on every request, so they should be quick; they may await (e.g. look a session up).
 #[allow(async_fn_in_trait)]
-pub trait SyncHooks {
+pub trait SyncHooks: 'static {
     /// Set to `true` when implementing [`SyncHooks::on_pull_res`]: pages are then also built for
     /// pushes no live pull receives, so the hook sees every one. (Without it, the server skips
     /// that work.)

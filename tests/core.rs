@@ -12,7 +12,7 @@ use futures::executor::block_on;
 use livestore_sync::core::{Core, Host, Reply};
 use livestore_sync::hooks::NoHooks;
 use livestore_sync::protocol::{CallerContext, EventIn, SyncError, Transport};
-use livestore_sync::storage::{sql, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use livestore_sync::storage::{sql, Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use serde_json::{json, Value};
 use support::{
     conn, core_for, core_on, events, exit_error, frame, pull_payload, push_payload, request, send, Recorder, SqliteLog,
@@ -94,7 +94,7 @@ impl EventLog for Slow {
         batch: &[EventIn<'_>],
         created_at: CreatedAt<'_>,
         context: &ContextRow,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Appended, StorageError> {
         self.wait().await;
         self.inner.append(batch, created_at, context).await
     }
@@ -716,4 +716,94 @@ fn held_pulls_are_answered_by_an_append_a_timeout_or_a_reset() {
         Err(livestore_sync::core::Error::BackendIdMismatch { .. })
     ));
     assert_eq!(core.host().timers(), 0, "no timer outlives its pull");
+}
+
+/// Two nodes on one shared engine (Postgres with two workerd processes, modelled by two cores
+/// over one database whose appends are conditional, as the Postgres statement's are).
+#[test]
+fn two_nodes_on_a_shared_engine_never_fork_the_log_and_deliver_each_others_events() {
+    let db = SqliteLog::new("s").shared();
+    let (a, _) = core_on(db.clone(), NoHooks, support::config());
+    let (b, _) = core_on(db.clone(), NoHooks, support::config());
+    let http = conn(Transport::Http, Some("s"), None);
+    let push = |core: &Core<SqliteLog, TestHost, NoHooks>, id: &str, batch: Vec<Value>| {
+        let (_, frames) = send(
+            core,
+            &http,
+            &request(id, "SyncHttpRpc.Push", push_payload("s", &batch, None)),
+        );
+        frames.into_iter().next().unwrap()
+    };
+    // Both open the store: one backendId, whoever opened first.
+    b.host().open_socket(7);
+    let ws = conn(Transport::Ws, Some("s"), Some(&7));
+    send(&b, &ws, &request("9", "SyncWsRpc.Pull", pull_payload("s", None, true)));
+    assert!(is_success(&push(&a, "1", events(1, 0, 2))));
+    // B's cached head is 0, but the stored one is 2: a stale push is refused on the stored head…
+    let stale = push(&b, "2", events(1, 0, 1));
+    assert_eq!(
+        exit_error(&stale),
+        Some(SyncError::ServerAhead {
+            minimum_expected_num: 2,
+            provided_num: 0
+        })
+    );
+    // …having delivered A's events to B's live pull on the way, once.
+    assert_eq!(b.host().seqs_sent(7, "9"), [1, 2]);
+    // A client that pulled from A pushes to B at A's head: accepted, though B's cache was behind.
+    assert!(is_success(&push(&b, "3", events(3, 2, 1))));
+    // A, behind now, refuses on the stored head too, and a push at it goes in.
+    assert!(!is_success(&push(&a, "4", events(3, 2, 1))));
+    assert!(is_success(&push(&a, "5", events(4, 3, 1))));
+    // The notification path: B catches up on A's event 4 without a request of its own.
+    futures::executor::block_on(b.catch_up(Some(4))).unwrap();
+    assert_eq!(b.host().seqs_sent(7, "9"), [1, 2, 3, 4]);
+    // An announced head B holds costs nothing and delivers nothing twice.
+    futures::executor::block_on(b.catch_up(Some(4))).unwrap();
+    assert_eq!(b.host().seqs_sent(7, "9"), [1, 2, 3, 4]);
+    let seqs: Vec<i64> = db.rows().iter().map(|row| row.0).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "no gap, no number twice");
+}
+
+#[test]
+fn a_reset_on_one_node_closes_the_other_nodes_sockets() {
+    let db = SqliteLog::new("s").shared();
+    let (a, _) = core_on(db.clone(), NoHooks, support::config());
+    let (b, _) = core_on(db.clone(), NoHooks, support::config());
+    // Two nodes' backendIds are random; these hosts count, so A counts from elsewhere.
+    a.host().backend_ids.set(100);
+    b.host().open_socket(7);
+    let ws = conn(Transport::Ws, Some("s"), Some(&7));
+    send(&b, &ws, &request("9", "SyncWsRpc.Pull", pull_payload("s", None, true)));
+    let http = conn(Transport::Http, Some("s"), None);
+    send(
+        &a,
+        &http,
+        &request("1", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 1), None)),
+    );
+    let before = futures::executor::block_on(db.load_context())
+        .unwrap()
+        .unwrap()
+        .backend_id;
+    let reset = futures::executor::block_on(a.reset("s")).unwrap();
+    assert_ne!(reset.backend_id, before);
+    futures::executor::block_on(b.catch_up(None)).unwrap();
+    assert!(
+        b.host().closed.borrow().iter().any(|(_, code)| *code == 4000),
+        "B closed its sockets"
+    );
+    // A push with the old backendId is refused on B, which now holds the new one.
+    let (_, frames) = send(
+        &b,
+        &http,
+        &request(
+            "2",
+            "SyncHttpRpc.Push",
+            push_payload("s", &events(2, 1, 1), Some(&before)),
+        ),
+    );
+    assert!(matches!(
+        exit_error(&frames[0]),
+        Some(SyncError::BackendIdMismatch { .. })
+    ));
 }

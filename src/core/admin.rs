@@ -7,7 +7,7 @@ use super::{Core, Error, Host};
 use crate::admin::{export_line, parse_import, ImportError};
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::protocol::Transport;
-use crate::storage::{ContextRow, CreatedAt, EventLog};
+use crate::storage::{Appended, ContextRow, CreatedAt, EventLog};
 use crate::util::time::iso8601_from_millis;
 
 /// Events read per storage call while exporting.
@@ -206,7 +206,16 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             .await
             .map_err(Error::from);
         self.forget_store_on_storage_error(&appended);
-        appended.map_err(storage)?;
+        if appended.map_err(storage)? == Appended::Stale {
+            return Err(ImportFailure::Refused {
+                status: 409,
+                error: ImportError {
+                    kind: "StoreNotEmpty",
+                    message: "another node wrote to the store during the import; nothing was imported".into(),
+                    line: None,
+                },
+            });
+        }
         meta.head = last;
         self.set_meta(&meta);
         // The admin API is HTTP; no client payload or headers come with it.

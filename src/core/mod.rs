@@ -17,6 +17,7 @@ pub mod admin;
 pub mod error;
 pub mod host;
 mod live;
+mod nodes;
 mod observe;
 pub mod order;
 pub mod pager;

@@ -11,7 +11,7 @@ use super::{parse, Conn, Core, Done, Error, Host, Limits, Pager, MAX_ARGS_DEPTH}
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::protocol::server::push_batch_item;
 use crate::protocol::{EventIn, PushPayload, RpcRequest};
-use crate::storage::{ContextRow, CreatedAt, EventLog, StoreMeta};
+use crate::storage::{Appended, ContextRow, CreatedAt, EventLog, StoreMeta};
 use crate::util::json::{nests_deeper_than, str_literal};
 use crate::util::time::iso8601_from_millis;
 
@@ -83,6 +83,11 @@ pub fn check_args(event: &EventIn<'_>, index: usize) -> Result<(), Error> {
         _ => Ok(()),
     }
 }
+
+/// How often a push on a shared engine is judged again after another node moved the store
+/// under it. A stale append means the head moved, so the second judgement refuses it; more only
+/// matters if the store is reset in between.
+const MAX_STALE_ATTEMPTS: usize = 3;
 
 /// The push rule against the store's state: the client's backendId, then the head.
 pub fn check_head(meta: &StoreMeta, payload: &PushPayload<'_>) -> Result<(), Error> {
@@ -203,26 +208,40 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
 
     async fn append_and_fan_out(&self, payload: &PushPayload<'_>, ctx: &RequestContext<'_>) -> Result<(), Error> {
         let (mut meta, log) = self.open(ctx.store_id).await?;
-        check_head(&meta, payload)?;
         let Some(last) = payload.batch.last() else {
-            return Ok(());
+            return check_head(&meta, payload);
         };
+        // On a shared engine this node's head may be behind another node's: a refusal is only
+        // given on the stored state, and a push is only stored on it (the engine decides).
+        if log.shared() && check_head(&meta, payload).is_err() {
+            meta = self.catch_up_open(ctx.store_id, &log, meta).await?;
+        }
         let created_at = iso8601_from_millis(self.host.now_millis());
-        let context = ContextRow {
-            current_head: last.seq_num.0,
-            backend_id: meta.backend_id.clone(),
-        };
-        let appended = log
-            .append(&payload.batch, CreatedAt::All(&created_at), &context)
-            .await
-            .map_err(Error::from);
-        self.forget_store_on_storage_error(&appended);
-        appended?;
-        meta.head = last.seq_num.0;
-        self.set_meta(&meta);
-        self.fan_out(&log, &payload.batch, CreatedAt::All(&created_at), &meta.backend_id, ctx)
-            .await;
-        Ok(())
+        for _ in 0..MAX_STALE_ATTEMPTS {
+            check_head(&meta, payload)?;
+            let context = ContextRow {
+                current_head: last.seq_num.0,
+                backend_id: meta.backend_id.clone(),
+            };
+            let appended = log
+                .append(&payload.batch, CreatedAt::All(&created_at), &context)
+                .await
+                .map_err(Error::from);
+            self.forget_store_on_storage_error(&appended);
+            if appended? == Appended::Stale {
+                // Another node got there first: judge the push again on what it stored.
+                meta = self.catch_up_open(ctx.store_id, &log, meta).await?;
+                continue;
+            }
+            meta.head = last.seq_num.0;
+            self.set_meta(&meta);
+            self.fan_out(&log, &payload.batch, CreatedAt::All(&created_at), &meta.backend_id, ctx)
+                .await;
+            return Ok(());
+        }
+        Err(Error::Storage(crate::storage::StorageError(
+            "the store kept changing on other nodes during this push; nothing was stored".into(),
+        )))
     }
 
     /// Sends a stored batch to every live pull of every kind and to the `on_pull_res` hook. The
@@ -235,13 +254,26 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         backend_id: &str,
         ctx: &RequestContext<'_>,
     ) {
+        let limits = self.limits();
+        self.deliver(log, ctx, || pages_for(batch, created_at, backend_id, &limits))
+            .await;
+    }
+
+    /// Sends the pages `pages` builds to every live pull and the `on_pull_res` hook, building
+    /// them only when someone receives them.
+    pub(super) async fn deliver(
+        &self,
+        log: &std::rc::Rc<L>,
+        ctx: &RequestContext<'_>,
+        pages: impl FnOnce() -> Vec<String>,
+    ) {
         self.live.changes.notify();
         let subscribers = self.subscribers(log).await;
         let sockets = self.with_live_sockets(|sockets| !sockets.is_empty());
         if !sockets && subscribers.is_empty() && !H::OBSERVES_PAGES {
             return;
         }
-        let pages = pages_for(batch, created_at, backend_id, &self.limits());
+        let pages = pages();
         for page in &pages {
             self.hooks.on_pull_res(page, ctx);
         }

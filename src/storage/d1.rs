@@ -21,7 +21,7 @@ use worker::D1Database;
 
 use super::do_sqlite::{cursor_value, first_column, stored_items, DoSqliteLog};
 use super::sql::{self, CandidateFacts};
-use super::{ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use super::{Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
 
@@ -233,7 +233,7 @@ impl EventLog for D1Log {
         batch: &[EventIn<'_>],
         created_at: CreatedAt<'_>,
         context: &ContextRow,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Appended, StorageError> {
         let insert = sql::insert_rows(&self.table());
         let statements = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES)
             .into_iter()
@@ -252,7 +252,8 @@ impl EventLog for D1Log {
                 "the events are stored, but the head could not be written: {}",
                 e.0
             ))
-        })
+        })?;
+        Ok(Appended::Stored)
     }
 
     async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError> {

@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::types::{SqlStorage, SqlStorageCursor};
 
 use super::sql;
-use super::{ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use super::{Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use crate::js::error_message;
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
@@ -244,7 +244,7 @@ impl EventLog for DoSqliteLog {
         batch: &[EventIn<'_>],
         created_at: CreatedAt<'_>,
         context: &ContextRow,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Appended, StorageError> {
         let insert = sql::insert_rows(&self.table);
         let mut chunks = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
         let head = || {
@@ -256,14 +256,18 @@ impl EventLog for DoSqliteLog {
         if chunks.len() == 1 {
             let rows = chunks.pop().unwrap_or_default();
             self.exec(&insert, &[JsValue::from_str(&rows)])?;
-            return self.sql.exec(sql::UPDATE_HEAD, head()).map(|_| ()).map_err(js_err);
+            return self
+                .sql
+                .exec(sql::UPDATE_HEAD, head())
+                .map(|_| Appended::Stored)
+                .map_err(js_err);
         }
         let mut statements: Vec<(String, Array)> = chunks
             .iter()
             .map(|rows| (insert.clone(), binds(&[JsValue::from_str(rows)])))
             .collect();
         statements.push((sql::UPDATE_HEAD.to_owned(), head()));
-        self.transaction(statements)
+        self.transaction(statements).map(|()| Appended::Stored)
     }
 
     async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError> {

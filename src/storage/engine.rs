@@ -2,7 +2,7 @@
 
 use super::d1::D1Log;
 use super::do_sqlite::DoSqliteLog;
-use super::{ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use super::{Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
 
@@ -12,6 +12,9 @@ pub enum Engine {
     DoSqlite(DoSqliteLog),
     /// D1, with the context in Durable Object SQLite.
     D1(D1Log),
+    /// PostgreSQL (builds with the `postgres` feature).
+    #[cfg(feature = "postgres")]
+    Postgres(super::postgres::PgLog),
 }
 
 macro_rules! delegate {
@@ -19,6 +22,8 @@ macro_rules! delegate {
         match $self {
             Engine::DoSqlite($log) => $call.await,
             Engine::D1($log) => $call.await,
+            #[cfg(feature = "postgres")]
+            Engine::Postgres($log) => $call.await,
         }
     };
 }
@@ -28,6 +33,17 @@ impl EventLog for Engine {
         match self {
             Engine::DoSqlite(log) => log.engine_name(),
             Engine::D1(log) => log.engine_name(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(log) => log.engine_name(),
+        }
+    }
+
+    fn shared(&self) -> bool {
+        match self {
+            Engine::DoSqlite(log) => log.shared(),
+            Engine::D1(log) => log.shared(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(log) => log.shared(),
         }
     }
 
@@ -68,7 +84,7 @@ impl EventLog for Engine {
         batch: &[EventIn<'_>],
         created_at: CreatedAt<'_>,
         context: &ContextRow,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Appended, StorageError> {
         delegate!(self, log => log.append(batch, created_at, context))
     }
 

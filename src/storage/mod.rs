@@ -6,6 +6,7 @@
 //! The layout is the reference's (format version 7, see [`sql`]), so a store written by the
 //! TypeScript server is served by this one and the other way round.
 
+pub mod pg_sql;
 pub mod sql;
 
 #[cfg(target_arch = "wasm32")]
@@ -14,6 +15,8 @@ pub mod d1;
 pub mod do_sqlite;
 #[cfg(target_arch = "wasm32")]
 pub mod engine;
+#[cfg(all(target_arch = "wasm32", feature = "postgres"))]
+pub mod postgres;
 
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
@@ -83,6 +86,17 @@ impl CreatedAt<'_> {
     }
 }
 
+/// What became of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Every event is stored and the head moved to the last.
+    Stored,
+    /// Nothing was stored: on a shared engine ([`EventLog::shared`]) another node moved the head
+    /// past the batch's parent, or reset the store, since this node last read them. The caller
+    /// reads the store's state again ([`EventLog::load_context`]) and judges the push on it.
+    Stale,
+}
+
 /// One store's persistent state, as a storage engine provides it.
 ///
 /// Methods are `async` because some engines (D1) are remote; Durable Object SQLite completes
@@ -91,6 +105,12 @@ impl CreatedAt<'_> {
 pub trait EventLog {
     /// The engine's name, as `STORAGE` spells it.
     fn engine_name(&self) -> &'static str;
+    /// Whether other processes write this log too (Postgres with several sync nodes): then the
+    /// head and backendId this object holds may be stale, the storage decides each append
+    /// ([`Appended::Stale`]), and [`EventLog::load_context`] reads the authoritative state.
+    fn shared(&self) -> bool {
+        false
+    }
     /// Creates the store's tables when they do not exist.
     async fn create_tables(&self) -> Result<(), StorageError>;
     /// Reads the store's context row, if any.
@@ -114,13 +134,15 @@ pub trait EventLog {
     /// atomically where the engine allows: every event and the new head are stored, or nothing
     /// is. (D1 keeps the head in the object's SQLite, a second database: there the events go
     /// first, and opening the store repairs a head left behind.) This is the only way the head
-    /// moves: once per append, whatever the batch's size.
+    /// moves: once per append, whatever the batch's size. A shared engine stores the batch only
+    /// if the head is still the batch's first parent and the backendId still `context`'s, and
+    /// answers [`Appended::Stale`] otherwise; the others always store.
     async fn append(
         &self,
         batch: &[EventIn<'_>],
         created_at: CreatedAt<'_>,
         context: &ContextRow,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Appended, StorageError>;
     /// The clients subscribed to this store's new events over DO RPC.
     async fn subscribers(&self) -> Result<Vec<Subscriber>, StorageError>;
     /// Records a subscriber (replacing the same client object's earlier one), then keeps only
@@ -164,6 +186,15 @@ pub async fn open_store<L: EventLog>(
     };
     if dirty {
         log.save_context(&row).await?;
+        if log.shared() {
+            // Another node may have given the store its backendId first; the stored one wins.
+            if let Some(stored) = log.load_context().await? {
+                return Ok(StoreMeta {
+                    backend_id: stored.backend_id,
+                    head: stored.current_head,
+                });
+            }
+        }
     }
     Ok(StoreMeta {
         backend_id: row.backend_id,

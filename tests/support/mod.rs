@@ -15,7 +15,7 @@ use livestore_sync::hooks::{RequestContext, SyncHooks};
 use livestore_sync::log::Line;
 use livestore_sync::otel::Span;
 use livestore_sync::protocol::{CallerContext, EventIn, SyncError, Transport};
-use livestore_sync::storage::{sql, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use livestore_sync::storage::{sql, Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Where an injected append failure strikes.
@@ -42,6 +42,10 @@ pub struct SqliteLog {
     pub fail_next_append: Rc<Cell<Option<FailAt>>>,
     /// When set, reads use the size-bounded page query (as on D1) with this many bytes.
     pub read_budget: Rc<Cell<Option<usize>>>,
+    /// Behaves as a shared engine (Postgres with several nodes): two cores over clones of one
+    /// log are two nodes, and an append stores only if the stored head and backendId still
+    /// match, as the Postgres engine's statement decides.
+    pub shared: bool,
 }
 
 fn err(e: rusqlite::Error) -> StorageError {
@@ -62,6 +66,15 @@ impl SqliteLog {
             table: sql::eventlog_table(store_id),
             fail_next_append: Rc::new(Cell::new(None)),
             read_budget: Rc::new(Cell::new(None)),
+            shared: false,
+        }
+    }
+
+    /// The same database as a log of a shared engine (see [`SqliteLog::shared`]).
+    pub fn shared(&self) -> Self {
+        SqliteLog {
+            shared: true,
+            ..self.clone()
         }
     }
 
@@ -120,6 +133,10 @@ fn cursor(after: Option<i64>) -> i64 {
 impl EventLog for SqliteLog {
     fn engine_name(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn shared(&self) -> bool {
+        self.shared
     }
 
     async fn create_tables(&self) -> Result<(), StorageError> {
@@ -214,7 +231,15 @@ impl EventLog for SqliteLog {
         batch: &[EventIn<'_>],
         created_at: CreatedAt<'_>,
         context: &ContextRow,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Appended, StorageError> {
+        if self.shared {
+            let stored = self.load_context().await?;
+            let parent = batch.first().map(|e| e.parent_seq_num.0);
+            let current = stored.as_ref().map(|row| (row.current_head, row.backend_id.as_str()));
+            if parent.map(|p| (p, context.backend_id.as_str())) != current {
+                return Ok(Appended::Stale);
+            }
+        }
         let chunks = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
         let fail = self.fail_next_append.take();
         if fail == Some(FailAt::Rows) {
@@ -236,8 +261,8 @@ impl EventLog for SqliteLog {
             .execute(sql::UPDATE_HEAD, params![context.current_head, self.store_id])
             .map_err(err)?;
         match tx {
-            Some(tx) => tx.commit().map_err(err),
-            None => Ok(()),
+            Some(tx) => tx.commit().map(|()| Appended::Stored).map_err(err),
+            None => Ok(Appended::Stored),
         }
     }
 
@@ -300,7 +325,8 @@ pub type Socket = u32;
 pub struct TestHost {
     /// The clock, in ms since the epoch.
     pub now: Cell<i64>,
-    backend_ids: Cell<u32>,
+    /// How many backendIds it has made (the next one's number).
+    pub backend_ids: Cell<u32>,
     /// Log lines written, as JSON text.
     pub lines: RefCell<Vec<String>>,
     /// Spans exported.
