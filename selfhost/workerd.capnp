@@ -71,7 +71,10 @@ const syncWorker :Workerd.Worker = (
     (name = "OTEL_EXPORTER_OTLP_ENDPOINT", fromEnvironment = "OTEL_EXPORTER_OTLP_ENDPOINT"),
     (name = "OTEL_SERVICE_NAME", fromEnvironment = "OTEL_SERVICE_NAME"),
     (name = "LOG_LEVEL", fromEnvironment = "LOG_LEVEL"),
-    # STORAGE=d1 is not possible here: workerd has no D1 (see the README).
+    # STORAGE=d1 is not possible here: workerd has no D1 (see the README). STORAGE=postgres needs
+    # the build with the Postgres engine (./scripts/selfhost --postgres embeds build-postgres/)
+    # and POSTGRES_URL.
     (name = "STORAGE", fromEnvironment = "STORAGE"),
+    (name = "POSTGRES_URL", fromEnvironment = "POSTGRES_URL"),
   ],
 );

@@ -64,6 +64,28 @@ pub enum StorageConfig {
         /// The D1 binding's name.
         binding: String,
     },
+    /// PostgreSQL, in sync-electric's table layout; the database holds heads and backendIds
+    /// too, so several sync nodes can serve one store.
+    Postgres(PostgresSource),
+}
+
+/// How the Postgres engine reaches its database.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PostgresSource {
+    /// A connection string (`POSTGRES_URL`, a secret): workerd alone, or any direct connection.
+    Url(String),
+    /// A Hyperdrive binding, by name (`HYPERDRIVE_BINDING`): on Cloudflare.
+    Hyperdrive(String),
+}
+
+impl std::fmt::Debug for PostgresSource {
+    // A connection string carries the database password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PostgresSource::Url(_) => f.write_str("Url(<redacted>)"),
+            PostgresSource::Hyperdrive(binding) => f.debug_tuple("Hyperdrive").field(binding).finish(),
+        }
+    }
 }
 
 /// Which transports the backend serves.
@@ -321,8 +343,19 @@ pub struct Draft {
     jwt_issuer: Option<String>,
     jwt_max_lifetime: Option<i64>,
     otel_service_name: Option<String>,
-    d1: bool,
+    engine: Engine,
     d1_binding: Option<String>,
+    hyperdrive_binding: Option<String>,
+    postgres_url: Option<String>,
+}
+
+/// The engine `STORAGE` names, before its binding is known.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    #[default]
+    DoSqlite,
+    D1,
+    Postgres,
 }
 
 impl Draft {
@@ -361,11 +394,16 @@ impl Draft {
         if let (Some(otel), Some(name)) = (config.otel.as_mut(), self.otel_service_name) {
             otel.service_name = name;
         }
-        if self.d1 {
-            config.storage = StorageConfig::D1 {
+        config.storage = match self.engine {
+            Engine::DoSqlite => StorageConfig::DoSqlite,
+            Engine::D1 => StorageConfig::D1 {
                 binding: self.d1_binding.unwrap_or_else(|| "DB".to_owned()),
-            };
-        }
+            },
+            Engine::Postgres => StorageConfig::Postgres(match self.postgres_url {
+                Some(url) => PostgresSource::Url(url),
+                None => PostgresSource::Hyperdrive(self.hyperdrive_binding.unwrap_or_else(|| "HYPERDRIVE".to_owned())),
+            }),
+        };
         Ok(config)
     }
 }
@@ -688,17 +726,18 @@ pub const SETTINGS: &[Setting] = &[
         name: "STORAGE",
         secret: false,
         default: "`do-sqlite`",
-        description: "Where event logs live: `do-sqlite` (each store's Durable Object SQLite) or `d1` (as `storage: { _tag: 'd1' }`). See [Storage engines](#storage-engines).",
+        description: "Where event logs live: `do-sqlite` (each store's Durable Object SQLite), `d1` (as `storage: { _tag: 'd1' }`) or `postgres` (sync-electric's tables; builds with the `postgres` feature). See [Storage engines](#storage-engines).",
         self_hosted: true,
         parse: |d, name, v| {
-            d.d1 = match v.trim() {
-                "" | "do-sqlite" => false,
-                "d1" => true,
+            d.engine = match v.trim() {
+                "" | "do-sqlite" => Engine::DoSqlite,
+                "d1" => Engine::D1,
+                "postgres" => Engine::Postgres,
                 other => {
                     return Err(ConfigError {
                         name,
                         value: other.to_owned(),
-                        expected: "do-sqlite or d1",
+                        expected: "do-sqlite, d1 or postgres",
                     })
                 }
             };
@@ -713,6 +752,28 @@ pub const SETTINGS: &[Setting] = &[
         self_hosted: false,
         parse: |d, _, v| {
             d.d1_binding = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "POSTGRES_URL",
+        secret: true,
+        default: "none",
+        description: "With `STORAGE=postgres`: the database's connection string (`postgres://user:password@host:port/db`), used instead of a Hyperdrive binding; how self-hosted nodes connect. A secret: never logged.",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.postgres_url = (!v.trim().is_empty()).then(|| v.trim().to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "HYPERDRIVE_BINDING",
+        secret: false,
+        default: "`HYPERDRIVE`",
+        description: "With `STORAGE=postgres` and no `POSTGRES_URL`: the Hyperdrive binding that reaches the database.",
+        self_hosted: false,
+        parse: |d, _, v| {
+            d.hyperdrive_binding = (!v.is_empty()).then(|| v.to_owned());
             Ok(())
         },
     },
@@ -1000,7 +1061,20 @@ mod tests {
                 binding: "EVENTS".into()
             }
         );
-        assert!(config(&[("STORAGE", "postgres")]).is_err());
+        assert_eq!(
+            config(&[("STORAGE", "postgres")]).unwrap().storage,
+            StorageConfig::Postgres(PostgresSource::Hyperdrive("HYPERDRIVE".into()))
+        );
+        let url = "postgres://app:s3cret@127.0.0.1:5432/app";
+        let with_url = config(&[("STORAGE", "postgres"), ("POSTGRES_URL", url)])
+            .unwrap()
+            .storage;
+        assert_eq!(with_url, StorageConfig::Postgres(PostgresSource::Url(url.into())));
+        assert!(
+            !format!("{with_url:?}").contains("s3cret"),
+            "the password never reaches a log line"
+        );
+        assert!(config(&[("STORAGE", "mysql")]).is_err());
         assert!(!config(&[]).unwrap().test_faults);
     }
 

@@ -21,6 +21,7 @@ pub mod rpc;
 mod ws;
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage};
 
@@ -39,7 +40,8 @@ pub use host::DoHost;
 
 /// What a configured object runs.
 struct Sync<H: SyncHooks> {
-    core: Core<Engine, DoHost, H>,
+    /// Shared with the tasks that deliver other nodes' writes (Postgres).
+    core: Rc<Core<Engine, DoHost, H>>,
     /// Open sockets, for `MAX_SOCKETS_PER_STORE`: read from the runtime once after a wake, then
     /// kept by counting, so a connect does not list every socket of the store.
     open_sockets: Cell<Option<usize>>,
@@ -60,10 +62,13 @@ impl<H: SyncHooks> SyncObject<H> {
             state.set_websocket_auto_response(&pair);
         }
         let sync = Config::cached(&env).map(|config| {
-            let open_log = open_log(&state, &env, &config);
+            let engine = EngineParts::new(&env, &config);
+            let open_log = open_log(&state, &env, &config, &engine);
             let host = DoHost::new(state, env, config.otel.clone(), config.log_level);
+            let core = Rc::new(Core::new(config, hooks, host, open_log));
+            engine.connect_to(&core);
             Sync {
-                core: Core::new(config, hooks, host, open_log),
+                core,
                 open_sockets: Cell::new(None),
             }
         });
@@ -177,12 +182,54 @@ impl<H: SyncHooks> SyncObject<H> {
     }
 }
 
+/// What an engine keeps per object rather than per store: Postgres's connection.
+struct EngineParts {
+    #[cfg(feature = "postgres")]
+    postgres: Option<Rc<crate::storage::postgres::PgNode>>,
+}
+
+impl EngineParts {
+    fn new(env: &Env, config: &Config) -> Self {
+        let _ = (env, config);
+        EngineParts {
+            #[cfg(feature = "postgres")]
+            postgres: match &config.storage {
+                StorageConfig::Postgres(source) => {
+                    Some(crate::storage::postgres::PgNode::new(env.clone(), source.clone()))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// Lets the engine tell the core that another node wrote: the core then delivers it to
+    /// this node's live pulls.
+    fn connect_to<H: SyncHooks>(&self, core: &Rc<Core<Engine, DoHost, H>>) {
+        let _ = core;
+        #[cfg(feature = "postgres")]
+        if let Some(node) = &self.postgres {
+            let core = Rc::downgrade(core);
+            node.on_change(Rc::new(move |head| {
+                if let Some(core) = core.upgrade() {
+                    worker::wasm_bindgen_futures::spawn_local(async move {
+                        // A failure is the store's storage error; the next request reopens it.
+                        let _ = core.catch_up(head).await;
+                    });
+                }
+            }));
+        }
+    }
+}
+
 /// The store's log on the configured engine, opened by the core on first use.
-fn open_log(state: &State, env: &Env, config: &Config) -> crate::core::OpenLog<Engine> {
+fn open_log(state: &State, env: &Env, config: &Config, parts: &EngineParts) -> crate::core::OpenLog<Engine> {
     let storage = state.storage();
     let env = env.clone();
     let kind = config.storage.clone();
     let test_faults = config.test_faults;
+    #[cfg(feature = "postgres")]
+    let postgres = parts.postgres.clone();
+    let _ = parts;
     Box::new(move |store_id: &str| {
         let local = DoSqliteLog::new(&storage, store_id);
         Ok(match &kind {
@@ -193,6 +240,16 @@ fn open_log(state: &State, env: &Env, config: &Config) -> crate::core::OpenLog<E
                     .map_err(|_| StorageError(format!("the D1 binding '{binding}' (D1_BINDING) is not configured")))?;
                 Engine::D1(D1Log::new(db, local, store_id, test_faults))
             }
+            #[cfg(feature = "postgres")]
+            StorageConfig::Postgres(_) => match &postgres {
+                Some(node) => Engine::Postgres(crate::storage::postgres::PgLog::new(node.clone(), local, store_id)),
+                None => return Err(StorageError("the Postgres connection was not set up".into())),
+            },
+            #[cfg(not(feature = "postgres"))]
+            StorageConfig::Postgres(_) => return Err(StorageError(
+                "STORAGE=postgres needs a build with the `postgres` cargo feature (./scripts/build-worker --postgres)"
+                    .into(),
+            )),
         })
     })
 }

@@ -16,8 +16,11 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 export const TMP = path.join(ROOT, 'tests/e2e/.tmp')
 export const DEFAULT_TOKEN = 'insecure-token-change-me'
-/** The storage engine the suite runs against: `E2E_STORAGE=d1` selects D1, else DO SQLite. */
-export const STORAGE = process.env.E2E_STORAGE === 'd1' ? 'd1' : 'do-sqlite'
+/**
+ * The storage engine the suite runs against: `E2E_STORAGE=d1` selects D1, `E2E_STORAGE=postgres`
+ * Postgres (a throwaway cluster, lib/postgres.mjs; the build with the engine), else DO SQLite.
+ */
+export const STORAGE = ['d1', 'postgres'].includes(process.env.E2E_STORAGE) ? process.env.E2E_STORAGE : 'do-sqlite'
 /** The runtime: `E2E_RUNTIME=workerd` selects workerd alone (self-hosted), else `wrangler dev`. */
 export const RUNTIME = process.env.E2E_RUNTIME === 'workerd' ? 'workerd' : 'wrangler'
 if (RUNTIME === 'workerd' && STORAGE === 'd1') throw new Error('E2E_RUNTIME=workerd has no D1; run it with the event logs in DO SQLite')
@@ -27,6 +30,32 @@ if (RUNTIME === 'workerd' && STORAGE === 'd1') throw new Error('E2E_RUNTIME=work
  * reason (node --test prints it), else false.
  */
 export const wranglerOnly = (reason) => (RUNTIME === 'workerd' ? `needs wrangler dev: ${reason}` : false)
+
+/** For a test of what one engine's own storage holds: the `skip` reason on the others, else false. */
+export const engineOnly = (engines, reason) => (engines.includes(STORAGE) ? false : `${STORAGE}: ${reason}`)
+
+/** The build directory of our worker for an engine: Postgres needs the build with its feature. */
+export const buildDirFor = (storage) => (storage === 'postgres' ? 'build-postgres' : 'build')
+
+/** The preload that keeps wrangler 4.86's local Hyperdrive proxy alive (see the file). */
+export const HYPERDRIVE_PRELOAD = path.join(ROOT, 'tests/e2e/lib/hyperdrive-preload.cjs')
+
+/**
+ * What a worker needs to store in Postgres under wrangler dev: a Hyperdrive binding (its local
+ * connection string in the environment, as a developer keeps credentials out of files) and the
+ * preload. Returns { block, env }.
+ */
+export const hyperdriveFor = (url) => ({
+  block: `
+[[hyperdrive]]
+binding = "HYPERDRIVE"
+id = "00000000000000000000000000000000"
+`,
+  env: {
+    CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: `${url}?sslmode=disable`,
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${HYPERDRIVE_PRELOAD}`.trim(),
+  },
+})
 
 const wranglerBin = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js')
 const wranglerEnv = () => ({ ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' })
@@ -126,7 +155,7 @@ async function startWorkerOnce({
   reference = false,
   jsMain,
   crateDir = '.',
-  outDir = 'build',
+  outDir,
   editConfig = (text) => text,
   label = 'worker',
   readyStatus = 200,
@@ -137,9 +166,21 @@ async function startWorkerOnce({
 } = {}) {
   const dir = path.join(TMP, uniq(label))
   mkdirSync(dir, { recursive: true })
+  if ((reference || jsMain) && storage === 'postgres') throw new Error('the reference has no Postgres engine; skip the test with engineOnly')
+  outDir ??= buildDirFor(storage)
+  const state = persistTo ?? path.join(dir, 'state')
+  // Postgres: a database per state directory, so every worker starts on an empty one as it does
+  // on DO SQLite, and a restarted one (same directory) finds its data.
+  let postgresUrl
+  if (storage === 'postgres') {
+    const { postgres, databaseFor } = await import('./postgres.mjs')
+    postgresUrl = (await postgres()).createDatabase(databaseFor(state))
+    vars = { STORAGE: 'postgres', ...vars }
+  }
   if (RUNTIME === 'workerd') {
     if (jsMain || storage === 'd1') throw new Error('under workerd alone only our workers and the reference run, on DO SQLite; mark the test wranglerOnly')
-    return startWorkerd({ dir, vars, persistTo, reference, crateDir, editConfig, label, readyStatus, readyPath, port: fixedPort })
+    if (postgresUrl) vars = { POSTGRES_URL: postgresUrl, ...vars }
+    return startWorkerd({ dir, vars, persistTo: state, reference, crateDir, outDir, editConfig, label, readyStatus, readyPath, port: fixedPort, storage })
   }
   const config = path.join(dir, 'wrangler.toml')
   let text = editConfig(reference || jsMain ? referenceConfigText(storage, jsMain) : ourConfigText(crateDir, outDir))
@@ -147,10 +188,15 @@ async function startWorkerOnce({
     text += d1Block()
     if (!reference) vars = { STORAGE: 'd1', ...vars }
   }
+  let env
+  if (postgresUrl) {
+    const hyperdrive = hyperdriveFor(postgresUrl)
+    text += hyperdrive.block
+    env = hyperdrive.env
+  }
   writeFileSync(config, text)
-  const state = persistTo ?? path.join(dir, 'state')
   if (storage === 'd1' && migrate) applyMigrations(config, state)
-  return wranglerDev({ configs: [config], state, vars, port: fixedPort, dir, readyPath, readyStatus, extra: { persistTo: state, config, storage } })
+  return wranglerDev({ configs: [config], state, vars, env, port: fixedPort, dir, readyPath, readyStatus, extra: { persistTo: state, config, storage, postgresUrl } })
 }
 
 /**
@@ -158,7 +204,7 @@ async function startWorkerOnce({
  * `vars` as `--var` flags and its state in `state`, on a free port unless `port` is given;
  * resolves once `GET readyPath` answers `readyStatus` (see `launch`).
  */
-export async function wranglerDev({ configs, state, vars = {}, port, dir, name = 'wrangler dev', readyPath, readyStatus, timeoutMs, extra = {} }) {
+export async function wranglerDev({ configs, state, vars = {}, env = {}, port, dir, name = 'wrangler dev', readyPath, readyStatus, timeoutMs, extra = {} }) {
   port ??= await freePort()
   const inspectorPort = await freePort()
   const args = [
@@ -173,7 +219,7 @@ export async function wranglerDev({ configs, state, vars = {}, port, dir, name =
     '--log-level', 'log',
   ]
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
-  return launch({ name, command: process.execPath, args, env: wranglerEnv(), dir, port, readyPath, readyStatus, timeoutMs, extra: { ...extra, inspectorPort } })
+  return launch({ name, command: process.execPath, args, env: { ...wranglerEnv(), ...env }, dir, port, readyPath, readyStatus, timeoutMs, extra: { ...extra, inspectorPort } })
 }
 
 /**
@@ -310,9 +356,9 @@ const workerdBin = () => createRequire(import.meta.url)('workerd').default
  * settings as environment variables (the wrangler.toml's [vars], then `vars`) — nothing else of
  * this process's environment, so a stray AUTH_TOKEN there cannot change a test.
  */
-async function startWorkerd({ dir, vars, persistTo, reference, crateDir, editConfig, readyStatus, readyPath, port: fixedPort }) {
+async function startWorkerd({ dir, vars, persistTo, reference, crateDir, outDir = 'build', editConfig, readyStatus, readyPath, port: fixedPort, storage = 'do-sqlite' }) {
   // capnp reads embed paths relative to the config file (a leading / means its import path).
-  const buildDir = path.relative(dir, path.join(ROOT, crateDir, 'build'))
+  const buildDir = path.relative(dir, path.join(ROOT, crateDir, outDir))
   let text = readFileSync(path.join(ROOT, 'selfhost/workerd.capnp'), 'utf8').replaceAll('embed "../build/', `embed "${buildDir}/`)
   if (reference) text = referenceCapnp(text, dir)
   text = editConfig(text)
@@ -323,7 +369,7 @@ async function startWorkerd({ dir, vars, persistTo, reference, crateDir, editCon
   const port = fixedPort ?? (await freePort())
   const args = ['serve', config, '--socket-addr', `http=127.0.0.1:${port}`, '--directory-path', `do-storage=${state}`]
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...tomlVars(crateDir), ...vars }
-  return launch({ name: 'workerd', command: workerdBin(), args, env, dir, port, readyPath, readyStatus, extra: { persistTo: state, config, storage: 'do-sqlite' } })
+  return launch({ name: 'workerd', command: workerdBin(), args, env, dir, port, readyPath, readyStatus, extra: { persistTo: state, config, storage, postgresUrl: vars.POSTGRES_URL } })
 }
 
 /** `wrangler d1 migrations apply --local`, as a developer runs it, into a state directory. */
