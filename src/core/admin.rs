@@ -206,15 +206,21 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             .await
             .map_err(Error::from);
         self.forget_store_on_storage_error(&appended);
-        if appended.map_err(storage)? == Appended::Stale {
-            return Err(ImportFailure::Refused {
-                status: 409,
-                error: ImportError {
-                    kind: "StoreNotEmpty",
-                    message: "another node wrote to the store during the import; nothing was imported".into(),
-                    line: None,
-                },
-            });
+        let refused = |status, kind, message| ImportFailure::Refused {
+            status,
+            error: ImportError {
+                kind,
+                message,
+                line: None,
+            },
+        };
+        match appended.map_err(storage)? {
+            Appended::Stored => {}
+            Appended::Stale => {
+                let message = "another node wrote to the store during the import; nothing was imported";
+                return Err(refused(409, "StoreNotEmpty", message.into()));
+            }
+            Appended::Unstorable(reason) => return Err(refused(400, "Unstorable", reason)),
         }
         meta.head = last;
         self.set_meta(&meta);

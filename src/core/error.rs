@@ -85,6 +85,9 @@ pub enum Error {
     /// More live pulls on one socket than [`crate::core::MAX_LIVE_PULLS_PER_SOCKET`].
     #[error("a connection may hold at most {0} live pulls")]
     TooManyLivePulls(usize),
+    /// The storage engine cannot hold an event as sent (see [`crate::storage::Appended::Unstorable`]).
+    #[error("this server's storage cannot hold the batch as sent: {0}")]
+    Unstorable(String),
     /// The request names another store than the one its connection (or this object) serves.
     #[error("the request names store {requested:?}, but this connection is for another store")]
     StoreMismatch {
@@ -155,6 +158,7 @@ impl Error {
             Error::TransportDisabled(_) => "TransportDisabledError",
             Error::RateLimited(_) => "RateLimitError",
             Error::TooManyLivePulls(_) => "TooManyLivePullsError",
+            Error::Unstorable(_) => "UnstorableEventError",
             // What the reference's UnknownError carries for a thrown `new Error(…)`.
             Error::Hook(_) => "Error",
             Error::Storage(_) => "StorageError",
@@ -201,6 +205,7 @@ impl Error {
             | Error::UnknownRpc { .. }
             | Error::TransportDisabled(_)
             | Error::TooManyLivePulls(_)
+            | Error::Unstorable(_)
             | Error::StoreMismatch { .. } => 400,
         }
     }

@@ -236,6 +236,20 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         *self.live.sockets.borrow_mut() = Some(Vec::new());
     }
 
+    /// Whether anyone waits for the store's next batch here: a socket's live pull, a held
+    /// sync-electric pull, a DO RPC subscriber this object has read. On a shared engine the
+    /// object then keeps listening for other nodes' writes.
+    pub fn has_live_pulls(&self) -> bool {
+        self.live_pull_count() > 0
+            || self.live.changes.held() > 0
+            || self
+                .live
+                .subscribers
+                .borrow()
+                .as_ref()
+                .is_some_and(|list| !list.is_empty())
+    }
+
     /// How many live pulls the store's sockets hold.
     pub(super) fn live_pull_count(&self) -> usize {
         self.socket_index().iter().map(|entry| entry.pulls.len()).sum()

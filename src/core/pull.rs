@@ -50,15 +50,16 @@ enum Live<'a, S> {
     Subscriber(&'a CallerContext),
 }
 
-/// Streams every event after `cursor` to `emit` as `PullResponse` pages: at most
-/// `limits.max_events_per_page` events and `limits.max_page_bytes` bytes each, `MoreKnown` with
-/// the exact number of events still to come on every page but the last, `NoMore` on the last,
-/// and exactly one empty `NoMore` page when there is nothing to send. Returns the number of
-/// events sent.
+/// Streams every event after `cursor` (up to `until`, when given) to `emit` as `PullResponse`
+/// pages: at most `limits.max_events_per_page` events and `limits.max_page_bytes` bytes each,
+/// `MoreKnown` with the exact number of events still to come on every page but the last,
+/// `NoMore` on the last, and exactly one empty `NoMore` page when there is nothing to send.
+/// Returns the number of events sent.
 pub async fn read_pages<L: EventLog>(
     log: &L,
     meta: &StoreMeta,
     cursor: Option<&Cursor>,
+    until: Option<i64>,
     limits: &Limits,
     mut emit: impl FnMut(String),
 ) -> Result<u64, Error> {
@@ -71,12 +72,18 @@ pub async fn read_pages<L: EventLog>(
         }
     }
     let mut after = cursor.map(|c| c.event_sequence_number.0);
-    let total = log.count_after(after).await?;
+    let mut total = log.count_after(after).await?;
+    if let Some(until) = until {
+        total = total.saturating_sub(log.count_after(Some(until)).await?);
+    }
     let mut pager = Pager::counted(&meta.backend_id, total, *limits);
     let mut sent = 0;
     if total > 0 {
         loop {
-            let rows = log.read_after(after, limits.read_batch).await?;
+            let mut rows = log.read_after(after, limits.read_batch).await?;
+            let read = rows.len();
+            let past_until = until.is_some_and(|until| rows.last().is_some_and(|row| row.seq_num >= until));
+            rows.retain(|row| until.is_none_or(|until| row.seq_num <= until));
             let Some(last) = rows.last() else { break };
             after = Some(last.seq_num);
             sent += rows.len() as u64;
@@ -87,7 +94,7 @@ pub async fn read_pages<L: EventLog>(
             }
             // A short read ends the log, unless the engine cut it short to bound its response
             // size: then events counted at the start are still to come.
-            if rows.len() < limits.read_batch && sent >= total {
+            if past_until || (read < limits.read_batch && sent >= total) {
                 break;
             }
         }
@@ -284,7 +291,15 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         let cursor = payload.cursor.as_ref();
         self.hooks.on_pull(cursor, live.is_some(), ctx).await?;
         let turn = ticket.await;
-        let (meta, log) = self.open(ctx.store_id).await?;
+        let (mut meta, log) = self.open(ctx.store_id).await?;
+        // On a shared engine other nodes' batches reach live pulls by catching up from this
+        // node's head: a new live pull first brings the head up to the store's (delivering the
+        // gap to the pulls already there), then reads exactly up to it, and gets the rest from
+        // the catch-ups that follow — each event once.
+        let shared_live = live.is_some() && log.shared();
+        if shared_live {
+            meta = self.catch_up_open(ctx.store_id, &log, meta).await?;
+        }
         let socket = match live {
             Some(Live::Socket(socket)) => match self.register_socket_pull(socket, id)? {
                 Registration::Registered => Some(*socket),
@@ -304,7 +319,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         // A pull that is not live reads without holding up the pushes that came after it.
         let turn = live.is_some().then_some(turn);
         let mut pages = 0;
-        let result = read_pages(log.as_ref(), &meta, cursor, &self.limits(), |page| {
+        let until = shared_live.then_some(meta.head);
+        let result = read_pages(log.as_ref(), &meta, cursor, until, &self.limits(), |page| {
             // A live pull interrupted while its first pages are still being read (engines that
             // yield) has had its `Exit`; nothing may follow it.
             if socket.is_none_or(|socket| self.is_live_pull(socket, id)) {

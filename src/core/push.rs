@@ -228,10 +228,14 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                 .await
                 .map_err(Error::from);
             self.forget_store_on_storage_error(&appended);
-            if appended? == Appended::Stale {
-                // Another node got there first: judge the push again on what it stored.
-                meta = self.catch_up_open(ctx.store_id, &log, meta).await?;
-                continue;
+            match appended? {
+                Appended::Stored => {}
+                Appended::Stale => {
+                    // Another node got there first: judge the push again on what it stored.
+                    meta = self.catch_up_open(ctx.store_id, &log, meta).await?;
+                    continue;
+                }
+                Appended::Unstorable(reason) => return Err(Error::Unstorable(reason)),
             }
             meta.head = last.seq_num.0;
             self.set_meta(&meta);

@@ -42,6 +42,7 @@ pub use host::DoHost;
 struct Sync<H: SyncHooks> {
     /// Shared with the tasks that deliver other nodes' writes (Postgres).
     core: Rc<Core<Engine, DoHost, H>>,
+    engine: EngineParts,
     /// Open sockets, for `MAX_SOCKETS_PER_STORE`: read from the runtime once after a wake, then
     /// kept by counting, so a connect does not list every socket of the store.
     open_sockets: Cell<Option<usize>>,
@@ -69,6 +70,7 @@ impl<H: SyncHooks> SyncObject<H> {
             engine.connect_to(&core);
             Sync {
                 core,
+                engine,
                 open_sockets: Cell::new(None),
             }
         });
@@ -179,6 +181,7 @@ impl<H: SyncHooks> SyncObject<H> {
             sync.open_sockets.set(Some(open.saturating_sub(1)));
         }
         sync.core.socket_closed(ws);
+        sync.engine.live_pulls_changed();
     }
 }
 
@@ -208,6 +211,10 @@ impl EngineParts {
         let _ = core;
         #[cfg(feature = "postgres")]
         if let Some(node) = &self.postgres {
+            let weak = Rc::downgrade(core);
+            node.listened_to(Rc::new(move || {
+                weak.upgrade().is_some_and(|core| core.has_live_pulls())
+            }));
             let core = Rc::downgrade(core);
             node.on_change(Rc::new(move |head| {
                 if let Some(core) = core.upgrade() {
@@ -217,6 +224,16 @@ impl EngineParts {
                     });
                 }
             }));
+        }
+    }
+}
+
+impl EngineParts {
+    /// A socket with live pulls went away: Postgres's connection may close once idle.
+    fn live_pulls_changed(&self) {
+        #[cfg(feature = "postgres")]
+        if let Some(node) = &self.postgres {
+            node.touch();
         }
     }
 }

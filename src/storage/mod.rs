@@ -87,7 +87,7 @@ impl CreatedAt<'_> {
 }
 
 /// What became of an append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
     /// Every event is stored and the head moved to the last.
     Stored,
@@ -95,6 +95,10 @@ pub enum Appended {
     /// past the batch's parent, or reset the store, since this node last read them. The caller
     /// reads the store's state again ([`EventLog::load_context`]) and judges the push on it.
     Stale,
+    /// Nothing was stored: the engine cannot hold the batch as sent, whoever sends it (Postgres:
+    /// a NUL character, or `args` JSONB refuses, such as a lone surrogate escape). The client's
+    /// input, not the backend, is at fault; the reason says what.
+    Unstorable(String),
 }
 
 /// One store's persistent state, as a storage engine provides it.

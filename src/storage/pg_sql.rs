@@ -37,6 +37,21 @@ pub const LOCK_STORE: &str = r#"SELECT 1 FROM livestore_stores WHERE "storeId" =
 /// Gives a store a new backendId (a reset). Binds: storeId, backendId.
 pub const RESET_BACKEND_ID: &str = r#"UPDATE livestore_stores SET "backendId" = $2 WHERE "storeId" = $1"#;
 
+/// How a storeId is kept in the registry's `storeId` column. Postgres TEXT cannot hold a NUL
+/// character, which a storeId may contain: NUL is written `%00`, and `%` itself `%25`, so every
+/// storeId has one key and ordinary ones (without `%`) are kept as they are.
+pub fn registry_key(store_id: &str) -> String {
+    let mut key = String::with_capacity(store_id.len());
+    for c in store_id.chars() {
+        match c {
+            '%' => key.push_str("%25"),
+            '\0' => key.push_str("%00"),
+            c => key.push(c),
+        }
+    }
+    key
+}
+
 /// Longest identifier Postgres keeps; longer ones are cut silently, so no name may exceed it.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -183,6 +198,14 @@ mod tests {
         let long = format!("store-😀-é-{}", "y".repeat(70));
         assert_eq!(effect_string_hash(&long), -718130941);
         assert_eq!(electric_table(&long), "eventlog_6_hash_-718130941");
+    }
+
+    #[test]
+    fn registry_keys_are_one_to_one() {
+        assert_eq!(registry_key("store-1"), "store-1");
+        assert_eq!(registry_key("a\0b"), "a%00b");
+        assert_eq!(registry_key("a%00b"), "a%2500b");
+        assert_ne!(registry_key("a\0b"), registry_key("a%00b"));
     }
 
     #[test]

@@ -36,6 +36,11 @@ use crate::protocol::EventIn;
 const FIRST_RECONNECT_MS: u64 = 100;
 const MAX_RECONNECT_MS: u64 = 5_000;
 
+/// How long a connection stays open without a query while nobody here waits for the store's
+/// next batch. An open socket keeps the runtime from evicting the object, so an idle store's
+/// connection is closed and its object may hibernate; the next request opens a new one (~5 ms).
+const IDLE_CLOSE_MS: u64 = 10_000;
+
 fn pg_err(e: tokio_postgres::Error) -> StorageError {
     // The driver's text for a server error is its code; the message says what happened.
     match e.as_db_error() {
@@ -89,6 +94,11 @@ pub struct PgNode {
     on_change: RefCell<Option<OnChange>>,
     /// A background reconnect is under way.
     reconnecting: Cell<bool>,
+    /// Whether the object has live pulls, which need the connection to hear other nodes.
+    listened_to: RefCell<Option<Rc<dyn Fn() -> bool>>>,
+    /// When the connection was last used (ms), and whether an idle check is scheduled.
+    last_used: Cell<f64>,
+    idle_check: Cell<bool>,
     me: Weak<PgNode>,
 }
 
@@ -103,6 +113,9 @@ impl PgNode {
             channels: RefCell::new(Vec::new()),
             on_change: RefCell::new(None),
             reconnecting: Cell::new(false),
+            listened_to: RefCell::new(None),
+            last_used: Cell::new(0.0),
+            idle_check: Cell::new(false),
             me: me.clone(),
         })
     }
@@ -114,6 +127,45 @@ impl PgNode {
         *self.on_change.borrow_mut() = Some(callback);
     }
 
+    /// Sets how to tell whether the object has live pulls (see [`IDLE_CLOSE_MS`]).
+    pub fn listened_to(&self, has_live_pulls: Rc<dyn Fn() -> bool>) {
+        *self.listened_to.borrow_mut() = Some(has_live_pulls);
+    }
+
+    fn has_listeners(&self) -> bool {
+        let check = self.listened_to.borrow().clone();
+        check.is_some_and(|check| check())
+    }
+
+    /// Notes a use of the connection (or the end of a live pull) and makes sure an idle check
+    /// follows: an idle connection without listeners is closed.
+    pub fn touch(&self) {
+        self.last_used.set(crate::js::now_millis() as f64);
+        if self.idle_check.replace(true) {
+            return;
+        }
+        let node = self.me.clone();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            let mut wait = IDLE_CLOSE_MS;
+            loop {
+                worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+                let Some(node) = node.upgrade() else { return };
+                let idle = crate::js::now_millis() as f64 - node.last_used.get();
+                if idle < IDLE_CLOSE_MS as f64 {
+                    wait = IDLE_CLOSE_MS - idle as u64;
+                    continue;
+                }
+                node.idle_check.set(false);
+                // Live pulls keep it open; when the last one ends, its socket's close touches
+                // the connection again and a new check follows.
+                if !node.has_listeners() {
+                    node.current.borrow_mut().take();
+                }
+                return;
+            }
+        });
+    }
+
     fn changed(&self, head: Option<i64>) {
         let callback = self.on_change.borrow().clone();
         if let Some(callback) = callback {
@@ -123,6 +175,7 @@ impl PgNode {
 
     /// The open connection, opening one if there is none or it dropped.
     async fn connection(&self) -> Result<Rc<Connected>, StorageError> {
+        self.touch();
         if let Some(open) = self.open_connection() {
             return Ok(open);
         }
@@ -222,9 +275,9 @@ impl PgNode {
         }
     }
 
-    /// After a drop, while a store is listened to: reopen with growing pauses until it works.
+    /// After a drop, while the object has live pulls: reopen with growing pauses until it works.
     fn reconnect_in_background(&self) {
-        if self.channels.borrow().is_empty() || self.reconnecting.replace(true) {
+        if !self.has_listeners() || self.reconnecting.replace(true) {
             return;
         }
         let node = self.me.clone();
@@ -233,7 +286,7 @@ impl PgNode {
             loop {
                 worker::Delay::from(std::time::Duration::from_millis(pause)).await;
                 let Some(node) = node.upgrade() else { return };
-                if node.connection().await.is_ok() {
+                if !node.has_listeners() || node.connection().await.is_ok() {
                     node.reconnecting.set(false);
                     return;
                 }
@@ -278,6 +331,8 @@ pub struct PgLog {
     node: Rc<PgNode>,
     local: DoSqliteLog,
     store_id: String,
+    /// The storeId as the registry keeps it ([`sql::registry_key`]).
+    key: String,
     table: RefCell<String>,
 }
 
@@ -288,6 +343,7 @@ impl PgLog {
             node,
             local,
             store_id: store_id.to_owned(),
+            key: sql::registry_key(store_id),
             table: RefCell::new(sql::electric_table(store_id)),
         }
     }
@@ -297,7 +353,7 @@ impl PgLog {
     }
 
     async fn registered(&self) -> Result<Option<String>, StorageError> {
-        let rows = self.node.query(sql::SELECT_REGISTERED, &[&self.store_id]).await?;
+        let rows = self.node.query(sql::SELECT_REGISTERED, &[&self.key]).await?;
         Ok(rows.first().map(|row| row.get::<_, String>(0)))
     }
 
@@ -314,7 +370,7 @@ impl PgLog {
                 n => sql::collision_free_table(&self.store_id, n - 1),
             };
             self.node
-                .query(sql::REGISTER_TABLE, &[&self.store_id, &candidate, &now])
+                .query(sql::REGISTER_TABLE, &[&self.key, &candidate, &now])
                 .await?;
             if let Some(table) = self.registered().await? {
                 return Ok(table);
@@ -361,7 +417,7 @@ impl EventLog for PgLog {
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
         let rows = self
             .node
-            .query(&sql::select_context(&self.table()), &[&self.store_id])
+            .query(&sql::select_context(&self.table()), &[&self.key])
             .await?;
         Ok(rows.first().and_then(|row| {
             let backend_id: Option<String> = row.get(0);
@@ -376,7 +432,7 @@ impl EventLog for PgLog {
     /// that one); the head is the log's and is not written.
     async fn save_context(&self, row: &ContextRow) -> Result<(), StorageError> {
         self.node
-            .query(sql::SET_BACKEND_ID, &[&self.store_id, &row.backend_id])
+            .query(sql::SET_BACKEND_ID, &[&self.key, &row.backend_id])
             .await
             .map(|_| ())
     }
@@ -420,16 +476,13 @@ impl EventLog for PgLog {
         let mut connected = self.node.dedicated().await?;
         let table = self.table();
         let transaction = connected.client.transaction().await.map_err(pg_err)?;
-        transaction
-            .query(sql::LOCK_STORE, &[&self.store_id])
-            .await
-            .map_err(pg_err)?;
+        transaction.query(sql::LOCK_STORE, &[&self.key]).await.map_err(pg_err)?;
         transaction
             .execute(&sql::delete_all(&table), &[])
             .await
             .map_err(pg_err)?;
         transaction
-            .execute(sql::RESET_BACKEND_ID, &[&self.store_id, &context.backend_id])
+            .execute(sql::RESET_BACKEND_ID, &[&self.key, &context.backend_id])
             .await
             .map_err(pg_err)?;
         transaction
@@ -473,7 +526,7 @@ impl EventLog for PgLog {
             .query(
                 &sql::append(&table),
                 &[
-                    &self.store_id,
+                    &self.key,
                     &context.backend_id,
                     &expected,
                     &seq_nums,
@@ -495,6 +548,14 @@ impl EventLog for PgLog {
             Ok(_) => Ok(Appended::Stale),
             // Another node stored the same numbers first.
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Appended::Stale),
+            // Class 22, data exception: a value the columns refuse (a NUL in TEXT, JSON that
+            // JSONB cannot hold). Only the batch's values can cause it in this statement.
+            Err(e) if e.code().is_some_and(|code| code.code().starts_with("22")) => {
+                let message = e
+                    .as_db_error()
+                    .map_or_else(|| e.to_string(), |db| db.message().to_owned());
+                Ok(Appended::Unstorable(format!("Postgres refused a value: {message}")))
+            }
             Err(e) => Err(pg_err(e)),
         }
     }

@@ -192,7 +192,15 @@ describe('admin API on', () => {
       const items = (r) => r.pages.flatMap((p) => p.batch)
       // Events and their metadata (createdAt) as the original engine served them.
       assert.deepEqual(items(moved), items(original))
-      assert.equal(await (await admin(target, `stores/${store}/events`)).text(), exported)
+      const reexported = await (await admin(target, `stores/${store}/events`)).text()
+      if (STORAGE === 'postgres') {
+        // Postgres keeps args as JSONB, which prints them its own way (spacing, key order):
+        // the same values, not the same bytes.
+        const lines = (text) => text.trim().split('\n').map((line) => JSON.parse(line))
+        assert.deepEqual(lines(reexported), lines(exported))
+      } else {
+        assert.equal(reexported, exported)
+      }
     })
   })
 

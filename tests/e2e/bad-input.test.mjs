@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test'
 import { closeSockets, OK, openSocket } from './lib/helpers.mjs'
 import { rawHttp, UPGRADE_HEADERS as upgrade } from './lib/http.mjs'
 import { liveEvents, makeEvents, openLivePull, pullAll, push, request } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery } from './lib/worker.mjs'
+import { DEFAULT_TOKEN, RUNTIME, STORAGE, startWorker, storeId, syncQuery } from './lib/worker.mjs'
 
 // A payload search parameter as the URL carries it: JSON, percent-encoded twice.
 const encodedPayload = (value) => encodeURIComponent(encodeURIComponent(JSON.stringify(value)))
@@ -185,7 +185,15 @@ test('a lone surrogate escape in event args is valid JSON text: stored and retur
   const s = await open(store)
   const frame = `{"_tag":"Request","id":"4242","tag":"SyncWsRpc.Push","payload":{"storeId":"${store}","batch":[{"name":"n","args":{"t":"\\ud800"},"seqNum":1,"parentSeqNum":0,"clientId":"c","sessionId":"s"}],"backendId":{"_tag":"None"}}}`
   s.send(frame)
-  assert.equal((await s.exit('4242')).exit._tag, 'Success')
+  const exit = (await s.exit('4242')).exit
+  if (STORAGE === 'postgres') {
+    // Postgres's JSONB (sync-electric's layout) cannot hold a lone surrogate at all: a typed
+    // refusal, the client's fault, and the store takes the next push.
+    assert.equal(exit.cause.error.cause.name, 'UnstorableEventError', JSON.stringify(exit))
+    assert.deepEqual((await push(s, store, makeEvents(1))).exit, OK)
+    return
+  }
+  assert.equal(exit._tag, 'Success')
   const req = request('SyncWsRpc.Pull', { storeId: store, live: false, cursor: { _tag: 'None' } })
   const from = s.frames.length
   s.send(req)

@@ -38,7 +38,7 @@ export const engineOnly = (engines, reason) => (engines.includes(STORAGE) ? fals
 export const buildDirFor = (storage) => (storage === 'postgres' ? 'build-postgres' : 'build')
 
 /** The preload that keeps wrangler 4.86's local Hyperdrive proxy alive (see the file). */
-export const HYPERDRIVE_PRELOAD = path.join(ROOT, 'tests/e2e/lib/hyperdrive-preload.cjs')
+export const HYPERDRIVE_PRELOAD = path.join(ROOT, 'scripts/hyperdrive-preload.cjs')
 
 /**
  * What a worker needs to store in Postgres under wrangler dev: a Hyperdrive binding (its local
@@ -134,7 +134,8 @@ new_sqlite_classes = ["SyncBackendDO"]
  * `crateDir` picks the worker (the root, or e.g. `examples/custom-worker`); `editConfig` may
  * rewrite its wrangler.toml text.
  * `vars` become `--var` flags (environment variables under workerd, where `editConfig` edits
- * the capnp text); `persistTo` reuses a state directory and `port` a port (for restart
+ * the capnp text); `database` names the Postgres database (default: one per state directory;
+ * two workers given one are two sync nodes); `persistTo` reuses a state directory and `port` a port (for restart
  * tests); the server counts as up once `GET /` answers `readyStatus`.
  */
 export async function startWorker(options = {}) {
@@ -163,6 +164,7 @@ async function startWorkerOnce({
   port: fixedPort,
   storage = STORAGE,
   migrate = true,
+  database,
 } = {}) {
   const dir = path.join(TMP, uniq(label))
   mkdirSync(dir, { recursive: true })
@@ -174,7 +176,7 @@ async function startWorkerOnce({
   let postgresUrl
   if (storage === 'postgres') {
     const { postgres, databaseFor } = await import('./postgres.mjs')
-    postgresUrl = (await postgres()).createDatabase(databaseFor(state))
+    postgresUrl = (await postgres()).createDatabase(database ?? databaseFor(state))
     vars = { STORAGE: 'postgres', ...vars }
   }
   if (RUNTIME === 'workerd') {
