@@ -178,9 +178,9 @@ describe('two sync nodes on one database', () => {
     await Promise.all(
       writers.map(async ({ n, sock }) => {
         let head = ROUNDS
-        for (let k = 0; k < PER_WRITER; ) {
+        for (let k = 0, tries = 0; k < PER_WRITER; tries++) {
           const size = 1 + (k % 3)
-          const batch = tagged(Array.from({ length: size }, (_, i) => `w${n}-${k}-${i}`), { parent: head, clientId: `writer-${n}` })
+          const batch = tagged(Array.from({ length: size }, (_, i) => `w${n}-${tries}-${i}`), { parent: head, clientId: `writer-${n}` })
           const attempt = ledger.sent(batch, `writer-${n}`)
           const { exit } = await push(sock, store, batch, backendId)
           if (exit._tag === 'Success') {

@@ -108,18 +108,31 @@ function clusterAt(admin, local) {
     },
     /** A clean shutdown. */
     stop: () => local && run(path.join(local.bin, 'pg_ctl'), ['-D', local.data, '-m', 'fast', '-w', 'stop']),
-    /** kill -9 of the server's processes, as a crash. */
+    /** kill -9 of the server's processes, as a crash; returns once they are all gone. */
     kill: () => {
       if (!local) return
       const pidFile = path.join(local.data, 'postmaster.pid')
       if (!existsSync(pidFile)) return
       const pid = Number(spawnSync('head', ['-n1', pidFile]).stdout.toString().trim())
-      // The postmaster, then its children (they exit once it is gone; SIGKILL makes it certain).
-      spawnSync('pkill', ['-KILL', '-P', String(pid)])
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {}
-      spawnSync('pkill', ['-KILL', '-P', String(pid)])
+      // The postmaster and its backends (its children). Not by process group: the postmaster
+      // may share this test process's.
+      const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).stdout.toString().split(/\s+/).filter(Boolean).map(Number)
+      const pids = [pid, ...children]
+      for (const p of pids) {
+        try {
+          process.kill(p, 'SIGKILL')
+        } catch {}
+      }
+      // Until they have exited they hold the port and the shared memory, and a new postmaster
+      // would refuse to start. (Exited ones may linger as zombies where nothing reaps orphans.)
+      const alive = () =>
+        spawnSync('ps', ['-o', 'stat=', '-p', pids.join(',')]).stdout.toString().split('\n').some((stat) => stat && !stat.startsWith('Z'))
+      for (const deadline = Date.now() + 10_000; alive() && Date.now() < deadline; ) spawnSync('sleep', ['0.05'])
+      // A new postmaster refuses to start while the pid in its lock files exists, and a zombie's
+      // does.
+      for (const lock of [pidFile, path.join(local.dir, `.s.PGSQL.${local.port}.lock`), path.join(local.dir, `.s.PGSQL.${local.port}`)]) {
+        rmSync(lock, { force: true })
+      }
     },
   }
   return handle
