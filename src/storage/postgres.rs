@@ -94,6 +94,8 @@ pub struct PgNode {
     on_change: RefCell<Option<OnChange>>,
     /// A background reconnect is under way.
     reconnecting: Cell<bool>,
+    /// A connection was open before: a new one may have missed notifications.
+    connected_before: Cell<bool>,
     /// Whether the object has live pulls, which need the connection to hear other nodes.
     listened_to: RefCell<Option<Rc<dyn Fn() -> bool>>>,
     /// When the connection was last used (ms), and whether an idle check is scheduled.
@@ -113,6 +115,7 @@ impl PgNode {
             channels: RefCell::new(Vec::new()),
             on_change: RefCell::new(None),
             reconnecting: Cell::new(false),
+            connected_before: Cell::new(false),
             listened_to: RefCell::new(None),
             last_used: Cell::new(0.0),
             idle_check: Cell::new(false),
@@ -183,7 +186,7 @@ impl PgNode {
         if let Some(open) = self.open_connection() {
             return Ok(open);
         }
-        let reopened = self.current.borrow_mut().take().is_some();
+        self.current.borrow_mut().take();
         let connected = Rc::new(self.connect().await?);
         let channels = self.channels.borrow().clone();
         for channel in channels {
@@ -194,7 +197,7 @@ impl PgNode {
                 .map_err(pg_err)?;
         }
         *self.current.borrow_mut() = Some(connected.clone());
-        if reopened {
+        if self.connected_before.replace(true) {
             // Notifications sent while it was down are lost: read the store again.
             self.changed(None);
         }
@@ -218,17 +221,21 @@ impl PgNode {
         let (client, mut connection) = config.connect_raw(socket, PassthroughTls).await.map_err(pg_err)?;
         let node = self.me.clone();
         worker::wasm_bindgen_futures::spawn_local(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(notification)) => {
-                        if let Some(node) = node.upgrade() {
-                            node.changed(notification.payload().parse().ok());
+            {
+                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(message) = messages.next().await {
+                    match message {
+                        Ok(AsyncMessage::Notification(notification)) => {
+                            if let Some(node) = node.upgrade() {
+                                node.changed(notification.payload().parse().ok());
+                            }
                         }
+                        Ok(_) => {}
+                        Err(_) => break,
                     }
-                    Ok(_) => {}
-                    Err(_) => break,
                 }
+                // Dropped here, with the connection: only then does its client report itself
+                // closed, so that the reconnect below opens a new one.
             }
             if let Some(node) = node.upgrade() {
                 node.reconnect_in_background();

@@ -34,8 +34,12 @@ export const wranglerOnly = (reason) => (RUNTIME === 'workerd' ? `needs wrangler
 /** For a test of what one engine's own storage holds: the `skip` reason on the others, else false. */
 export const engineOnly = (engines, reason) => (engines.includes(STORAGE) ? false : `${STORAGE}: ${reason}`)
 
-/** The build directory of our worker for an engine: Postgres needs the build with its feature. */
-export const buildDirFor = (storage) => (storage === 'postgres' ? 'build-postgres' : 'build')
+/**
+ * The build directory of our worker for an engine: Postgres needs a build with its feature, and
+ * the suite uses its test build (`./scripts/build-worker --test-faults`: test faults, off unless
+ * TEST_FAULTS=true, and Postgres), which ./scripts/test builds anyway.
+ */
+export const buildDirFor = (storage) => (storage === 'postgres' ? 'build-test-faults' : 'build')
 
 /** The preload that keeps wrangler 4.86's local Hyperdrive proxy alive (see the file). */
 export const HYPERDRIVE_PRELOAD = path.join(ROOT, 'scripts/hyperdrive-preload.cjs')
