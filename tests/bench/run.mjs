@@ -5,6 +5,10 @@
 //
 //   node tests/bench/run.mjs [--quick] [--only name,name] [--servers ours,reference] [--log-level warn]
 //
+// A full run also runs ours with its event logs in D1 (`ours-d1`) and in Postgres (`ours-postgres`,
+// a throwaway cluster, through a Hyperdrive binding) on the scenarios where the engine matters,
+// and prints a second table comparing the engines.
+//
 // Stores that need many events are filled once, through our worker, and the state directory is
 // copied for the reference: both read the same storage layout (tests/e2e/storage.test.mjs).
 import { execFileSync } from 'node:child_process'
@@ -14,7 +18,7 @@ import { gzipSync } from 'node:zlib'
 
 import { DEFAULT_TOKEN, ROOT, startWorker, TMP } from '../e2e/lib/worker.mjs'
 import { clientFanOut, clientPull, clientPush } from './lib/clients.mjs'
-import { ratio, svg, table } from './lib/report.mjs'
+import { engineTable, ratio, svg, table } from './lib/report.mjs'
 import * as s from './lib/scenarios.mjs'
 
 const args = process.argv.slice(2)
@@ -24,7 +28,8 @@ const argValue = (name) => {
   return i >= 0 ? args[i + 1].split(',') : undefined
 }
 const only = argValue('--only')
-const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor']
+const ENGINES = { 'ours-d1': 'd1', 'ours-postgres': 'postgres' }
+const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor', ...(quick ? [] : Object.keys(ENGINES))]
 // Our LOG_LEVEL: our default, `info` (a line per push and pull), unless told otherwise. The
 // reference logs at Debug and writes a line per push too ("Broadcasted to N WebSocket clients");
 // the floor writes none. Under wrangler dev every console line costs far more than in production
@@ -49,6 +54,9 @@ const notForFloor = new Set(['clientPushWs', 'clientPullWs', 'clientFanWs', 'cli
 // The sync-electric endpoint is ours alone: the reference has none (and no Electric server runs
 // here to stand beside it).
 const oursOnly = new Set(['electricPush', 'electricPull', 'electricLive'])
+// What the other engines run: the loads that store and read. Their stores are filled through their
+// own push path (the million-event ones of the page-latency rows would take too long for it).
+const forEngines = new Set(['push1', 'push10', 'push100', 'stores', 'pullA', 'pullB', 'fan10', 'fan100', 'fan500', 'httpPush', 'httpPull', 'clientPushWs', 'clientPullWs'])
 const scenarios = [
   ['push1', 'WS push, batches of 1, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[0], batch: 1, inFlight: 16 })],
   ['push10', 'WS push, batches of 10, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[1], batch: 10, inFlight: 16 })],
@@ -111,23 +119,26 @@ async function main() {
 
   const results = {}
   for (const name of serverNames) {
+    const engine = ENGINES[name]
     const w = await startWorker({
       reference: name === 'reference',
       jsMain: name === 'floor' ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : undefined,
-      persistTo: { ours: stateOurs, reference: stateRef, floor: path.join(dir, 'floor') }[name],
+      persistTo: { ours: stateOurs, reference: stateRef }[name] ?? path.join(dir, name),
       label: `bench-${name}`,
-      storage: 'do-sqlite',
-      ...(name === 'ours' ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : {}),
+      storage: engine ?? 'do-sqlite',
+      ...(name === 'ours' || engine ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : {}),
     })
     const srv = { name, url: w.url, wsUrl: w.wsUrl, worker: w }
     try {
-      if (name === 'floor') {
-        // The floor has its own table layout, so it is filled through its own push path.
+      if (name === 'floor' || engine) {
+        // The floor has its own table layout, and the other engines their own storage, so they are
+        // filled through their own push path.
         for (const f of fills.filter((f) => f.n <= populated.pullB.n)) await s.populate(srv, f.store, f.n)
       }
       for (const [key, label, run] of scenarios) {
         if (name === 'floor' && notForFloor.has(key)) continue
-        if (name !== 'ours' && oursOnly.has(key)) continue
+        if (engine && !forEngines.has(key)) continue
+        if (name !== 'ours' && !engine && oursOnly.has(key)) continue
         log(`${name}: ${label}`)
         results[key] ??= { key, label }
         results[key][name] = await run(srv)
@@ -157,6 +168,7 @@ async function main() {
   writeFileSync(path.join(out, `${stamp}.json`), JSON.stringify(doc, null, 2) + '\n')
   writeFileSync(path.join(out, `${stamp}.svg`), svg(rows, `livestore-sync vs @livestore/sync-cf 0.4.0 (${machine})`))
   console.log(table(rows))
+  if (rows.some((r) => r['ours-d1'] || r['ours-postgres'])) console.log(`\n${engineTable(rows)}`)
   log(`wrote ${path.relative(ROOT, out)}/${stamp}.json and .svg`)
 }
 

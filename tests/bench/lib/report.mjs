@@ -23,6 +23,19 @@ export function table(rows) {
   return [line(head), `|${widths.map((w, i) => (i >= 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n')
 }
 
+/** Our worker on each storage engine: DO SQLite (`ours`), D1 and Postgres, each relative to DO SQLite. */
+export function engineTable(rows) {
+  const head = ['figure', 'unit', 'DO SQLite', 'D1', 'D1 vs DO SQLite', 'Postgres', 'Postgres vs DO SQLite']
+  const cell = (r, name) => (r[name] ? fmt(r[name].value) : '—')
+  const vs = (r, name) => (r[name] ? `${fmt(ratio({ ours: r[name], reference: r.ours }))}×` : '—')
+  const body = rows
+    .filter((r) => r.ours && (r['ours-d1'] || r['ours-postgres']))
+    .map((r) => [r.label, r.ours.unit, fmt(r.ours.value), cell(r, 'ours-d1'), vs(r, 'ours-d1'), cell(r, 'ours-postgres'), vs(r, 'ours-postgres')])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
+  const line = (cells) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`
+  return [line(head), `|${widths.map((w, i) => (i >= 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n')
+}
+
 export function svg(rows, title) {
   const compared = rows.filter((r) => r.reference)
   const barH = 22
