@@ -101,10 +101,14 @@ function clusterAt(admin, local) {
       if (!exists) handle.sql('postgres', `CREATE DATABASE "${db}" OWNER ${APP_USER}`)
       return handle.url(db)
     },
-    /** Starts the server (again, after stop or kill), waiting until it accepts connections. */
+    /**
+     * Starts the server (again, after stop or kill), waiting until it accepts connections. Each
+     * store with live pulls holds a connection per node, and load.test.mjs opens 200 such stores
+     * at once: more than Postgres's default 100 connections.
+     */
     start: () => {
       if (!local) throw new Error('an external server is not started here')
-      run(path.join(local.bin, 'pg_ctl'), ['-D', local.data, '-l', path.join(local.dir, 'log'), '-w', '-o', `-p ${local.port} -k ${local.dir} -c listen_addresses=127.0.0.1`, 'start'])
+      run(path.join(local.bin, 'pg_ctl'), ['-D', local.data, '-l', path.join(local.dir, 'log'), '-w', '-o', `-p ${local.port} -k ${local.dir} -c listen_addresses=127.0.0.1 -c max_connections=400`, 'start'])
     },
     /** A clean shutdown. */
     stop: () => local && run(path.join(local.bin, 'pg_ctl'), ['-D', local.data, '-m', 'fast', '-w', 'stop']),
