@@ -24,9 +24,11 @@ export const APP_USER = 'app'
 export const APP_PASSWORD = 'app-test-password'
 
 const asRoot = process.getuid?.() === 0
+// runuser lives in sbin, which a minimal PATH (CI's, cron's) may leave out.
+const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser', '/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser'
 // initdb and postgres refuse to run as root: there they run as the package's postgres user.
 const run = (program, args, options = {}) => {
-  const command = asRoot ? 'runuser' : program
+  const command = asRoot ? runuser : program
   const argv = asRoot ? ['-u', 'postgres', '--', program, ...args] : args
   return execFileSync(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
 }
