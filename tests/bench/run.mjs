@@ -3,7 +3,7 @@
 // after the other on the same machine, with the same load. Prints a table, writes the figures as
 // JSON and a chart as SVG into tests/bench/results/.
 //
-//   node tests/bench/run.mjs [--quick] [--only name,name] [--servers ours,reference] [--log-level warn]
+//   node tests/bench/run.mjs [--quick] [--only name,name] [--servers ours,reference] [--log-level warn] [--name NAME]
 //
 // A full run also runs ours with its event logs in D1 (`ours-d1`) and in Postgres (`ours-postgres`,
 // a throwaway cluster, through a Hyperdrive binding) on the scenarios where the engine matters,
@@ -162,7 +162,8 @@ async function main() {
 
   const out = path.join(ROOT, 'tests/bench/results')
   mkdirSync(out, { recursive: true })
-  const stamp = quick ? 'quick' : 'latest'
+  // --name writes a partial run beside the full one (results/NAME.json) instead of over it.
+  const stamp = argValue('--name')?.[0] ?? (quick ? 'quick' : 'latest')
   const machine = `${execFileSync('nproc').toString().trim()} cores, node ${process.version}`
   const doc = { date: new Date().toISOString(), machine, quick, rows }
   writeFileSync(path.join(out, `${stamp}.json`), JSON.stringify(doc, null, 2) + '\n')
