@@ -457,10 +457,9 @@ impl EventLog for PgLog {
 
     async fn read_after(&self, after: Option<i64>, limit: usize) -> Result<Vec<StoredItem>, StorageError> {
         let cursor = after.unwrap_or(super::sql::NO_CURSOR);
-        let limit = limit as i64;
         let rows = self
             .node
-            .query(&sql::read_after(&self.table()), &[&cursor, &limit])
+            .query(&sql::read_after(&self.table(), limit), &[&cursor])
             .await?;
         Ok(rows
             .iter()
