@@ -205,6 +205,14 @@ impl EngineParts {
         }
     }
 
+    /// A socket with live pulls went away: Postgres's connection may close once idle.
+    fn live_pulls_changed(&self) {
+        #[cfg(feature = "postgres")]
+        if let Some(node) = &self.postgres {
+            node.touch();
+        }
+    }
+
     /// Lets the engine tell the core that another node wrote: the core then delivers it to
     /// this node's live pulls.
     fn connect_to<H: SyncHooks>(&self, core: &Rc<Core<Engine, DoHost, H>>) {
@@ -224,16 +232,6 @@ impl EngineParts {
                     });
                 }
             }));
-        }
-    }
-}
-
-impl EngineParts {
-    /// A socket with live pulls went away: Postgres's connection may close once idle.
-    fn live_pulls_changed(&self) {
-        #[cfg(feature = "postgres")]
-        if let Some(node) = &self.postgres {
-            node.touch();
         }
     }
 }
