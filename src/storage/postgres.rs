@@ -78,6 +78,14 @@ impl Connected {
     }
 }
 
+/// Which connection a driver task serves: the object's shared one (reopened after a drop while
+/// the object has live pulls) or a transaction's own.
+#[derive(Clone, Copy)]
+enum Role {
+    Shared,
+    Dedicated,
+}
+
 /// What runs when another node wrote (see [`PgNode::on_change`]).
 pub type OnChange = Rc<dyn Fn(Option<i64>)>;
 
@@ -187,7 +195,7 @@ impl PgNode {
             return Ok(open);
         }
         self.current.borrow_mut().take();
-        let connected = Rc::new(self.connect().await?);
+        let connected = Rc::new(self.connect(Role::Shared).await?);
         let channels = self.channels.borrow().clone();
         for channel in channels {
             connected
@@ -212,7 +220,7 @@ impl PgNode {
             .cloned()
     }
 
-    async fn connect(&self) -> Result<Connected, StorageError> {
+    async fn connect(&self, role: Role) -> Result<Connected, StorageError> {
         let (config, host, port) = self.settings()?;
         let socket = Socket::builder()
             .secure_transport(SecureTransport::StartTls)
@@ -237,7 +245,8 @@ impl PgNode {
                 // Dropped here, with the connection: only then does its client report itself
                 // closed, so that the reconnect below opens a new one.
             }
-            if let Some(node) = node.upgrade() {
+            // A reset's own connection ends when the reset does; only the shared one is reopened.
+            if let (Role::Shared, Some(node)) = (role, node.upgrade()) {
                 node.reconnect_in_background();
             }
         });
@@ -328,7 +337,7 @@ impl PgNode {
 
     /// A connection of its own, for a transaction (nothing else may run inside it).
     async fn dedicated(&self) -> Result<Connected, StorageError> {
-        self.connect().await
+        self.connect(Role::Dedicated).await
     }
 }
 
