@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
-import { groupRss, OK, openSocket, withSocket } from './lib/helpers.mjs'
+import { groupProcesses, groupRss, OK, openSocket, withSocket } from './lib/helpers.mjs'
 import { postSync, rawHttp, streamChunked, UPGRADE_HEADERS } from './lib/http.mjs'
 import { liveEvents, makeEvents, openLivePull, request } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, RUNTIME, startWorker, storeId, syncQuery, withWorker } from './lib/worker.mjs'
@@ -133,31 +133,41 @@ describe('HTTP transport', () => {
     test('a chunked body of 64 MiB, streamed, is refused with 413 once past the limit; the worker keeps serving', { timeout: 120_000 }, async () => {
       const total = 64 * 1024 * 1024
       const rssBefore = groupRss(w.pid)
+      const runtimes = () => groupProcesses(w.pid).filter((p) => p.name === 'workerd').map((p) => p.pid).sort().join(',')
+      const runtimesBefore = runtimes()
+      assert.notEqual(runtimesBefore, '', 'no workerd process in the worker\'s process group')
       // Sampled while the body streams, and once more after the answer: the peak is what counts.
       let rssPeak = rssBefore
       const sample = () => (rssPeak = Math.max(rssPeak, groupRss(w.pid)))
       const sampler = setInterval(sample, 100)
       const answers = []
+      // wrangler dev's own proxy answers 503 with this text when its hop to the runtime fails
+      // while it counts the runtime as reloading; it is not our worker's answer (the runtime's
+      // processes are checked unchanged below, so a real restart still fails the test).
+      const devProxyLost = (a) => RUNTIME !== 'workerd' && a.status === 503 && a.body?.startsWith('Your worker restarted mid-request.')
+      const answered = (a) => a.body !== undefined && !devProxyLost(a)
       try {
         // The server answers and stops reading; closing a connection with unread data in it
         // resets it, which can destroy the answer's body before the client reads it (the status
         // line got through). Under wrangler dev its proxy does so for about half the attempts
-        // (workerd alone measured none in 20). Every attempt must be a 413 sent early, and a
+        // (workerd alone measured none in 20), and once in a CI run lost a whole answer to the
+        // reset (devProxyLost). Every answer that got through must be a 413 sent early, and a
         // body that arrives must be the defect: attempts until one body arrives, up to 8.
-        while (answers.length < 8 && !answers.some((a) => a.body !== undefined)) {
+        while (answers.length < 8 && !answers.some(answered)) {
           answers.push(await streamChunked(`${w.url}/?${syncQuery(store, { transport: 'http' })}`, { total }))
         }
       } finally {
         clearInterval(sampler)
       }
       sample()
-      const seen = answers.map((a) => `${a.status} after ${(a.sentBeforeAnswer / 2 ** 20).toFixed(1)} MiB, ${a.body === undefined ? `body lost (${a.reset?.code})` : 'body read'}`).join('; ')
-      for (const res of answers) {
+      const seen = answers.map((a) => `${a.status} after ${(a.sentBeforeAnswer / 2 ** 20).toFixed(1)} MiB, ${a.body === undefined ? `body lost (${a.reset?.code})` : devProxyLost(a) ? "lost at wrangler's proxy" : 'body read'}`).join('; ')
+      assert.equal(runtimes(), runtimesBefore, `the runtime restarted (attempts: ${seen})`)
+      for (const res of answers.filter((a) => !devProxyLost(a))) {
         assert.equal(res.status, 413, `${res.body?.slice(0, 300)} (attempts: ${seen})`)
         assert.ok(res.sentBeforeAnswer < total, `the answer came before the whole body was sent (${res.sentBeforeAnswer} of ${total} bytes)`)
         if (res.body !== undefined) assert.ok(defect(JSON.parse(res.body)), res.body.slice(0, 500))
       }
-      assert.ok(answers.some((a) => a.body !== undefined), `no answer's body got through the reset (attempts: ${seen})`)
+      assert.ok(answers.some(answered), `no answer's body got through the reset (attempts: ${seen})`)
       // A measurement, not a timing: the runtime must not have buffered the body.
       const grew = rssPeak - rssBefore
       console.log(`[figures] 64 MiB chunked body: ${seen}; worker group RSS ${(rssBefore / 2 ** 20).toFixed(0)} MiB, peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB`)

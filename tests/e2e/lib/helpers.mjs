@@ -89,11 +89,11 @@ export async function untilEvicted(w, store, round, { tries = 4 } = {}) {
 }
 
 /**
- * The resident memory of a process group, in bytes: the sum of VmRSS over the processes whose
- * group is `pgid` (a worker started by lib/worker.mjs leads its own group: `w.pid`).
+ * The processes of a process group (a worker started by lib/worker.mjs leads its own group:
+ * `w.pid`), each with its pid, its command name and its resident memory in bytes.
  */
-export function groupRss(pgid) {
-  let total = 0
+export function groupProcesses(pgid) {
+  const found = []
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
@@ -102,10 +102,13 @@ export function groupRss(pgid) {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       if (Number(fields[2]) !== pgid) continue
       const rss = readFileSync(`/proc/${entry}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m)
-      if (rss) total += Number(rss[1]) * 1024
+      found.push({ pid: Number(entry), name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), rss: rss ? Number(rss[1]) * 1024 : 0 })
     } catch {
       // The process ended while it was being read.
     }
   }
-  return total
+  return found
 }
+
+/** The resident memory of a process group, in bytes: the sum of VmRSS over `groupProcesses`. */
+export const groupRss = (pgid) => groupProcesses(pgid).reduce((sum, p) => sum + p.rss, 0)
