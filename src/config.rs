@@ -830,6 +830,23 @@ impl Config {
     pub fn from_env(env: &worker::Env) -> Result<Config, ConfigError> {
         Config::from_lookup(|name| env_var(env, name))
     }
+
+    /// Reads the configuration the npm package runs with: `overrides` (from its options) before
+    /// the environment's vars, and `defaults` where neither sets a var.
+    #[cfg(target_arch = "wasm32")]
+    pub fn from_env_with(
+        env: &worker::Env,
+        overrides: &[(&'static str, String)],
+        defaults: &[(&str, &str)],
+    ) -> Result<Config, ConfigError> {
+        let pick =
+            |list: &[(&str, String)], name: &str| list.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+        Config::from_lookup(|name| {
+            pick(overrides, name)
+                .or_else(|| env_var(env, name))
+                .or_else(|| defaults.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+        })
+    }
 }
 
 /// One line, once per isolate, when `LOG_LEVEL` is set to something it cannot mean.

@@ -21,10 +21,10 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     handle_fetch(req, &env, &ctx, &crate::hooks::NoHooks).await
 }
 
-fn text_response(status: u16, body: &str, headers: &[(&'static str, String)]) -> Result<Response> {
+fn text_response<N: AsRef<str>>(status: u16, body: &str, headers: &[(N, String)]) -> Result<Response> {
     let h = Headers::new();
     for (name, value) in headers {
-        h.set(name, value)?;
+        h.set(name.as_ref(), value)?;
     }
     h.set("Content-Type", "text/plain")?;
     Ok(Response::ok(body)?.with_status(status).with_headers(h))
@@ -32,7 +32,7 @@ fn text_response(status: u16, body: &str, headers: &[(&'static str, String)]) ->
 
 fn config_error(e: crate::config::ConfigError) -> Result<Response> {
     worker::console_error!("{e}");
-    text_response(500, &e.to_string(), &[])
+    text_response::<&str>(500, &e.to_string(), &[])
 }
 
 /// If `req` is a sync request (by its search parameters alone, whatever the path), its
@@ -44,7 +44,19 @@ pub fn match_sync_request(req: &Request) -> Result<Option<SyncParams>> {
 /// Handles any request as the stock Worker does: CORS preflights, sync requests, the info page at
 /// `GET /`, and `400 Invalid path` for the rest.
 pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, hooks: &H) -> Result<Response> {
-    let config = match Config::cached(env) {
+    handle_fetch_with(req, env, ctx, Config::cached(env), hooks).await
+}
+
+/// [`handle_fetch`] on a configuration read elsewhere (the npm package's, from its options and
+/// the vars), rather than the isolate's vars alone.
+pub async fn handle_fetch_with<H: SyncHooks>(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    config: std::result::Result<std::rc::Rc<Config>, crate::config::ConfigError>,
+    hooks: &H,
+) -> Result<Response> {
+    let config = match config {
         Ok(config) => config,
         Err(e) => return config_error(e),
     };
@@ -69,10 +81,10 @@ pub async fn handle_fetch<H: SyncHooks>(req: Request, env: &Env, ctx: &Context, 
             }
             Ok(Response::empty()?.with_status(204).with_headers(h))
         }
-        Some(NonSync::Info) => text_response(200, router::INFO_BODY, &[]),
+        Some(NonSync::Info) => text_response::<&str>(200, router::INFO_BODY, &[]),
         Some(NonSync::InvalidPath) => text_response(400, "Invalid path", &cors),
         None => match parsed {
-            SyncMatch::Sync(params) => sync_request(req, env, ctx, &config, params, hooks).await,
+            SyncMatch::Sync(params) => sync_request(req, env, ctx, &config, params, hooks, &[]).await,
             SyncMatch::Malformed(message) => {
                 if let Some(line) = config.log_level.line(Level::Warn, "connect") {
                     log::emit(
@@ -98,8 +110,23 @@ pub async fn handle_sync_request<H: SyncHooks>(
     params: SyncParams,
     hooks: &H,
 ) -> Result<Response> {
-    match Config::cached(env) {
-        Ok(config) => sync_request(req, env, ctx, &config, params, hooks).await,
+    handle_sync_request_with(req, env, ctx, Config::cached(env), params, hooks, &[]).await
+}
+
+/// [`handle_sync_request`] on a configuration read elsewhere (the npm package's), with
+/// `refusal_headers` on every answer the Worker gives itself (the reference's `headers`
+/// argument): a refusal, never the store's own response.
+pub async fn handle_sync_request_with<H: SyncHooks>(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    config: std::result::Result<std::rc::Rc<Config>, crate::config::ConfigError>,
+    params: SyncParams,
+    hooks: &H,
+    refusal_headers: &[(String, String)],
+) -> Result<Response> {
+    match config {
+        Ok(config) => sync_request(req, env, ctx, &config, params, hooks, refusal_headers).await,
         Err(e) => config_error(e),
     }
 }
@@ -111,13 +138,14 @@ async fn sync_request<H: SyncHooks>(
     config: &Config,
     params: SyncParams,
     hooks: &H,
+    refusal_headers: &[(String, String)],
 ) -> Result<Response> {
     let span = config.otel.as_ref().map(|_| {
         let traceparent = req.headers().get("traceparent").ok().flatten();
         let parent = traceparent.as_deref().and_then(parse_traceparent);
         Span::start("sync.connect", now_millis(), random_bytes(), parent)
     });
-    let response = admit_and_forward(req, env, config, &params, hooks).await;
+    let response = admit_and_forward(req, env, config, &params, hooks, refusal_headers).await;
     if let (Some(mut span), Some(otel)) = (span, config.otel.as_ref()) {
         let status = response.as_ref().map(|r| r.status_code()).unwrap_or(500);
         span.attr("livestore.store_id", params.store_id.as_str())
@@ -162,8 +190,14 @@ async fn admit_and_forward<H: SyncHooks>(
     config: &Config,
     params: &SyncParams,
     hooks: &H,
+    refusal_headers: &[(String, String)],
 ) -> Result<Response> {
-    let cors = router::cors_headers(config, req.headers().get("Access-Control-Request-Headers")?.as_deref());
+    let mut cors: Vec<(String, String)> =
+        router::cors_headers(config, req.headers().get("Access-Control-Request-Headers")?.as_deref())
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+    cors.extend(refusal_headers.iter().cloned());
     let refuse = |r: Refusal| text_response(r.status, &r.body, &cors);
     let authorization = req.headers().get("Authorization")?;
     let now_secs = now_millis().div_euclid(1000);

@@ -118,6 +118,12 @@ pub trait SyncHooks: 'static {
     /// that work.)
     const OBSERVES_PAGES: bool = false;
 
+    /// Whether pages are built for pushes no live pull receives, for [`SyncHooks::on_pull_res`]:
+    /// [`SyncHooks::OBSERVES_PAGES`] unless an implementation knows better at run time.
+    fn observes_pages(&self) -> bool {
+        Self::OBSERVES_PAGES
+    }
+
     /// Runs in the Worker for every sync request before it reaches the store: once per WebSocket
     /// connection (before the upgrade) and for every HTTP request. Runs after the built-in
     /// `AUTH_TOKEN` check; to rely on this hook alone, set `ALLOW_ANONYMOUS=true`.

@@ -30,6 +30,7 @@ pub mod hooks;
 pub mod inspector;
 pub mod jwt;
 pub mod log;
+pub mod options;
 pub mod otel;
 pub mod protocol;
 pub mod router;
@@ -45,11 +46,13 @@ pub mod entry;
 pub mod js;
 #[cfg(target_arch = "wasm32")]
 pub mod object;
+#[cfg(all(target_arch = "wasm32", feature = "package"))]
+pub mod package;
 
 #[cfg(all(target_arch = "wasm32", feature = "entrypoint"))]
 pub use durable_object::SyncBackendDO;
 #[cfg(target_arch = "wasm32")]
-pub use entry::{handle_fetch, handle_sync_request, match_sync_request};
+pub use entry::{handle_fetch, handle_fetch_with, handle_sync_request, handle_sync_request_with, match_sync_request};
 pub use hooks::{ConnectContext, HookError, NoHooks, RequestContext, SyncHooks};
 #[cfg(target_arch = "wasm32")]
 pub use object::SyncObject;

@@ -274,7 +274,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         self.live.changes.notify();
         let subscribers = self.subscribers(log).await;
         let sockets = self.with_live_sockets(|sockets| !sockets.is_empty());
-        if !sockets && subscribers.is_empty() && !H::OBSERVES_PAGES {
+        if !sockets && subscribers.is_empty() && !self.hooks.observes_pages() {
             return;
         }
         let pages = pages();

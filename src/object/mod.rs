@@ -53,16 +53,29 @@ pub struct SyncObject<H: SyncHooks> {
     /// The configuration error instead, when the vars cannot be read: the object then refuses
     /// every request, as the Worker does, rather than serving with defaults.
     sync: std::result::Result<Sync<H>, ConfigError>,
+    /// Picks the headers the hooks see from a request, instead of `FORWARD_HEADERS`.
+    forward: Option<HeaderExtractor>,
 }
+
+/// Picks the headers passed to the hooks from a request (names in lower case): the npm package's
+/// `forwardHeaders: (request) => ({ … })`.
+pub type HeaderExtractor = Box<dyn Fn(&Request) -> Vec<(String, String)>>;
 
 impl<H: SyncHooks> SyncObject<H> {
     /// Builds the object; call from your Durable Object's constructor.
     pub fn new(state: State, env: Env, hooks: H) -> Self {
+        let config = Config::cached(&env);
+        Self::with_config(state, env, config, hooks)
+    }
+
+    /// Builds the object on a configuration read elsewhere (the npm package's, from its options
+    /// and the vars), rather than the isolate's vars alone.
+    pub fn with_config(state: State, env: Env, config: std::result::Result<Rc<Config>, ConfigError>, hooks: H) -> Self {
         // Pings are answered by the runtime itself, so idle stores stay asleep.
         if let Ok(pair) = worker::worker_sys::WebSocketRequestResponsePair::new(PING, PONG) {
             state.set_websocket_auto_response(&pair);
         }
-        let sync = Config::cached(&env).map(|config| {
+        let sync = config.map(|config| {
             let engine = EngineParts::new(&env, &config);
             let open_log = open_log(&state, &env, &config, &engine);
             let host = DoHost::new(state, env, config.otel.clone(), config.log_level);
@@ -78,7 +91,30 @@ impl<H: SyncHooks> SyncObject<H> {
             // Whatever LOG_LEVEL says: it could not be read either.
             worker::console_error!("{e}");
         }
-        SyncObject { sync }
+        SyncObject { sync, forward: None }
+    }
+
+    /// Lets `extract` pick the headers the hooks see, instead of `FORWARD_HEADERS`.
+    pub fn with_header_extractor(mut self, extract: HeaderExtractor) -> Self {
+        self.forward = Some(extract);
+        self
+    }
+
+    /// The headers of `req` the hooks see.
+    fn forwarded_headers(&self, config: &Config, req: &Request) -> Vec<(String, String)> {
+        match &self.forward {
+            Some(extract) => extract(req),
+            None => config
+                .forward_headers
+                .iter()
+                .filter_map(|name| Some((name.clone(), req.headers().get(name).ok()??)))
+                .collect(),
+        }
+    }
+
+    /// Whether the hooks see any request headers (which then live in each socket's attachment).
+    fn forwards_headers(&self, config: &Config) -> bool {
+        self.forward.is_some() || !config.forward_headers.is_empty()
     }
 
     /// The object's `fetch`: an admin request from the Worker, a WebSocket upgrade, or one HTTP
@@ -101,7 +137,7 @@ impl<H: SyncHooks> SyncObject<H> {
                 let _ = req.text().await;
                 return Response::error(crate::core::error::transport_disabled(Transport::Electric), 400);
             }
-            let headers = forwarded_headers(sync.core.config(), &req);
+            let headers = self.forwarded_headers(sync.core.config(), &req);
             return self.electric(sync, req, headers).await;
         }
         let websocket = req.headers().get("Upgrade")?.is_some();
@@ -117,7 +153,7 @@ impl<H: SyncHooks> SyncObject<H> {
                 return Response::error(message, 400);
             }
         };
-        let headers = forwarded_headers(sync.core.config(), &req);
+        let headers = self.forwarded_headers(sync.core.config(), &req);
         match params.transport {
             Transport::Ws => self.accept_socket(sync, params.store_id, headers),
             Transport::Http => self.http(sync, req, &params.store_id, headers).await,
@@ -267,15 +303,6 @@ fn open_log(state: &State, env: &Env, config: &Config, parts: &EngineParts) -> c
             )),
         })
     })
-}
-
-/// The request headers named in `FORWARD_HEADERS`, for the hooks.
-fn forwarded_headers(config: &Config, req: &Request) -> Vec<(String, String)> {
-    config
-        .forward_headers
-        .iter()
-        .filter_map(|name| Some((name.clone(), req.headers().get(name).ok()??)))
-        .collect()
 }
 
 /// Adds the socket's store, from its attachment, to a line.

@@ -97,7 +97,7 @@ impl<H: SyncHooks> SyncObject<H> {
         // only when it must be: before that, or when headers are forwarded to the hooks.
         let open_store = sync.core.open_store_id();
         let att = match open_store {
-            Some(store_id) if sync.core.config().forward_headers.is_empty() => Some(Attachment {
+            Some(store_id) if !self.forwards_headers(sync.core.config()) => Some(Attachment {
                 store_id,
                 ..Attachment::default()
             }),
