@@ -3,7 +3,8 @@
 //!
 //! - **No shared tables.** The reference names a store's D1 table by replacing every
 //!   non-alphanumeric character of its id with `_`, so `a-b` and `a_b` write into one table. Here a
-//!   registry table (`livestore_stores`, from `migrations/`) records which table is whose: a store
+//!   registry table (`livestore_stores`, from `migrations/`, which the engine applies itself when
+//!   they were not) records which table is whose: a store
 //!   takes the reference's name when nobody else has it — so non-colliding stores keep the
 //!   reference's layout and stay readable by it — and a collision-free name otherwise.
 //! - **Consistent across two databases.** Events go to D1 in one atomic batch, and only then is
@@ -86,7 +87,13 @@ impl D1Log {
     async fn resolve_table(&self) -> Result<String, StorageError> {
         let registered = match self.registered_table().await {
             Ok(registered) => registered,
-            Err(e) => return Err(self.explain_registry_failure(e).await),
+            Err(e) if self.registry_missing().await => {
+                self.create_registry().await.map_err(|created| {
+                    StorageError(format!("the D1 database has no livestore_stores table and creating it failed ({}): apply the migrations (npx wrangler d1 migrations apply <database> --remote, or --local for wrangler dev); the first error was: {}", created.0, e.0))
+                })?;
+                self.registered_table().await?
+            }
+            Err(e) => return Err(e),
         };
         if let Some(table) = registered {
             return Ok(table);
@@ -143,19 +150,23 @@ impl D1Log {
 }
 
 impl D1Log {
-    /// A registry lookup failed: when the registry table is missing, say how to create it.
-    async fn explain_registry_failure(&self, error: StorageError) -> StorageError {
+    /// Whether the registry table is missing (the migrations were never applied).
+    async fn registry_missing(&self) -> bool {
         let exists = self
             .first(sql::TABLE_EXISTS, &[JsValue::from_str(sql::REGISTRY_TABLE)])
             .await;
-        match exists.map(|n| n.as_f64()) {
-            Ok(Some(0.0)) => StorageError(
-                "the D1 database has no livestore_stores table: apply the migrations \
-                 (npx wrangler d1 migrations apply <database> --remote, or --local for wrangler dev)"
-                    .into(),
-            ),
-            _ => error,
+        matches!(exists.map(|n| n.as_f64()), Ok(Some(0.0)))
+    }
+
+    /// Runs the registry's migrations (idempotent statements; another object may run them at the
+    /// same moment).
+    async fn create_registry(&self) -> Result<(), StorageError> {
+        for file in sql::REGISTRY_MIGRATIONS {
+            for statement in sql::migration_statements(file) {
+                self.db.prepare(&statement).run().await.map_err(d1_err)?;
+            }
         }
+        Ok(())
     }
 }
 

@@ -160,6 +160,28 @@ pub fn rows_json(batch: &[EventIn<'_>], created_at: CreatedAt<'_>, max_bytes: us
 /// `migrations/0001_store_registry.sql`). It is what keeps colliding storeIds (`a-b`, `a_b`) apart.
 pub const REGISTRY_TABLE: &str = "livestore_stores";
 
+/// The migrations that create the registry, in order. `wrangler d1 migrations apply` runs them;
+/// the engine runs them itself when it finds the registry missing, so a deployment works without
+/// that step, as the reference's does. Every statement in them is idempotent.
+pub const REGISTRY_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_store_registry.sql"),
+    include_str!("../../migrations/0002_store_registry_nocase.sql"),
+];
+
+/// The statements of a migration file, without its comment lines, one per `;`.
+pub fn migration_statements(file: &str) -> Vec<String> {
+    let code: String = file
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The table registered for a store. Binds: storeId.
 pub const SELECT_REGISTERED: &str = "SELECT eventlogTable FROM livestore_stores WHERE storeId = ?";
 
@@ -255,6 +277,24 @@ pub const DELETE_SUBSCRIBER: &str = "DELETE FROM do_rpc_subscribers WHERE bindin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_migrations_run_as_statements() {
+        let statements: Vec<String> = REGISTRY_MIGRATIONS
+            .iter()
+            .flat_map(|f| migration_statements(f))
+            .collect();
+        assert_eq!(statements.len(), 2, "{statements:?}");
+        assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS livestore_stores"));
+        assert!(statements[1].starts_with("CREATE UNIQUE INDEX IF NOT EXISTS"));
+        // They run on the production SQL engine, twice (idempotent).
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        for _ in 0..2 {
+            for statement in &statements {
+                db.execute_batch(statement).unwrap();
+            }
+        }
+    }
 
     #[test]
     fn collision_free_names() {

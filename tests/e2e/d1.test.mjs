@@ -8,7 +8,7 @@ import { describe, test } from 'node:test'
 
 import { OK, openSocket as open, waitFor, withSocket } from './lib/helpers.mjs'
 import { makeEvents, pullAll, push } from './lib/raw.mjs'
-import { d1Execute, DEFAULT_TOKEN, storeId, TMP, withWorker, wranglerOnly } from './lib/worker.mjs'
+import { applyMigrations, d1Execute, DEFAULT_TOKEN, storeId, TMP, withWorker, wranglerOnly } from './lib/worker.mjs'
 
 // workerd alone has no D1 (wrangler dev emulates it with miniflare).
 const skip = wranglerOnly('workerd alone has no D1')
@@ -162,13 +162,18 @@ describe('D1 limits and set-up', { skip }, () => {
     })
   })
 
-  test('without the migrations, the error says how to apply them; the README\'s queries work once applied', { timeout: 60_000 }, async () => {
+  test('without the migrations, the registry is created on first use, and applying them afterwards changes nothing', { timeout: 60_000 }, async () => {
     await withD1({ label: 'no-migrations', migrate: false }, async (w) => {
       const store = storeId('unmigrated')
       const s = await open(w, store)
-      const failed = await push(s, store, makeEvents(1))
-      assert.match(failed.exit.cause.error.cause.message, /wrangler d1 migrations apply/)
+      const events = makeEvents(2)
+      assert.deepEqual((await push(s, store, events)).exit, OK)
+      assert.deepEqual((await pullAll(s, store)).events, events)
       s.close()
+      applyMigrations(w.config, w.persistTo)
+      const again = await open(w, store)
+      assert.deepEqual((await pullAll(again, store)).events, events)
+      again.close()
     })
   })
 })
