@@ -214,6 +214,44 @@ describe('a fetch of one\'s own with matchSyncRequest and handleSyncRequest (the
   })
 })
 
+describe('storage in D1, HTTP response headers, the observing hooks, our settings as options', { skip }, () => {
+  let w
+  let state
+  before(async () => {
+    state = path.join(TMP, `package-d1-${process.pid}`)
+    w = await startApp('wrangler.d1.toml', { label: 'package-d1', persistTo: state })
+  })
+  after(() => w?.stop())
+
+  test('events land in the D1 binding the options name; replies carry the headers; onPushRes and onPullRes see each push and page', async () => {
+    const store = storeId('pkg-d1')
+    const c = await connectClient({ url: w.url, storeId: store, transport: 'http' })
+    try {
+      const events = makeEvents(3, { clientId: 'test-client' })
+      await c.push(events)
+      const stale = await c.runExit(c.backend.push(makeEvents(1, { start: 9, parent: 8, clientId: 'test-client' })))
+      assert.equal(stale.cause.error._tag, 'ServerAheadError')
+      assert.deepEqual((await c.pullPages()).flatMap((p) => p.batch.map((b) => b.eventEncoded)), events)
+    } finally {
+      await c.close()
+    }
+    const ping = await postSync(w, store, request('SyncHttpRpc.Ping', { storeId: store }))
+    assert.equal(ping.headers['x-from-options'], 'yes')
+    await waitFor(() => w.logs().includes('onPullRes 3 events'))
+    const results = w.logs().split('\n').filter((l) => l.startsWith('onPushRes')).map((l) => l.trim())
+    assert.deepEqual(results, ['onPushRes ack', 'onPushRes ServerAheadError'])
+    // logLevel: 'warn' from the options: no info lines (pushes, pulls), though they happened.
+    assert.deepEqual(w.logLines().filter((l) => l.level === 'info'), [])
+    const table = `eventlog_7_${store.replace(/[^A-Za-z0-9]/g, '_')}`
+    const query = inApp(app, process.execPath, [
+      path.join(app, 'node_modules/wrangler/bin/wrangler.js'), 'd1', 'execute', 'EVENTS', '--local', '--persist-to', state,
+      '-c', path.join(app, 'wrangler.d1.toml'), '--json', '--command', `SELECT COUNT(*) AS n FROM "${table}"`,
+    ])
+    assert.equal(query.status, 0, query.stderr)
+    assert.equal(JSON.parse(query.stdout)[0].results[0].n, 3)
+  })
+})
+
 describe('a store written by @livestore/sync-cf is served by the package, and back', { skip }, () => {
   test('same class name, same state: the reference writes, the package reads and writes, the reference reads it all', async () => {
     const state = path.join(TMP, `package-shared-${process.pid}`)
