@@ -220,8 +220,9 @@ impl SyncStoreObject {
         SyncStoreObject { inner }
     }
 
-    /// Checks an options object (its JSON) as the constructor will read it, so a mistake throws
-    /// when the Worker's module loads rather than on the first request.
+    /// Checks an options object (its JSON) as the constructors (this one and [`SyncWorker`]'s)
+    /// will read it, so a mistake throws when the Worker's module loads rather than on the first
+    /// request.
     #[wasm_bindgen(js_name = checkOptions)]
     pub fn check_options(options_json: &str) -> Result<(), JsValue> {
         option_vars(options_json)

@@ -172,8 +172,10 @@ const workerFor = (options) => {
 export const makeWorker = (options = {}) => {
   unsupported(options, 'makeWorker')
   const own = dataOf(options)
-  // Throws now on options that cannot be read, rather than on the first request.
-  new SyncWorker(JSON.stringify(own)).free()
+  // Throws now on options that cannot be read, rather than on the first request. (No instance
+  // is made and freed for it: freeing one through worker-build's proxy leaves its finalizer
+  // registered, which frees the memory again once collected, under whatever lives there then.)
+  SyncStoreObject.checkOptions(JSON.stringify(own))
   Object.assign(declared.worker, own)
   return {
     fetch: (request, env, ctx) => workerFor({}).fetch(request, env, ctx, workerHooks(options.validatePayload, request)),

@@ -7,7 +7,10 @@
 //
 // A full run also runs ours with its event logs in D1 (`ours-d1`) and in Postgres (`ours-postgres`,
 // a throwaway cluster, through a Hyperdrive binding) on the scenarios where the engine matters,
-// and prints a second table comparing the engines.
+// and prints a second table comparing the engines; and the npm package (`package`, built by
+// ./scripts/package and installed into a scratch folder; tests/bench/package-worker) without and
+// with a no-op JavaScript onPush (`package-hook`), on the push loads, for a third table: what the
+// JavaScript glue and a JavaScript hook cost.
 //
 // Stores that need many events are filled once, through our worker, and the state directory is
 // copied for the reference: both read the same storage layout (tests/e2e/storage.test.mjs).
@@ -18,7 +21,7 @@ import { gzipSync } from 'node:zlib'
 
 import { DEFAULT_TOKEN, ROOT, startWorker, TMP } from '../e2e/lib/worker.mjs'
 import { clientFanOut, clientPull, clientPush } from './lib/clients.mjs'
-import { engineTable, ratio, svg, table } from './lib/report.mjs'
+import { engineTable, packageTable, ratio, svg, table } from './lib/report.mjs'
 import * as s from './lib/scenarios.mjs'
 
 const args = process.argv.slice(2)
@@ -29,7 +32,8 @@ const argValue = (name) => {
 }
 const only = argValue('--only')
 const ENGINES = { 'ours-d1': 'd1', 'ours-postgres': 'postgres' }
-const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor', ...(quick ? [] : Object.keys(ENGINES))]
+const PACKAGES = { package: 'no-hook.js', 'package-hook': 'noop-hook.js' }
+const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor', ...(quick ? [] : [...Object.keys(ENGINES), ...Object.keys(PACKAGES)])]
 // Our LOG_LEVEL: our default, `info` (a line per push and pull), unless told otherwise. The
 // reference logs at Debug and writes a line per push too ("Broadcasted to N WebSocket clients");
 // the floor writes none. Under wrangler dev every console line costs far more than in production
@@ -57,6 +61,8 @@ const oursOnly = new Set(['electricPush', 'electricPull', 'electricLive'])
 // What the other engines run: the loads that store and read. Their stores are filled through their
 // own push path (the million-event ones of the page-latency rows would take too long for it).
 const forEngines = new Set(['push1', 'push10', 'push100', 'stores', 'pullA', 'pullB', 'fan10', 'fan100', 'fan500', 'httpPush', 'httpPull', 'clientPushWs', 'clientPullWs'])
+// What the package runs: the pushes, where a hook sits on the path.
+const forPackages = new Set(['push1', 'push100', 'httpPush', 'clientPushWs'])
 const scenarios = [
   ['push1', 'WS push, batches of 1, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[0], batch: 1, inFlight: 16 })],
   ['push10', 'WS push, batches of 10, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[1], batch: 10, inFlight: 16 })],
@@ -96,6 +102,17 @@ function workerdRssKB(pgid) {
 
 const log = (...a) => console.error('[bench]', ...a)
 
+/** The npm package from this tree, installed with the bench's workers into a scratch folder. */
+function installPackage(dir) {
+  const tarball = execFileSync(path.join(ROOT, 'scripts/package'), { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)
+  const app = path.join(dir, 'package-app')
+  mkdirSync(app, { recursive: true })
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'bench-package', private: true, type: 'module' }))
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] })
+  cpSync(path.join(ROOT, 'tests/bench/package-worker'), app, { recursive: true })
+  return app
+}
+
 async function main() {
   const dir = path.join(TMP, `bench-${Date.now().toString(36)}`)
   const stateOurs = path.join(dir, 'ours')
@@ -117,16 +134,18 @@ async function main() {
   }
   if (fills.length > 0) cpSync(stateOurs, stateRef, { recursive: true })
 
+  const packageApp = serverNames.some((name) => PACKAGES[name]) ? installPackage(dir) : undefined
   const results = {}
   for (const name of serverNames) {
     const engine = ENGINES[name]
+    const pkg = PACKAGES[name]
     const w = await startWorker({
       reference: name === 'reference',
-      jsMain: name === 'floor' ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : undefined,
+      jsMain: name === 'floor' ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : pkg ? path.join(packageApp, pkg) : undefined,
       persistTo: { ours: stateOurs, reference: stateRef }[name] ?? path.join(dir, name),
       label: `bench-${name}`,
       storage: engine ?? 'do-sqlite',
-      ...(name === 'ours' || engine ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : {}),
+      ...(name === 'ours' || engine ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : pkg ? { vars: { LOG_LEVEL: logLevel } } : {}),
     })
     const srv = { name, url: w.url, wsUrl: w.wsUrl, worker: w }
     try {
@@ -138,7 +157,8 @@ async function main() {
       for (const [key, label, run] of scenarios) {
         if (name === 'floor' && notForFloor.has(key)) continue
         if (engine && !forEngines.has(key)) continue
-        if (name !== 'ours' && !engine && oursOnly.has(key)) continue
+        if (pkg && !forPackages.has(key)) continue
+        if (name !== 'ours' && !engine && !pkg && oursOnly.has(key)) continue
         log(`${name}: ${label}`)
         results[key] ??= { key, label }
         results[key][name] = await run(srv)
@@ -170,6 +190,7 @@ async function main() {
   writeFileSync(path.join(out, `${stamp}.svg`), svg(rows, `livestore-sync vs @livestore/sync-cf 0.4.0 (${machine})`))
   console.log(table(rows))
   if (rows.some((r) => r['ours-d1'] || r['ours-postgres'])) console.log(`\n${engineTable(rows)}`)
+  if (rows.some((r) => r.package || r['package-hook'])) console.log(`\n${packageTable(rows)}`)
   log(`wrote ${path.relative(ROOT, out)}/${stamp}.json and .svg`)
 }
 

@@ -24,17 +24,35 @@ export function table(rows) {
 }
 
 /** Our worker on each storage engine: DO SQLite (`ours`), D1 and Postgres, each relative to DO SQLite. */
-export function engineTable(rows) {
-  const head = ['figure', 'unit', 'DO SQLite', 'D1', 'D1 vs DO SQLite', 'Postgres', 'Postgres vs DO SQLite']
+/**
+ * A table of ours beside other servers of ours: `columns` are [server, title, against]: the
+ * server's figure, then its ratio to `against`'s (how many times better; below 1, worse).
+ */
+export function sideTable(rows, columns) {
+  const head = ['figure', 'unit', 'ours', ...columns.flatMap(([, title, against]) => [title, `${title} vs ${against === 'ours' ? 'ours' : columns.find(([n]) => n === against)?.[1] ?? against}`])]
   const cell = (r, name) => (r[name] ? fmt(r[name].value) : '—')
-  const vs = (r, name) => (r[name] ? `${fmt(ratio({ ours: r[name], reference: r.ours }))}×` : '—')
+  const vs = (r, name, against) => (r[name] && r[against] ? `${fmt(ratio({ ours: r[name], reference: r[against] }))}×` : '—')
   const body = rows
-    .filter((r) => r.ours && (r['ours-d1'] || r['ours-postgres']))
-    .map((r) => [r.label, r.ours.unit, fmt(r.ours.value), cell(r, 'ours-d1'), vs(r, 'ours-d1'), cell(r, 'ours-postgres'), vs(r, 'ours-postgres')])
+    .filter((r) => r.ours && columns.some(([name]) => r[name]))
+    .map((r) => [r.label, r.ours.unit, fmt(r.ours.value), ...columns.flatMap(([name, , against]) => [cell(r, name), vs(r, name, against)])])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
   const line = (cells) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`
   return [line(head), `|${widths.map((w, i) => (i >= 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n')
 }
+
+/** Ours on DO SQLite beside ours on D1 and on Postgres. */
+export const engineTable = (rows) =>
+  sideTable(rows, [
+    ['ours-d1', 'D1', 'ours'],
+    ['ours-postgres', 'Postgres', 'ours'],
+  ])
+
+/** The Rust Worker beside the npm package (its JavaScript glue), without and with a JavaScript onPush. */
+export const packageTable = (rows) =>
+  sideTable(rows, [
+    ['package', 'package', 'ours'],
+    ['package-hook', 'package, no-op onPush', 'package'],
+  ])
 
 export function svg(rows, title) {
   const compared = rows.filter((r) => r.reference)
