@@ -65,7 +65,7 @@ export const postSync = (w, store, body, { payload, headers = {}, path = '/', ch
  * Rejects if the connection fails before any answer.
  */
 export const streamChunked = (url, { total, chunk = 64 * 1024, headers = {} }) =>
-  new Promise((resolve, reject) => {
+  new Promise((resolve) => {
     const piece = Buffer.alloc(chunk, 'x')
     let sent = 0
     let answer
@@ -80,9 +80,11 @@ export const streamChunked = (url, { total, chunk = 64 * 1024, headers = {} }) =
       })
       res.on('error', (reset) => resolve({ ...answer, body: undefined, reset, writeError }))
     })
+    // A reset before any answer arrived resolves too (status undefined): through a proxy that
+    // drops the answer with the connection, that is what the client sees.
     req.on('error', (e) => {
       if (answer) writeError = e
-      else reject(Object.assign(e, { sent }))
+      else resolve({ status: undefined, headers: {}, sentBeforeAnswer: sent, body: undefined, reset: e })
     })
     const write = () => {
       while (!answer && !req.destroyed && sent < total) {
