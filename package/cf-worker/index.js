@@ -153,13 +153,17 @@ export const makeDurableObject = (options = {}) => {
 
 const workers = new Map()
 
-/** One Worker side per set of options (its configuration is read once per isolate). */
-const workerFor = (options) => {
-  const json = JSON.stringify({ ...declared.store, ...declared.worker, ...options })
-  let worker = workers.get(json)
+/**
+ * The Worker side for a binding (undefined: the declared options' own), made on first use, once
+ * the module has run, and kept: its configuration is read once per isolate, and no request pays
+ * for building it again.
+ */
+const workerFor = (syncBackendBinding) => {
+  let worker = workers.get(syncBackendBinding)
   if (worker === undefined) {
-    worker = new SyncWorker(json)
-    workers.set(json, worker)
+    const binding = syncBackendBinding === undefined ? {} : { syncBackendBinding }
+    worker = new SyncWorker(JSON.stringify({ ...declared.store, ...declared.worker, ...binding }))
+    workers.set(syncBackendBinding, worker)
   }
   return worker
 }
@@ -178,7 +182,7 @@ export const makeWorker = (options = {}) => {
   SyncStoreObject.checkOptions(JSON.stringify(own))
   Object.assign(declared.worker, own)
   return {
-    fetch: (request, env, ctx) => workerFor({}).fetch(request, env, ctx, workerHooks(options.validatePayload, request)),
+    fetch: (request, env, ctx) => workerFor(undefined).fetch(request, env, ctx, workerHooks(options.validatePayload, request)),
   }
 }
 
@@ -197,7 +201,7 @@ const noContext = { waitUntil: () => {}, passThroughOnException: () => {} }
  */
 export const handleSyncRequest = async ({ request, searchParams, env, ctx, syncBackendBinding, headers, validatePayload, syncPayloadSchema }) => {
   unsupported({ syncPayloadSchema }, 'handleSyncRequest')
-  const worker = workerFor(syncBackendBinding === undefined ? {} : { syncBackendBinding })
+  const worker = workerFor(syncBackendBinding)
   const extra = headers === undefined ? undefined : JSON.stringify(Object.fromEntries(new Headers(headers)))
   return worker.handleSyncRequest(
     request,
