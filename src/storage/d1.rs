@@ -245,13 +245,13 @@ impl EventLog for D1Log {
         created_at: CreatedAt<'_>,
         context: &ContextRow,
     ) -> Result<Appended, StorageError> {
-        let insert = sql::insert_rows(&self.table());
+        let table = self.table();
         let statements = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES)
             .into_iter()
-            .map(|rows| {
+            .map(|chunk| {
                 self.db
-                    .prepare(&insert)
-                    .bind(&[JsValue::from_str(&rows)])
+                    .prepare(chunk.insert(&table))
+                    .bind(&[JsValue::from_str(&chunk.json)])
                     .map_err(d1_err)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -245,7 +245,6 @@ impl EventLog for DoSqliteLog {
         created_at: CreatedAt<'_>,
         context: &ContextRow,
     ) -> Result<Appended, StorageError> {
-        let insert = sql::insert_rows(&self.table);
         let mut chunks = sql::rows_json(batch, created_at, sql::MAX_INSERT_JSON_BYTES);
         let head = || {
             binds(&[
@@ -253,9 +252,8 @@ impl EventLog for DoSqliteLog {
                 JsValue::from_str(&self.store_id),
             ])
         };
-        if chunks.len() == 1 {
-            let rows = chunks.pop().unwrap_or_default();
-            self.exec(&insert, &[JsValue::from_str(&rows)])?;
+        if let [chunk] = chunks.as_slice() {
+            self.exec(&chunk.insert(&self.table), &[JsValue::from_str(&chunk.json)])?;
             return self
                 .sql
                 .exec(sql::UPDATE_HEAD, head())
@@ -263,8 +261,8 @@ impl EventLog for DoSqliteLog {
                 .map_err(js_err);
         }
         let mut statements: Vec<(String, Array)> = chunks
-            .iter()
-            .map(|rows| (insert.clone(), binds(&[JsValue::from_str(rows)])))
+            .drain(..)
+            .map(|chunk| (chunk.insert(&self.table), binds(&[JsValue::from_str(&chunk.json)])))
             .collect();
         statements.push((sql::UPDATE_HEAD.to_owned(), head()));
         self.transaction(statements).map(|()| Appended::Stored)

@@ -249,9 +249,9 @@ impl EventLog for SqliteLog {
             .then(|| self.conn.unchecked_transaction())
             .transpose()
             .map_err(err)?;
-        for rows in chunks {
+        for chunk in chunks {
             self.conn
-                .execute(&sql::insert_rows(&self.table), params![rows])
+                .execute(&chunk.insert(&self.table), params![chunk.json])
                 .map_err(err)?;
         }
         if fail == Some(FailAt::Head) {
