@@ -251,7 +251,7 @@ impl EventLog for D1Log {
             .map(|chunk| {
                 self.db
                     .prepare(chunk.insert(&table))
-                    .bind(&[JsValue::from_str(&chunk.json)])
+                    .bind(&chunk.rows.iter().map(|row| JsValue::from_str(row)).collect::<Vec<_>>())
                     .map_err(d1_err)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -29,6 +29,11 @@ pub(super) fn binds(values: &[JsValue]) -> Array {
     values.iter().collect()
 }
 
+/// An insert's bound values: its rows' JSON texts, in order.
+fn row_binds(chunk: &sql::RowsChunk) -> Array {
+    chunk.rows.iter().map(|row| JsValue::from_str(row)).collect()
+}
+
 /// Rows of `(seqNum, item JSON)` as JavaScript arrays, into stored items.
 pub(super) fn stored_items(rows: impl Iterator<Item = JsValue>) -> Result<Vec<StoredItem>, StorageError> {
     rows.map(|row| {
@@ -253,7 +258,9 @@ impl EventLog for DoSqliteLog {
             ])
         };
         if let [chunk] = chunks.as_slice() {
-            self.exec(&chunk.insert(&self.table), &[JsValue::from_str(&chunk.json)])?;
+            self.sql
+                .exec(&chunk.insert(&self.table), row_binds(chunk))
+                .map_err(js_err)?;
             return self
                 .sql
                 .exec(sql::UPDATE_HEAD, head())
@@ -262,7 +269,7 @@ impl EventLog for DoSqliteLog {
         }
         let mut statements: Vec<(String, Array)> = chunks
             .drain(..)
-            .map(|chunk| (chunk.insert(&self.table), binds(&[JsValue::from_str(&chunk.json)])))
+            .map(|chunk| (chunk.insert(&self.table), row_binds(&chunk)))
             .collect();
         statements.push((sql::UPDATE_HEAD.to_owned(), head()));
         self.transaction(statements).map(|()| Appended::Stored)

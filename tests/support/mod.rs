@@ -251,7 +251,7 @@ impl EventLog for SqliteLog {
             .map_err(err)?;
         for chunk in chunks {
             self.conn
-                .execute(&chunk.insert(&self.table), params![chunk.json])
+                .execute(&chunk.insert(&self.table), rusqlite::params_from_iter(&chunk.rows))
                 .map_err(err)?;
         }
         if fail == Some(FailAt::Head) {
