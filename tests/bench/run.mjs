@@ -20,8 +20,9 @@ import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 
 import { DEFAULT_TOKEN, ROOT, startWorker, TMP } from '../e2e/lib/worker.mjs'
-import { clientFanOut, clientPull, clientPush } from './lib/clients.mjs'
-import { engineTable, packageTable, ratio, svg, table } from './lib/report.mjs'
+import * as bill from './lib/billing.mjs'
+import { clientFanOut, clientPull, clientPush, commitToVisible } from './lib/clients.mjs'
+import { billTable, engineTable, floorLogTable, packageTable, ratio, svg, table } from './lib/report.mjs'
 import * as s from './lib/scenarios.mjs'
 
 const args = process.argv.slice(2)
@@ -33,7 +34,13 @@ const argValue = (name) => {
 const only = argValue('--only')
 const ENGINES = { 'ours-d1': 'd1', 'ours-postgres': 'postgres' }
 const PACKAGES = { package: 'no-hook.js', 'package-hook': 'noop-hook.js' }
-const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor', ...(quick ? [] : [...Object.keys(ENGINES), ...Object.keys(PACKAGES)])]
+// Ours and the reference again, each wrapped to count what Cloudflare bills (tests/bench/meter):
+// apart from the timed runs, whose figures the counting would slow.
+const METERED = { 'ours-metered': 'ours.mjs', 'reference-metered': 'reference.mjs' }
+// The floor again with a console line per push (FLOOR_LOG_LINES), on the push loads: what a line
+// costs in this runtime, apart from any server's own work.
+const forFloorLog = new Set(['push1', 'push10', 'push100', 'httpPush'])
+const serverNames = argValue('--servers') ?? ['ours', 'reference', 'floor', 'floor-log', ...Object.keys(METERED), ...(quick ? [] : [...Object.keys(ENGINES), ...Object.keys(PACKAGES)])]
 // Our LOG_LEVEL: our default, `info` (a line per push and pull), unless told otherwise. The
 // reference logs at Debug and writes a line per push too ("Broadcasted to N WebSocket clients");
 // the floor writes none. Under wrangler dev every console line costs far more than in production
@@ -42,8 +49,8 @@ const logLevel = argValue('--log-level')?.[0] ?? 'info'
 
 // Sizes: the full run, or a quick one that only checks the benchmark still works.
 const size = quick
-  ? { push: [200, 500, 1000], stores: [5, 100], pull: [1000, 2000], scale: [1000, 2000, 5000], fan: [[5, 20], [10, 20]], http: 1000, client: 500, idle: 50 }
-  : { push: [5000, 20000, 50000], stores: [50, 1000], pull: [10000, 100000], scale: [10000, 100000, 1000000], fan: [[10, 200], [100, 200], [500, 200]], http: 10000, client: 10000, idle: 1000 }
+  ? { push: [200, 500, 1000], stores: [5, 100], pull: [1000, 2000], scale: [1000, 2000, 5000], fan: [[5, 20], [10, 20]], http: 1000, client: 500, idle: 50, room: 500, manyStores: 100, bill: { b1: 100, b100: 1000, pull: 1000, fan: [10, 20], idle: [50, 10] } }
+  : { push: [5000, 20000, 50000], stores: [50, 1000], pull: [10000, 100000], scale: [10000, 100000, 1000000], fan: [[10, 200], [100, 200], [500, 200]], http: 10000, client: 10000, idle: 1000, room: 9999, manyStores: 1000, bill: { b1: 500, b100: 10000, pull: 10000, fan: [100, 200], idle: [1000, 60] } }
 
 const populated = {
   pullA: { store: 'bench-pull-a', n: size.pull[0] },
@@ -54,15 +61,20 @@ const populated = {
 // [key, label, run(server)]: `key` is what --only selects. The floor (a bare JS Durable Object,
 // tests/bench/floor-worker) runs the protocol loads only: it is not a sync server the real
 // clients could use, and it ignores cursors' backendIds.
-const notForFloor = new Set(['clientPushWs', 'clientPullWs', 'clientFanWs', 'clientPushHttp', 'clientPullHttp', ...size.scale.map((n) => `page${n}`)])
+const notForFloor = new Set(['clientPushWs', 'clientPullWs', 'clientFanWs', 'clientPushHttp', 'clientPullHttp', 'visibleWs', 'visibleHttp', 'room', 'stores1000', ...size.scale.map((n) => `page${n}`)])
 // The sync-electric endpoint is ours alone: the reference has none (and no Electric server runs
 // here to stand beside it).
-const oursOnly = new Set(['electricPush', 'electricPull', 'electricLive'])
+const oursOnly = new Set(['electricPush', 'electricPull', 'electricLive', 'visibleElectric'])
 // What the other engines run: the loads that store and read. Their stores are filled through their
 // own push path (the million-event ones of the page-latency rows would take too long for it).
 const forEngines = new Set(['push1', 'push10', 'push100', 'stores', 'pullA', 'pullB', 'fan10', 'fan100', 'fan500', 'httpPush', 'httpPull', 'clientPushWs', 'clientPullWs'])
 // What the package runs: the pushes, where a hook sits on the path.
 const forPackages = new Set(['push1', 'push100', 'httpPush', 'clientPushWs'])
+// What the metered servers run, and only they: the billed loads, and waking (the meter tells
+// when an object was constructed again).
+const billed = new Set(['billPush1', 'billPush100', 'billPull', 'billFan', 'billIdle', ...['ws', 'http'].flatMap((t) => ['0', 'A', 'B'].map((n) => `wake${t}${n}`))])
+const wakeStores = { 0: { store: 'bench-wake-empty', n: 0 }, A: populated.pullA, B: populated.pullB }
+const { bill: b } = size
 const scenarios = [
   ['push1', 'WS push, batches of 1, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[0], batch: 1, inFlight: 16 })],
   ['push10', 'WS push, batches of 10, 16 in flight', (srv) => s.wsPush(srv, { total: size.push[1], batch: 10, inFlight: 16 })],
@@ -82,7 +94,24 @@ const scenarios = [
   ['clientFanWs', 'makeWsSync fan-out, 10 clients', (srv) => clientFanOut(srv, { transport: 'ws', clients: 10, pushes: quick ? 10 : 50 })],
   ['clientPushHttp', 'makeHttpSync push', (srv) => clientPush(srv, { transport: 'http', total: Math.min(size.client, 5000) })],
   ['clientPullHttp', `makeHttpSync pull of ${populated.pullA.n} events`, (srv) => clientPull(srv, { transport: 'http', ...populated.pullA })],
+  ['visibleWs', 'commit → visible on another app, makeWsSync', (srv) => commitToVisible(srv, { transport: 'ws', commits: quick ? 10 : 50 })],
+  ['visibleHttp', 'commit → visible on another app, makeHttpSync (5 s poll)', (srv) => commitToVisible(srv, { transport: 'http', commits: quick ? 3 : 20 })],
+  ['visibleElectric', 'commit → visible on another app, sync-electric', (srv) => commitToVisible(srv, { transport: 'electric', commits: quick ? 10 : 50 })],
+  ['room', `one store, ${size.room} sockets: fan-out of a push to all`, (srv) => s.bigRoom(srv, { sockets: size.room, pushes: 5, rss: () => workerdRssKB(srv.worker.pid) })],
+  ['stores1000', `WS push, ${size.manyStores} stores at once, 10 events each`, (srv) => s.manyStores(srv, { stores: size.manyStores, perStore: 10 })],
   ['idle', `memory with ${size.idle} idle live pulls`, (srv) => s.idleSocketMemory(srv, { sockets: size.idle, rss: () => workerdRssKB(srv.worker.pid) })],
+  ['billPush1', `billed: WS push, ${b.b1} pushes of 1 event`, (srv) => bill.billPush(srv, { total: b.b1, batch: 1 })],
+  ['billPush100', `billed: WS push, ${b.b100 / 100} pushes of 100 events`, (srv) => bill.billPush(srv, { total: b.b100, batch: 100 })],
+  ['billPull', `billed: a fresh client's pull of ${b.pull} events`, (srv) => bill.billPull(srv, { n: b.pull })],
+  ['billFan', `billed: ${b.fan[0]} live pulls receiving ${b.fan[1]} pushes`, (srv) => bill.billFanOut(srv, { pulls: b.fan[0], pushes: b.fan[1] })],
+  ['billIdle', `billed: an idle store, ${b.idle[0]} sockets for ${b.idle[1]} s`, (srv) => bill.billIdle(srv, { sockets: b.idle[0], seconds: b.idle[1] })],
+  ...['ws', 'http'].flatMap((t) =>
+    Object.entries(wakeStores).map(([k, p]) => [
+      `wake${t}${k}`,
+      `waking an evicted store of ${p.n} events, ${t === 'ws' ? 'WS connect + pull' : 'HTTP pull'}`,
+      (srv) => bill.wakeLatency(srv, { ...p, transport: t, reps: quick ? 1 : 3 }),
+    ]),
+  ),
 ].filter(([key]) => !only || only.includes(key))
 
 /** Resident memory (KB) of the workerd processes of a wrangler dev process group. */
@@ -121,8 +150,8 @@ async function main() {
 
   const needed = new Set(scenarios.map(([key]) => key))
   const fills = [
-    ...(['pullA', 'httpPull', 'electricPull', 'clientPullWs', 'clientPullHttp'].some((k) => needed.has(k)) ? [populated.pullA] : []),
-    ...(needed.has('pullB') ? [populated.pullB] : []),
+    ...(['pullA', 'httpPull', 'electricPull', 'clientPullWs', 'clientPullHttp', 'wakewsA', 'wakehttpA'].some((k) => needed.has(k)) ? [populated.pullA] : []),
+    ...(['pullB', 'wakewsB', 'wakehttpB'].some((k) => needed.has(k)) ? [populated.pullB] : []),
     ...populated.scale.filter((p) => needed.has(`page${p.n}`)),
   ]
   if (fills.length > 0) {
@@ -139,13 +168,16 @@ async function main() {
   for (const name of serverNames) {
     const engine = ENGINES[name]
     const pkg = PACKAGES[name]
+    const metered = METERED[name]
+    if (!scenarios.some(([key]) => billed.has(key) === Boolean(metered))) continue
     const w = await startWorker({
       reference: name === 'reference',
-      jsMain: name === 'floor' ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : pkg ? path.join(packageApp, pkg) : undefined,
-      persistTo: { ours: stateOurs, reference: stateRef }[name] ?? path.join(dir, name),
+      jsMain: name === 'floor' || name === 'floor-log' ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : pkg ? path.join(packageApp, pkg) : metered ? path.join(ROOT, 'tests/bench/meter', metered) : undefined,
+      // The metered servers read the filled stores too (waking a store of 10k and 100k events).
+      persistTo: { ours: stateOurs, reference: stateRef, 'ours-metered': stateOurs, 'reference-metered': stateRef }[name] ?? path.join(dir, name),
       label: `bench-${name}`,
       storage: engine ?? 'do-sqlite',
-      ...(name === 'ours' || engine ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : pkg ? { vars: { LOG_LEVEL: logLevel } } : {}),
+      ...(name === 'ours' || name === 'ours-metered' || engine ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : pkg ? { vars: { LOG_LEVEL: logLevel } } : name === 'floor-log' ? { vars: { FLOOR_LOG_LINES: 'true' } } : {}),
     })
     const srv = { name, url: w.url, wsUrl: w.wsUrl, worker: w }
     try {
@@ -156,8 +188,10 @@ async function main() {
       }
       for (const [key, label, run] of scenarios) {
         if (name === 'floor' && notForFloor.has(key)) continue
+        if (name === 'floor-log' && !forFloorLog.has(key)) continue
         if (engine && !forEngines.has(key)) continue
         if (pkg && !forPackages.has(key)) continue
+        if (billed.has(key) !== Boolean(metered)) continue
         if (name !== 'ours' && !engine && !pkg && oursOnly.has(key)) continue
         log(`${name}: ${label}`)
         results[key] ??= { key, label }
@@ -176,6 +210,9 @@ async function main() {
     { key: 'wasmGzip', label: 'wasm size, gzip', ours: { value: gzipSync(wasm, { level: 9 }).length / 1024, unit: 'KB' } },
   )
   for (const row of rows) {
+    // The billed loads compare the metered builds; they stand in the main table as ours and TS.
+    if (row['ours-metered']) row.ours = row['ours-metered']
+    if (row['reference-metered']) row.reference = row['reference-metered']
     if (row.ours && row.reference) row.ratio = ratio(row)
     if (row.ours && row.floor) row.ofFloor = ratio({ ours: row.ours, reference: row.floor })
   }
@@ -191,6 +228,8 @@ async function main() {
   console.log(table(rows))
   if (rows.some((r) => r['ours-d1'] || r['ours-postgres'])) console.log(`\n${engineTable(rows)}`)
   if (rows.some((r) => r.package || r['package-hook'])) console.log(`\n${packageTable(rows)}`)
+  if (rows.some((r) => r['floor-log'])) console.log(`\n${floorLogTable(rows)}`)
+  if (rows.some((r) => r['ours-metered'])) console.log(`\n${billTable(rows, bill.PRICES)}`)
   log(`wrote ${path.relative(ROOT, out)}/${stamp}.json and .svg`)
 }
 

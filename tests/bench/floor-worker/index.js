@@ -35,6 +35,9 @@ export class SyncBackendDO extends DurableObject {
 
   push(batch) {
     const createdAt = new Date().toISOString()
+    // FLOOR_LOG_LINES=true: one JSON line per push, as a sync server logs at `info`, to show what
+    // the runtime's console costs on its own.
+    if (this.env.FLOOR_LOG_LINES === 'true') console.log(JSON.stringify({ level: 'info', msg: 'push', events: batch.length, head: batch.at(-1)?.seqNum }))
     this.sql.exec(INSERT, createdAt, JSON.stringify(batch.map((e) => [e.seqNum, e.parentSeqNum, e.name, e.clientId, e.sessionId, e.args])))
     const page = `{"batch":[${batch.map((e) => this.item({ ...e, args: JSON.stringify(e.args), createdAt })).join(',')}],"pageInfo":{"_tag":"NoMore"},"backendId":"floor"}`
     for (const [ws, ids] of this.live) for (const id of ids) ws.send(`{"_tag":"Chunk","requestId":"${id}","values":[${page}]}`)

@@ -2,6 +2,8 @@
 // figures a user sees: the client splits pushes into requests of 100 events and sends them one
 // after the other, acknowledges every chunk, and (over HTTP) polls for live pulls.
 import { connectClient, livePull } from '../../e2e/lib/client.mjs'
+import { connectElectric, electricLivePull } from '../../e2e/lib/electric.mjs'
+import { DEFAULT_TOKEN } from '../../e2e/lib/worker.mjs'
 import { checkSequence, events, now, percentile } from './wire.mjs'
 import { storeName } from './scenarios.mjs'
 
@@ -76,5 +78,55 @@ export async function clientFanOut(server, { transport, clients, pushes }) {
   } finally {
     await Promise.all(lives.map((l) => l.stop()))
     await Promise.all([...receivers, pusher].map((c) => c.close()))
+  }
+}
+
+/**
+ * What a user sees: one app commits (its client pushes one event) and another app's live pull
+ * delivers it; from the push's start to the arrival, `commits` times one after the other. Both
+ * apps use the client's own defaults (over HTTP, a poll every 5 s); `electric` is the
+ * sync-electric client against our /electric endpoint.
+ */
+export async function commitToVisible(server, { transport, commits }) {
+  const store = storeName(`visible-${transport}`)
+  const connect = (clientId) =>
+    transport === 'electric'
+      ? connectElectric({ endpoint: `${server.url}/electric/${DEFAULT_TOKEN}`, storeId: store, payload: { authToken: DEFAULT_TOKEN }, clientId })
+      : connectClient({ url: server.url, storeId: store, clientId, transport, clientDefaults: true })
+  const writer = await connect('writer')
+  const reader = await connect('reader')
+  const live = transport === 'electric' ? electricLivePull(reader) : livePull(reader)
+  const arrived = new Map()
+  let wake = () => {}
+  const push = live.items.push.bind(live.items)
+  live.items.push = (item) => {
+    const t = now()
+    for (const b of item.batch) arrived.set(b.eventEncoded.seqNum, t)
+    wake()
+    return push(item)
+  }
+  try {
+    while (live.items.length === 0) await new Promise((r) => setTimeout(r, 20))
+    const latencies = []
+    for (let seq = 1; seq <= commits; seq++) {
+      // Over HTTP a commit lands at any point of the reader's 5 s poll, as a user's would; without
+      // this pause each one would start right after the last arrival and wait a whole poll.
+      if (transport === 'http') await new Promise((r) => setTimeout(r, Math.random() * 5_000))
+      const start = now()
+      await writer.push(events(seq, 1, seq - 1))
+      if (!arrived.has(seq)) {
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`${server.name}: commit ${seq} never reached the other app over ${transport}`)), 30_000)
+          wake = () => arrived.has(seq) && (clearTimeout(timer), resolve())
+        })
+      }
+      latencies.push(arrived.get(seq) - start)
+    }
+    checkSequence(live.events().map((e) => e.seqNum), 1, commits, `${server.name} ${transport} reader`)
+    latencies.sort((a, b) => a - b)
+    return { value: percentile(latencies, 50), unit: 'ms p50', lowerIsBetter: true, detail: { transport, commits, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) } }
+  } finally {
+    await live.stop()
+    await Promise.all([writer.close(), reader.close()])
   }
 }

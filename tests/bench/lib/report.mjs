@@ -1,6 +1,7 @@
 // The benchmark's outputs: a text table, the JSON of every figure, and an SVG chart of the
 // ratios (drawn here, so the benchmark needs no plotting package).
 
+const money = (v) => (v >= 10 ? v.toFixed(2) : v.toPrecision(3))
 const fmt = (v) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 10 ? v.toFixed(1) : v.toFixed(2))
 
 /** Ours relative to the reference: >1 means ours is better, whichever way the figure runs. */
@@ -47,12 +48,57 @@ export const engineTable = (rows) =>
     ['ours-postgres', 'Postgres', 'ours'],
   ])
 
+/** Ours beside the bare Durable Object without and with a console line per push. */
+export const floorLogTable = (rows) =>
+  sideTable(rows, [
+    ['floor', 'bare JS DO', 'ours'],
+    ['floor-log', 'bare JS DO + a line per push', 'floor'],
+  ])
+
 /** The Rust Worker beside the npm package (its JavaScript glue), without and with a JavaScript onPush. */
 export const packageTable = (rows) =>
   sideTable(rows, [
     ['package', 'package', 'ours'],
     ['package-hook', 'package, no-op onPush', 'package'],
   ])
+
+/**
+ * The billed loads: per 1,000 events (per minute of the idle store), SQLite rows read and
+ * written, billable Durable Object requests and awake milliseconds, TypeScript server beside
+ * ours, then dollars per million events at `prices`.
+ */
+export function billTable(rows, prices) {
+  const billedRows = rows.filter((r) => r.key.startsWith('bill') && r['ours-metered'] && r['reference-metered'])
+  const head = ['load', 'unit', 'rows read TS', 'rows read ours', 'rows written TS', 'rows written ours', 'DO requests TS', 'DO requests ours', 'awake ms TS', 'awake ms ours', '$ TS', '$ ours', 'ours vs TS']
+  const units = (m) => {
+    if (m.detail.per1000) return m.detail.per1000
+    // The idle store, per 1,000 sockets: connecting them, then one minute of idling.
+    const { connect, idle, seconds, sockets } = m.detail
+    const per = (f) => ((f(connect) + (f(idle) * 60) / seconds) * 1000) / sockets
+    return {
+      rowsRead: per((x) => x.rowsRead),
+      rowsWritten: per((x) => x.rowsWritten),
+      doRequests: per((x) => x.doFetches + x.doRpcCalls + x.alarms + x.wsMessages / prices.wsMessagesPerRequest),
+      awakeMs: per((x) => x.awakeMs),
+    }
+  }
+  const body = billedRows.map((r) => {
+    const ts = units(r['reference-metered'])
+    const ours = units(r['ours-metered'])
+    return [
+      r.label.replace(/^billed: /, ''),
+      r['ours-metered'].detail.per1000 ? 'per 1,000 events' : 'per 1,000 sockets + 1 idle min',
+      ...['rowsRead', 'rowsWritten', 'doRequests', 'awakeMs'].flatMap((k) => [fmt(ts[k]), fmt(ours[k])]),
+      money(r['reference-metered'].value),
+      money(r['ours-metered'].value),
+      `${fmt(ratio({ ours: r['ours-metered'], reference: r['reference-metered'] }))}×`,
+    ]
+  })
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
+  const line = (cells) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`
+  const note = `$: dollars per million events (per million sockets, each connected and idle for a minute, for the idle store) at Cloudflare's prices of ${prices.date}: rows read $${prices.rowsReadPerMillion}/M, written $${prices.rowsWrittenPerMillion}/M, DO requests $${prices.doRequestsPerMillion}/M (incoming WebSocket messages ${prices.wsMessagesPerRequest}:1), Worker requests $${prices.workerRequestsPerMillion}/M, duration $${prices.gbSecondsPerMillion}/M GB-s at ${prices.objectGB * 1000} MB; Worker CPU time not counted.`
+  return [line(head), `|${widths.map((w, i) => (i >= 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line), '', note].join('\n')
+}
 
 export function svg(rows, title) {
   const compared = rows.filter((r) => r.reference)

@@ -325,3 +325,80 @@ export async function electricLive(server, { pulls, pushes }) {
     detail: { pulls, pushes, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1), ms },
   }
 }
+
+/**
+ * One store with many sockets: `sockets` WebSockets each holding a live pull (opened 100 at a
+ * time), then `pushes` single events from one more socket, each sent once every live pull had
+ * the one before. The figure is the fan-out p99 (from a push's send to its arrival on each live
+ * pull); the detail has the connect rate and the runtime's memory per socket.
+ */
+export async function bigRoom(server, { sockets, pushes, rss }) {
+  const store = storeName(`room-${sockets}`)
+  const warm = await BenchSocket.open(wsUrl(server, store))
+  await timedPull(warm, '900000030', store)
+  const before = rss()
+  const receivers = []
+  const received = []
+  const latencies = []
+  const sentAt = new Map()
+  let arrivals = 0
+  let wake = () => {}
+  const start = now()
+  for (let i = 0; i < sockets; i += 100) {
+    const batch = await Promise.all(Array.from({ length: Math.min(100, sockets - i) }, () => BenchSocket.open(wsUrl(server, store))))
+    await Promise.all(
+      batch.map(
+        (sock) =>
+          new Promise((resolve) => {
+            const seqs = []
+            received.push(seqs)
+            let started = false
+            sock.on((text) => {
+              if (!text.startsWith('{"_tag":"Chunk"')) return
+              if (!started) {
+                started = true
+                resolve()
+              }
+              const t = now()
+              for (const m of text.matchAll(/"seqNum":(\d+),"parentSeqNum"/g)) {
+                seqs.push(Number(m[1]))
+                latencies.push(t - sentAt.get(Number(m[1])))
+                arrivals++
+              }
+              wake()
+            })
+            sock.send(pullFrame('900000031', store, { live: true }))
+          }),
+      ),
+    )
+    receivers.push(...batch)
+  }
+  const connectMs = now() - start
+  const after = rss()
+  const pusher = warm
+  for (let seq = 1; seq <= pushes; seq++) {
+    const expected = seq * sockets
+    const all = new Promise((resolve) => (wake = () => arrivals >= expected && resolve()))
+    sentAt.set(seq, now())
+    await pipelinePushes(pusher, [pushFrame(seq, store, [event(seq, seq - 1)])], 1)
+    await all
+  }
+  for (const [i, seqs] of received.entries()) checkSequence(seqs, 1, pushes, `${server.name} room socket ${i}`)
+  receivers.forEach((s) => s.close())
+  pusher.close()
+  latencies.sort((a, b) => a - b)
+  return {
+    value: percentile(latencies, 99),
+    unit: 'ms p99',
+    lowerIsBetter: true,
+    detail: {
+      sockets,
+      pushes,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      connectMs,
+      connectsPerSecond: (sockets / connectMs) * 1000,
+      bytesPerSocket: ((after - before) * 1024) / sockets,
+    },
+  }
+}

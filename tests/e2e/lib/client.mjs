@@ -18,18 +18,22 @@ export { Chunk, Effect, Exit, Fiber, Option, Stream }
 const layer = Layer.mergeAll(KeyValueStore.layerMemory, FetchHttpClient.layer)
 
 /** The client constructor for a transport; HTTP polls every 200 ms, as in the upstream tests. */
-export const makeClient = (transport, url) =>
-  transport === 'http' ? makeHttpSync({ url, livePull: { pollInterval: 200 } }) : makeWsSync({ url })
+/**
+ * The real client for `transport`. Over HTTP the live pull polls every 200 ms, as the upstream
+ * tests set it; `clientDefaults` keeps the client's own options instead (a 5 s poll).
+ */
+export const makeClient = (transport, url, { clientDefaults = false } = {}) =>
+  transport === 'http' ? makeHttpSync(clientDefaults ? { url } : { url, livePull: { pollInterval: 200 } }) : makeWsSync({ url })
 
 /**
  * Builds a sync backend with the real client (`transport`: 'ws' or 'http'). Returns helpers that
  * run its effects as promises: { backend, run(effect), runExit(effect), pullPages(cursor),
  * push(batch), close() }.
  */
-export async function connectClient({ url, storeId, payload = { authToken: DEFAULT_TOKEN }, clientId = 'test-client', transport = 'ws' }) {
+export async function connectClient({ url, storeId, payload = { authToken: DEFAULT_TOKEN }, clientId = 'test-client', transport = 'ws', clientDefaults = false }) {
   const scope = Effect.runSync(Scope.make())
   const backend = await Effect.runPromise(
-    makeClient(transport, url)({ storeId, clientId, payload }).pipe(Effect.provide(layer), Scope.extend(scope)),
+    makeClient(transport, url, { clientDefaults })({ storeId, clientId, payload }).pipe(Effect.provide(layer), Scope.extend(scope)),
   )
   const run = (effect) => Effect.runPromise(effect.pipe(Effect.scoped, Effect.provide(layer)))
   const runExit = (effect) => Effect.runPromiseExit(effect.pipe(Effect.scoped, Effect.provide(layer)))

@@ -1,0 +1,7 @@
+// The TypeScript reference server (tests/reference-worker), metered for the benchmark's billing
+// table (see meter.mjs).
+import worker, { SyncBackendDO as Inner } from '../../reference-worker/index.js'
+import { meteredObject, meteredWorker } from './meter.mjs'
+
+export const SyncBackendDO = meteredObject(Inner)
+export default meteredWorker(worker)
