@@ -21,7 +21,7 @@ fn store(id: &str) -> (TestCore, SqliteLog) {
 }
 
 fn open(log: &SqliteLog) -> StoreMeta {
-    block_on(open_store(log, || "backend-aaaaaaaaaaaaa".to_owned())).unwrap()
+    block_on(open_store(log, || "backend-aaaaaaaaaaaaa".to_owned(), true)).unwrap()
 }
 
 /// Pushes over HTTP; returns the pages the batch went out on (as the `on_pull_res` hook saw
@@ -79,7 +79,7 @@ fn a_new_store_starts_at_root_with_a_stable_backend_id() {
     let log = SqliteLog::new("store-1");
     let meta = open(&log);
     assert_eq!(open(&log).head, 0);
-    let again = block_on(open_store(&log, || panic!("must reuse the stored backendId"))).unwrap();
+    let again = block_on(open_store(&log, || panic!("must reuse the stored backendId"), true)).unwrap();
     assert_eq!(again, meta);
     assert_eq!(log.table(), "eventlog_7_store_1");
 }
@@ -223,6 +223,44 @@ fn a_failed_head_write_leaves_the_batch_whole_and_the_head_repaired() {
     assert_eq!(
         seqs(&do_pull(&core, &log, None, Limits::default()).unwrap()),
         (1..=7).collect::<Vec<_>>()
+    );
+}
+
+/// A store with a head opens without reading the log's end (Cloudflare bills that row read);
+/// a head another writer left behind (the reference, or a server of ours whose head write was
+/// lost without a request seeing it) is moved up by the first push built on a later event.
+#[test]
+fn a_head_left_behind_elsewhere_is_found_by_the_first_push_beyond_it() {
+    let (core, log) = store("s");
+    let meta = open(&log);
+    do_push(&core, &log, &events(1, 0, 8), None).unwrap();
+    log.conn
+        .execute(r#"UPDATE "context_7" SET currentHead = 5 WHERE storeId = 's'"#, [])
+        .unwrap();
+
+    // A new object: its opening reads the context row, not the log.
+    let (fresh, log) = support::core_on(log.clone(), Recorder::default(), support::config());
+    let reads = log.last_seq_reads.get();
+    let pages = do_pull(&fresh, &log, None, Limits::default()).unwrap();
+    assert_eq!(seqs(&pages).len(), 8);
+    assert_eq!(log.last_seq_reads.get(), reads, "the opening read no event row");
+
+    // A client at the log's head pushes: the head is read from the log, and the push is taken.
+    do_push(&fresh, &log, &events(9, 8, 2), Some(&meta.backend_id)).unwrap();
+    assert_eq!(log.last_seq_reads.get(), reads + 1);
+    assert_eq!(log.head(), Some(10));
+    // A client at the stale head is told the real one.
+    assert_eq!(
+        do_push(&fresh, &log, &events(6, 5, 1), Some(&meta.backend_id)).unwrap_err(),
+        SyncError::ServerAhead {
+            minimum_expected_num: 10,
+            provided_num: 5
+        }
+    );
+    assert_eq!(
+        log.last_seq_reads.get(),
+        reads + 1,
+        "a client behind is no sign of a lagging head"
     );
 }
 
@@ -400,7 +438,7 @@ fn opening_repairs_a_head_behind_the_log() {
         .unwrap();
     assert_eq!(open(&log).head, 4);
     log.conn.execute(r#"DELETE FROM "context_7""#, []).unwrap();
-    let reopened = block_on(open_store(&log, || "fresh-backend-id-0000".into())).unwrap();
+    let reopened = block_on(open_store(&log, || "fresh-backend-id-0000".into(), true)).unwrap();
     assert_eq!(reopened.head, 4);
 }
 
@@ -490,6 +528,6 @@ fn admin_export_import_and_reset() {
     );
     assert_eq!(block_on(from.count_after(None)).unwrap(), 0);
     assert_eq!(block_on(from.size_bytes()).unwrap(), 0);
-    let reopened = block_on(open_store(&from, || panic!("the reset wrote a backendId"))).unwrap();
+    let reopened = block_on(open_store(&from, || panic!("the reset wrote a backendId"), true)).unwrap();
     assert_eq!((reopened.head, reopened.backend_id), (0, done.backend_id));
 }

@@ -101,6 +101,9 @@ pub struct Core<L: EventLog, X: Host, H: SyncHooks> {
     /// Serialises opening the store: two requests opening at once (the engine awaits) would
     /// otherwise each create a different backendId.
     opening: Turns,
+    /// A storage error was seen since the store was last opened: the next opening reads the
+    /// log's end, since a failed write may have left the head behind it.
+    verify_head: std::cell::Cell<bool>,
     /// Live pulls: the sockets', pending ones, DO RPC subscribers and their delivery queues.
     live: live::Live<X::Socket>,
 }
@@ -121,6 +124,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             store: RefCell::new(None),
             turns: Turns::new(),
             opening: Turns::new(),
+            verify_head: std::cell::Cell::new(false),
             live: live::Live::default(),
         }
     }
@@ -297,7 +301,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         }
         let log = Rc::new((self.open_log)(store_id)?);
         let host = self.host.clone();
-        let meta = open_store(log.as_ref(), || host.new_backend_id()).await?;
+        let verify = self.verify_head.replace(false);
+        let meta = open_store(log.as_ref(), || host.new_backend_id(), verify)
+            .await
+            .inspect_err(|_| self.verify_head.set(verify))?;
         self.log_store_opened(store_id, &meta);
         *self.store.borrow_mut() = Some(OpenStore {
             store_id: store_id.to_owned(),
@@ -330,6 +337,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     fn forget_store_on_storage_error<T>(&self, result: &Result<T, Error>) {
         if let Err(Error::Storage(_)) = result {
             *self.store.borrow_mut() = None;
+            self.verify_head.set(true);
         }
     }
 }

@@ -215,6 +215,14 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         // given on the stored state, and a push is only stored on it (the engine decides).
         if log.shared() && check_head(&meta, payload).is_err() {
             meta = self.catch_up_open(ctx.store_id, &log, meta).await?;
+        } else if payload
+            .batch
+            .first()
+            .is_some_and(|first| first.parent_seq_num.0 > meta.head)
+        {
+            // A client that builds on a later event than our head is the one sign of a head left
+            // behind the log by another writer (the store opens without reading the log's end).
+            meta = self.head_from_log(&log, meta).await?;
         }
         let created_at = iso8601_from_millis(self.host.now_millis());
         for _ in 0..MAX_STALE_ATTEMPTS {
@@ -246,6 +254,28 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         Err(Error::Storage(crate::storage::StorageError(
             "the store kept changing on other nodes during this push; nothing was stored".into(),
         )))
+    }
+
+    /// Moves the head up to the log's last event if it is behind it (a store written by
+    /// another server whose head write was lost), and records it.
+    async fn head_from_log(&self, log: &L, mut meta: StoreMeta) -> Result<StoreMeta, Error> {
+        let result = async {
+            if let Some(last) = log.max_seq_num().await? {
+                if last > meta.head {
+                    let row = ContextRow {
+                        current_head: last,
+                        backend_id: meta.backend_id.clone(),
+                    };
+                    log.save_context(&row).await?;
+                    meta.head = last;
+                    self.set_meta(&meta);
+                }
+            }
+            Ok(meta)
+        }
+        .await;
+        self.forget_store_on_storage_error(&result);
+        result
     }
 
     /// Sends a stored batch to every live pull of every kind and to the `on_pull_res` hook. The

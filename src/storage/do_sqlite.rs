@@ -191,6 +191,12 @@ impl EventLog for DoSqliteLog {
         "do-sqlite"
     }
 
+    /// The head is written in the same synchronous turn as the events, in the same database:
+    /// it is left behind only by a failed statement, which the core sees (and then verifies).
+    fn head_may_lag(&self) -> bool {
+        false
+    }
+
     async fn create_tables(&self) -> Result<(), StorageError> {
         self.exec(&sql::create_eventlog(&self.table), &[])?;
         self.create_context_table()?;

@@ -47,6 +47,15 @@ impl EventLog for Engine {
         }
     }
 
+    fn head_may_lag(&self) -> bool {
+        match self {
+            Engine::DoSqlite(log) => log.head_may_lag(),
+            Engine::D1(log) => log.head_may_lag(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(log) => log.head_may_lag(),
+        }
+    }
+
     async fn create_tables(&self) -> Result<(), StorageError> {
         delegate!(self, log => log.create_tables())
     }

@@ -115,6 +115,13 @@ pub trait EventLog {
     fn shared(&self) -> bool {
         false
     }
+    /// Whether the stored head may be behind the log when the store opens, for reasons no request
+    /// of this object saw fail: then [`open_store`] reads the log's last `seqNum` every time. An
+    /// engine that writes the head with the events in one database answers `false`: its head is
+    /// read from the log only when there is cause (see [`open_store`]).
+    fn head_may_lag(&self) -> bool {
+        true
+    }
     /// Creates the store's tables when they do not exist.
     async fn create_tables(&self) -> Result<(), StorageError>;
     /// Reads the store's context row, if any.
@@ -162,13 +169,23 @@ pub trait EventLog {
 /// The log is the source of truth for the head. The reference never checks the stored head
 /// against the log; if they disagree (a context row lost or older than the events), appending
 /// at the stale head would fail on every push, so the head is moved up to the last stored event.
+/// The log's end is read when the store has no context row, when `verify_head` asks (the
+/// core's first opening after a storage error, which may have left the head behind), and on
+/// engines whose head [may lag](EventLog::head_may_lag); otherwise the opening reads no event
+/// row (Cloudflare bills rows read), and a head left behind by another writer is found by the
+/// first push that claims a later one (`Core`'s push).
 pub async fn open_store<L: EventLog>(
     log: &L,
     new_backend_id: impl FnOnce() -> String,
+    verify_head: bool,
 ) -> Result<StoreMeta, StorageError> {
     log.create_tables().await?;
     let context = log.load_context().await?;
-    let max_seq = log.max_seq_num().await?;
+    let max_seq = if context.is_none() || verify_head || log.head_may_lag() {
+        log.max_seq_num().await?
+    } else {
+        None
+    };
     let (row, dirty) = match context {
         Some(row) => match max_seq {
             Some(max) if max > row.current_head => (

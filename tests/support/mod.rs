@@ -40,6 +40,8 @@ pub struct SqliteLog {
     table: String,
     /// When set, the next `append` fails at that point, to check what a failure leaves.
     pub fail_next_append: Rc<Cell<Option<FailAt>>>,
+    /// How many times the log's last `seqNum` was read (an event row, which Cloudflare bills).
+    pub last_seq_reads: Rc<Cell<u32>>,
     /// When set, reads use the size-bounded page query (as on D1) with this many bytes.
     pub read_budget: Rc<Cell<Option<usize>>>,
     /// Behaves as a shared engine (Postgres with several nodes): two cores over clones of one
@@ -65,6 +67,7 @@ impl SqliteLog {
             store_id: store_id.to_owned(),
             table: sql::eventlog_table(store_id),
             fail_next_append: Rc::new(Cell::new(None)),
+            last_seq_reads: Rc::new(Cell::new(0)),
             read_budget: Rc::new(Cell::new(None)),
             shared: false,
         }
@@ -139,6 +142,11 @@ impl EventLog for SqliteLog {
         self.shared
     }
 
+    /// As on DO SQLite (one database, the head written with the events).
+    fn head_may_lag(&self) -> bool {
+        self.shared
+    }
+
     async fn create_tables(&self) -> Result<(), StorageError> {
         self.conn.execute(&sql::create_eventlog(&self.table), []).map_err(err)?;
         self.conn.execute(sql::CREATE_CONTEXT, []).map_err(err)?;
@@ -171,6 +179,7 @@ impl EventLog for SqliteLog {
     }
 
     async fn max_seq_num(&self) -> Result<Option<i64>, StorageError> {
+        self.last_seq_reads.set(self.last_seq_reads.get() + 1);
         self.conn
             .query_row(&sql::select_max_seq(&self.table), [], |r| r.get(0))
             .map_err(err)
