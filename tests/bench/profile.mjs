@@ -2,8 +2,10 @@
 // the inspector protocol (as Chrome DevTools would), summarised by self time per function (WASM
 // functions keep their Rust names), and saved as a .cpuprofile for DevTools.
 //
-//   node tests/bench/profile.mjs <scenario> [--reference | --floor]
-//   scenarios: push1, push100, pull, fan100, httpPush
+//   node tests/bench/profile.mjs <scenario> [--reference | --floor | --floor-log] [--log-level LEVEL]
+//   scenarios: push1, push100, pull, fan100, fan500, httpPush
+//
+// --floor-log is the bare object writing a console line per push; --log-level sets ours.
 import { writeFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import WebSocket from 'ws'
@@ -11,9 +13,12 @@ import WebSocket from 'ws'
 import { ROOT, startWorker } from '../e2e/lib/worker.mjs'
 import * as s from './lib/scenarios.mjs'
 
-const [scenario = 'push100'] = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const [scenario = 'push100'] = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--log-level')
 const reference = process.argv.includes('--reference')
-const floor = process.argv.includes('--floor')
+const floorLog = process.argv.includes('--floor-log')
+const floor = floorLog || process.argv.includes('--floor')
+const levelAt = process.argv.indexOf('--log-level')
+const logLevel = levelAt >= 0 ? process.argv[levelAt + 1] : undefined
 
 const loads = {
   push1: (srv) => s.wsPush(srv, { total: 5000, batch: 1, inFlight: 16 }),
@@ -55,9 +60,10 @@ const w = await startWorker({
   jsMain: floor ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : undefined,
   label: `profile-${scenario}`,
   storage: 'do-sqlite',
+  ...(floorLog ? { vars: { FLOOR_LOG_LINES: 'true' } } : logLevel ? { vars: { AUTH_TOKEN: 'insecure-token-change-me', LOG_LEVEL: logLevel } } : {}),
 })
 try {
-  const srv = { name: reference ? 'reference' : floor ? 'floor' : 'ours', url: w.url, wsUrl: w.wsUrl, worker: w }
+  const srv = { name: reference ? 'reference' : floorLog ? 'floor-log' : floor ? 'floor' : logLevel ? `ours-${logLevel}` : 'ours', url: w.url, wsUrl: w.wsUrl, worker: w }
   const inspector = await cdp(w.inspectorPort)
   // Scripts are announced as Debugger.scriptParsed; enabling the debugger lets their source be
   // fetched to show what an anonymous function is.

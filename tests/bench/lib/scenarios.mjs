@@ -326,6 +326,17 @@ export async function electricLive(server, { pulls, pushes }) {
   }
 }
 
+/** Waits for every promise, or fails with `message` after `ms`. */
+async function withDeadline(ms, message, promises) {
+  let timer
+  const deadline = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))
+  try {
+    return await Promise.race([Promise.all(promises), deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /**
  * One store with many sockets: `sockets` WebSockets each holding a live pull (opened 100 at a
  * time), then `pushes` single events from one more socket, each sent once every live pull had
@@ -346,7 +357,9 @@ export async function bigRoom(server, { sockets, pushes, rss }) {
   const start = now()
   for (let i = 0; i < sockets; i += 100) {
     const batch = await Promise.all(Array.from({ length: Math.min(100, sockets - i) }, () => BenchSocket.open(wsUrl(server, store))))
-    await Promise.all(
+    await withDeadline(
+      60_000,
+      `${server.name}: live pulls ${i}–${i + batch.length} of ${sockets} did not start`,
       batch.map(
         (sock) =>
           new Promise((resolve) => {
@@ -381,7 +394,7 @@ export async function bigRoom(server, { sockets, pushes, rss }) {
     const all = new Promise((resolve) => (wake = () => arrivals >= expected && resolve()))
     sentAt.set(seq, now())
     await pipelinePushes(pusher, [pushFrame(seq, store, [event(seq, seq - 1)])], 1)
-    await all
+    await withDeadline(60_000, `${server.name}: push ${seq} reached ${arrivals - (seq - 1) * sockets} of ${sockets} live pulls`, [all])
   }
   for (const [i, seqs] of received.entries()) checkSequence(seqs, 1, pushes, `${server.name} room socket ${i}`)
   receivers.forEach((s) => s.close())
