@@ -57,7 +57,7 @@ impl EventLog for Slow {
     fn engine_name(&self) -> &'static str {
         "slow"
     }
-    async fn create_tables(&self) -> Result<(), StorageError> {
+    async fn create_tables(&self) -> Result<bool, StorageError> {
         self.wait().await;
         self.inner.create_tables().await
     }

@@ -226,13 +226,30 @@ fn a_failed_head_write_leaves_the_batch_whole_and_the_head_repaired() {
     );
 }
 
+/// A store whose context row is gone (its events are not) takes its head from the log when it
+/// opens: a new log's opening reads no event row, an old one's must.
+#[test]
+fn a_lost_context_row_takes_its_head_from_the_log() {
+    let (core, log) = store("s");
+    open(&log);
+    do_push(&core, &log, &events(1, 0, 4), None).unwrap();
+    log.conn.execute(r#"DELETE FROM "context_7""#, []).unwrap();
+    let (fresh, log) = support::core_on(log.clone(), Recorder::default(), support::config());
+    let reads = log.last_seq_reads.get();
+    let meta = block_on(open_store(&log, || "backend-bbbbbbbbbbbbb".to_owned(), false)).unwrap();
+    assert_eq!((meta.head, log.last_seq_reads.get()), (4, reads + 1));
+    do_push(&fresh, &log, &events(5, 4, 1), Some(&meta.backend_id)).unwrap();
+    assert_eq!(log.head(), Some(5));
+}
+
 /// A store with a head opens without reading the log's end (Cloudflare bills that row read);
 /// a head another writer left behind (the reference, or a server of ours whose head write was
 /// lost without a request seeing it) is moved up by the first push built on a later event.
 #[test]
 fn a_head_left_behind_elsewhere_is_found_by_the_first_push_beyond_it() {
     let (core, log) = store("s");
-    let meta = open(&log);
+    let meta = block_on(open_store(&log, || "backend-aaaaaaaaaaaaa".to_owned(), false)).unwrap();
+    assert_eq!(log.last_seq_reads.get(), 0, "a new store's opening read no event row");
     do_push(&core, &log, &events(1, 0, 8), None).unwrap();
     log.conn
         .execute(r#"UPDATE "context_7" SET currentHead = 5 WHERE storeId = 's'"#, [])

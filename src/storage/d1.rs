@@ -175,7 +175,7 @@ impl EventLog for D1Log {
         "d1"
     }
 
-    async fn create_tables(&self) -> Result<(), StorageError> {
+    async fn create_tables(&self) -> Result<bool, StorageError> {
         self.context.create_context_table()?;
         let table = self.resolve_table().await?;
         self.db
@@ -184,7 +184,8 @@ impl EventLog for D1Log {
             .await
             .map_err(d1_err)?;
         *self.table.borrow_mut() = table;
-        Ok(())
+        // Its head is read from the log on every opening anyway (`head_may_lag`).
+        Ok(false)
     }
 
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {

@@ -197,10 +197,13 @@ impl EventLog for DoSqliteLog {
         false
     }
 
-    async fn create_tables(&self) -> Result<(), StorageError> {
+    async fn create_tables(&self) -> Result<bool, StorageError> {
+        let table = JsValue::from_str(&self.table);
+        let existed = self.first_value(sql::TABLE_LISTED, &[table])?.as_f64() == Some(1.0);
         self.exec(&sql::create_eventlog(&self.table), &[])?;
         self.create_context_table()?;
-        self.exec(&sql::drop_head_trigger(&self.table), &[]).map(|_| ())
+        self.exec(&sql::drop_head_trigger(&self.table), &[])?;
+        Ok(!existed)
     }
 
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {

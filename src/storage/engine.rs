@@ -56,7 +56,7 @@ impl EventLog for Engine {
         }
     }
 
-    async fn create_tables(&self) -> Result<(), StorageError> {
+    async fn create_tables(&self) -> Result<bool, StorageError> {
         delegate!(self, log => log.create_tables())
     }
 

@@ -122,8 +122,10 @@ pub trait EventLog {
     fn head_may_lag(&self) -> bool {
         true
     }
-    /// Creates the store's tables when they do not exist.
-    async fn create_tables(&self) -> Result<(), StorageError>;
+    /// Creates the store's tables when they do not exist, and tells whether the event log's
+    /// table was created by this call (so it holds no event). An engine that cannot tell without
+    /// reading a row answers `false`.
+    async fn create_tables(&self) -> Result<bool, StorageError>;
     /// Reads the store's context row, if any.
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError>;
     /// Writes the store's context row.
@@ -169,7 +171,8 @@ pub trait EventLog {
 /// The log is the source of truth for the head. The reference never checks the stored head
 /// against the log; if they disagree (a context row lost or older than the events), appending
 /// at the stale head would fail on every push, so the head is moved up to the last stored event.
-/// The log's end is read when the store has no context row, when `verify_head` asks (the
+/// The log's end is read when the store has no context row (unless its log was created just
+/// now), when `verify_head` asks (the
 /// core's first opening after a storage error, which may have left the head behind), and on
 /// engines whose head [may lag](EventLog::head_may_lag); otherwise the opening reads no event
 /// row (Cloudflare bills rows read), and a head left behind by another writer is found by the
@@ -179,9 +182,9 @@ pub async fn open_store<L: EventLog>(
     new_backend_id: impl FnOnce() -> String,
     verify_head: bool,
 ) -> Result<StoreMeta, StorageError> {
-    log.create_tables().await?;
+    let log_is_new = log.create_tables().await?;
     let context = log.load_context().await?;
-    let max_seq = if context.is_none() || verify_head || log.head_may_lag() {
+    let max_seq = if (context.is_none() && !log_is_new) || verify_head || log.head_may_lag() {
         log.max_seq_num().await?
     } else {
         None

@@ -420,14 +420,15 @@ impl EventLog for PgLog {
         true
     }
 
-    async fn create_tables(&self) -> Result<(), StorageError> {
+    async fn create_tables(&self) -> Result<bool, StorageError> {
         self.ddl(sql::CREATE_REGISTRY).await?;
         let table = self.resolve_table().await?;
         self.ddl(&sql::create_eventlog(&table)).await?;
         self.ddl(&sql::add_created_at(&table)).await?;
         self.node.listen(&table).await?;
         *self.table.borrow_mut() = table;
-        Ok(())
+        // Its head is read from the log on every opening anyway (`head_may_lag`).
+        Ok(false)
     }
 
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {

@@ -296,6 +296,11 @@ pub const CREATE_SUBSCRIBERS: &str = "CREATE TABLE IF NOT EXISTS do_rpc_subscrib
 /// bills as rows read.
 pub const SUBSCRIBERS_EXIST: &str = "SELECT COUNT(*) FROM pragma_table_list('do_rpc_subscribers')";
 
+/// 1 if the table named by the bound parameter exists, else 0, found as [`SUBSCRIBERS_EXIST`] is:
+/// without reading a row, unlike [`TABLE_EXISTS`] (kept for D1, whose pragma support is
+/// narrower). Binds: table name.
+pub const TABLE_LISTED: &str = "SELECT COUNT(*) FROM pragma_table_list(?1)";
+
 /// Every subscriber, oldest first: binding, object id, request id, subscribedAt.
 pub const SELECT_SUBSCRIBERS: &str =
     "SELECT binding_name, durable_object_id, request_id, subscribed_at FROM do_rpc_subscribers ORDER BY subscribed_at";

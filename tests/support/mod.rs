@@ -147,13 +147,17 @@ impl EventLog for SqliteLog {
         self.shared
     }
 
-    async fn create_tables(&self) -> Result<(), StorageError> {
+    async fn create_tables(&self) -> Result<bool, StorageError> {
+        let existed: i64 = self
+            .conn
+            .query_row(sql::TABLE_LISTED, [&self.table], |r| r.get(0))
+            .map_err(err)?;
         self.conn.execute(&sql::create_eventlog(&self.table), []).map_err(err)?;
         self.conn.execute(sql::CREATE_CONTEXT, []).map_err(err)?;
         self.conn
             .execute(&sql::drop_head_trigger(&self.table), [])
             .map_err(err)?;
-        Ok(())
+        Ok(existed == 0 && !self.shared)
     }
 
     async fn load_context(&self) -> Result<Option<ContextRow>, StorageError> {
