@@ -52,7 +52,10 @@ pub trait Host {
     /// that window, this one included.
     fn count_push(&self, socket: &Self::Socket, second: i64) -> u32;
     /// Sends pull-response pages to every live pull of the given sockets, in order.
-    fn send_pages(&self, sockets: &[LiveSocket<Self::Socket>], pages: &[String]);
+    /// `generation` changes whenever the sockets or their pulls do, so a host may keep what it
+    /// derives from them (the DO keeps its sockets grouped by request id, in JavaScript) until
+    /// it changes.
+    fn send_pages(&self, sockets: &[LiveSocket<Self::Socket>], generation: u64, pages: &[String]);
     /// Closes every socket of the store (after a reset); returns how many there were.
     fn close_sockets(&self, code: u16, reason: &str) -> usize;
     /// Open sockets of the store, for the admin figures.

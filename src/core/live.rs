@@ -92,6 +92,8 @@ impl Changes {
 pub(super) struct Live<S> {
     /// Sockets with live pulls; `None` until first needed after construction.
     sockets: RefCell<Option<Vec<LiveSocket<S>>>>,
+    /// Moves on with every change to `sockets` (see [`Host::send_pages`]).
+    generation: Cell<u64>,
     pending: RefCell<Vec<Pending<S>>>,
     /// DO RPC subscribers; `None` until first needed after construction. A cache of the rows in
     /// storage, which remain the durable record.
@@ -105,6 +107,7 @@ impl<S> Default for Live<S> {
     fn default() -> Self {
         Live {
             sockets: RefCell::new(None),
+            generation: Cell::new(0),
             pending: RefCell::new(Vec::new()),
             subscribers: Rc::new(RefCell::new(None)),
             deliveries: Queues::default(),
@@ -129,9 +132,14 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         })
     }
 
-    /// Calls `f` with every socket that holds live pulls.
-    pub(super) fn with_live_sockets<R>(&self, f: impl FnOnce(&[LiveSocket<X::Socket>]) -> R) -> R {
-        f(&self.socket_index())
+    /// Calls `f` with every socket that holds live pulls, and the index's generation.
+    pub(super) fn with_live_sockets<R>(&self, f: impl FnOnce(&[LiveSocket<X::Socket>], u64) -> R) -> R {
+        f(&self.socket_index(), self.live.generation.get())
+    }
+
+    /// The socket index changed.
+    fn next_generation(&self) {
+        self.live.generation.set(self.live.generation.get() + 1);
     }
 
     /// Marks a socket's live pull as waiting for the push lock.
@@ -177,6 +185,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                 pulls,
             }),
         }
+        self.next_generation();
         Ok(Registration::Registered)
     }
 
@@ -196,6 +205,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         if index[i].pulls.is_empty() {
             index.swap_remove(i);
         }
+        self.next_generation();
         true
     }
 
@@ -227,13 +237,18 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     /// A socket closed or failed: its live pulls end with it (its record goes with the socket).
     pub fn socket_closed(&self, socket: &X::Socket) {
         if let Some(index) = self.live.sockets.borrow_mut().as_mut() {
+            let before = index.len();
             index.retain(|entry| entry.socket != *socket);
+            if index.len() != before {
+                self.next_generation();
+            }
         }
     }
 
     /// Every socket was closed (a reset).
     pub(super) fn forget_sockets(&self) {
         *self.live.sockets.borrow_mut() = Some(Vec::new());
+        self.next_generation();
     }
 
     /// Whether anyone waits for the store's next batch here: a socket's live pull, a held

@@ -303,7 +303,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     ) {
         self.live.changes.notify();
         let subscribers = self.subscribers(log).await;
-        let sockets = self.with_live_sockets(|sockets| !sockets.is_empty());
+        let sockets = self.with_live_sockets(|sockets, _| !sockets.is_empty());
         if !sockets && subscribers.is_empty() && !self.hooks.observes_pages() {
             return;
         }
@@ -312,7 +312,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             self.hooks.on_pull_res(page, ctx);
         }
         if sockets {
-            self.with_live_sockets(|sockets| self.host.send_pages(sockets, &pages));
+            self.with_live_sockets(|sockets, generation| self.host.send_pages(sockets, generation, &pages));
         }
         if !subscribers.is_empty() {
             self.queue_updates(log, &subscribers, &pages);

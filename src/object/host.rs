@@ -27,6 +27,35 @@ pub struct DoHost {
     /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
     /// the current window.
     push_windows: js_sys::WeakMap,
+    /// The live sockets grouped by request id, as JavaScript arrays, for the socket index's
+    /// generation they were built from.
+    send_groups: std::cell::RefCell<Option<SendGroups>>,
+}
+
+/// Live sockets by the request id their pull has: a frame names its request, so each group gets
+/// its own frames, sent to all of the group's sockets in one call into JavaScript.
+struct SendGroups {
+    generation: u64,
+    groups: Vec<(String, js_sys::Array)>,
+}
+
+impl SendGroups {
+    /// Groups the sockets by request id, in the order the ids first appear.
+    fn build(sockets: &[LiveSocket<WebSocket>], generation: u64) -> Self {
+        let mut groups: Vec<(String, js_sys::Array)> = Vec::new();
+        let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for entry in sockets {
+            let socket: &JsValue = AsRef::<web_sys::WebSocket>::as_ref(&entry.socket);
+            for id in &entry.pulls {
+                let at = *by_id.entry(id.as_str()).or_insert_with(|| {
+                    groups.push((id.clone(), js_sys::Array::new()));
+                    groups.len() - 1
+                });
+                groups[at].1.push(socket);
+            }
+        }
+        SendGroups { generation, groups }
+    }
 }
 
 impl DoHost {
@@ -38,6 +67,7 @@ impl DoHost {
             otel,
             log_level,
             push_windows: js_sys::WeakMap::new(),
+            send_groups: std::cell::RefCell::new(None),
         }
     }
 
@@ -52,21 +82,15 @@ impl DoHost {
     }
 }
 
-#[wasm_bindgen]
+// A frame goes to every socket of a group in one call: a call from WASM into JavaScript per
+// socket cost more than the sends themselves in fan-out profiles. A socket that is already closing
+// cannot be helped, and the others must still be served, so a failed send is skipped.
+#[wasm_bindgen(
+    inline_js = "export function sendToAll(sockets, frame) { for (const socket of sockets) { try { socket.send(frame) } catch {} } }"
+)]
 extern "C" {
-    /// A WebSocket seen only for `send(JsValue)`.
-    type SendOnly;
-    /// `WebSocket.send` with a JavaScript string already made, so a frame going to many sockets
-    /// is converted from Rust once, not once per socket.
-    #[wasm_bindgen(method, catch, js_name = send)]
-    fn send(this: &SendOnly, data: &JsValue) -> Result<(), JsValue>;
-}
-
-/// Sends a frame already converted to a JavaScript string; a socket that is already closing
-/// cannot be helped, and the others must still be served, so a failed send is not an error.
-fn send_converted(ws: &WebSocket, frame: &JsValue) {
-    let socket: &JsValue = AsRef::<web_sys::WebSocket>::as_ref(ws);
-    let _ = socket.unchecked_ref::<SendOnly>().send(frame);
+    #[wasm_bindgen(js_name = sendToAll)]
+    fn send_to_all(sockets: &js_sys::Array, frame: &JsValue);
 }
 
 impl Host for DoHost {
@@ -133,21 +157,19 @@ impl Host for DoHost {
         count as u32
     }
 
-    fn send_pages(&self, sockets: &[LiveSocket<WebSocket>], pages: &[String]) {
+    fn send_pages(&self, sockets: &[LiveSocket<WebSocket>], generation: u64, pages: &[String]) {
         // Clients number requests independently, so many live pulls share an id; each frame is
-        // built, and converted to a JavaScript string, once per distinct id.
-        let mut frames: std::collections::HashMap<&str, Vec<JsValue>> = std::collections::HashMap::new();
-        for entry in sockets {
-            for id in &entry.pulls {
-                let frames = frames.entry(id.as_str()).or_insert_with(|| {
-                    pages
-                        .iter()
-                        .map(|page| JsValue::from_str(&server::chunk(id, page)))
-                        .collect()
-                });
-                for frame in frames.iter() {
-                    send_converted(&entry.socket, frame);
-                }
+        // built, and converted to a JavaScript string, once per distinct id, and the groups are
+        // rebuilt only when the sockets or their pulls change.
+        let mut cache = self.send_groups.borrow_mut();
+        if cache.as_ref().is_none_or(|groups| groups.generation != generation) {
+            *cache = Some(SendGroups::build(sockets, generation));
+        }
+        let Some(groups) = cache.as_ref() else { return };
+        // Page by page, so each socket receives its pages in order.
+        for (id, group) in &groups.groups {
+            for page in pages {
+                send_to_all(group, &JsValue::from_str(&server::chunk(id, page)));
             }
         }
     }

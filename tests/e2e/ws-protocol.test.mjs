@@ -141,6 +141,40 @@ describe('live pulls', () => {
     assert.ok(!b.frames.some((f) => f.includes('never-seen')), 'unknown ids get no reply')
   })
 
+  // The object keeps its live sockets grouped by request id between pushes; every change in
+  // between (a pull registered, interrupted, a socket closed) must show in the next broadcast.
+  test('each broadcast reaches exactly the live pulls registered at that moment', async () => {
+    const store = storeId('fanout-changes')
+    const pusher = await open(store)
+    const [a, b, c] = [await open(store), await open(store), await open(store)]
+    await livePull(a, store, '1')
+    await livePull(b, store, '1')
+    const first = makeEvents(1)
+    assert.deepEqual((await push(pusher, store, first)).exit, OK)
+    await b.next(() => liveEvents(b, '1').length === 1)
+    // Between the pushes: c joins under a new id, b trades '1' for '7', a's socket closes.
+    await livePull(c, store, '9')
+    b.send({ _tag: 'Interrupt', requestId: '1' })
+    await b.exit('1')
+    await livePull(b, store, '7')
+    a.close()
+    await a.whenClosed()
+    const second = makeEvents(1, { start: 2, parent: 1 })
+    assert.deepEqual((await push(pusher, store, second)).exit, OK)
+    await c.next(() => liveEvents(c, '9').some((e) => e.seqNum === 2))
+    await b.next(() => liveEvents(b, '7').some((e) => e.seqNum === 2))
+    assert.deepEqual(liveEvents(b, '1'), first, "b's interrupted pull got nothing more")
+    assert.deepEqual(liveEvents(b, '7').map((e) => e.seqNum), [1, 2])
+    assert.deepEqual(liveEvents(c, '9').map((e) => e.seqNum), [1, 2])
+    // The broadcast after a registration went once to each pull: no duplicate from a stale group.
+    const third = makeEvents(1, { start: 3, parent: 2 })
+    assert.deepEqual((await push(pusher, store, third)).exit, OK)
+    await c.next(() => liveEvents(c, '9').some((e) => e.seqNum === 3))
+    await b.next(() => liveEvents(b, '7').some((e) => e.seqNum === 3))
+    assert.deepEqual(liveEvents(c, '9').map((e) => e.seqNum), [1, 2, 3])
+    assert.deepEqual(liveEvents(b, '7').map((e) => e.seqNum), [1, 2, 3])
+  })
+
   test('a big push is broadcast in pages of at most 100 events and 900 KB', async () => {
     const store = storeId('fanout-pages')
     const a = await open(store)

@@ -493,7 +493,7 @@ impl Host for TestHost {
         window.1
     }
 
-    fn send_pages(&self, sockets: &[LiveSocket<Socket>], pages: &[String]) {
+    fn send_pages(&self, sockets: &[LiveSocket<Socket>], _generation: u64, pages: &[String]) {
         for entry in sockets {
             for id in &entry.pulls {
                 for page in pages {
