@@ -140,7 +140,8 @@ new_sqlite_classes = ["SyncBackendDO"]
  * `vars` become `--var` flags (environment variables under workerd, where `editConfig` edits
  * the capnp text); `database` names the Postgres database (default: one per state directory;
  * two workers given one are two sync nodes); `persistTo` reuses a state directory and `port` a port (for restart
- * tests); the server counts as up once `GET /` answers `readyStatus`.
+ * tests); the server counts as up once `GET /` answers `readyStatus`, polled every `pollMs` (200)
+ * — under workerd alone, a cold start's figure (`readyMs`) takes a short one.
  */
 export async function startWorker(options = {}) {
   // A free port can still be taken by another process before workerd binds it; with ports of
@@ -169,6 +170,7 @@ async function startWorkerOnce({
   storage = STORAGE,
   migrate = true,
   database,
+  pollMs,
 } = {}) {
   const dir = path.join(TMP, uniq(label))
   mkdirSync(dir, { recursive: true })
@@ -186,7 +188,7 @@ async function startWorkerOnce({
   if (RUNTIME === 'workerd') {
     if (jsMain || storage === 'd1') throw new Error('under workerd alone only our workers and the reference run, on DO SQLite; mark the test wranglerOnly')
     if (postgresUrl) vars = { POSTGRES_URL: postgresUrl, ...vars }
-    return startWorkerd({ dir, vars, persistTo: state, reference, crateDir, outDir, editConfig, label, readyStatus, readyPath, port: fixedPort, storage })
+    return startWorkerd({ dir, vars, persistTo: state, reference, crateDir, outDir, editConfig, label, readyStatus, readyPath, port: fixedPort, storage, pollMs })
   }
   const config = path.join(dir, 'wrangler.toml')
   let text = editConfig(reference || jsMain ? referenceConfigText(storage, jsMain) : ourConfigText(crateDir, outDir))
@@ -232,7 +234,7 @@ export async function wranglerDev({ configs, state, vars = {}, env = {}, port, d
  * Runs a server process in its own process group (so stopping it reaches every child), collects
  * its output, and resolves once `GET readyPath` answers `readyStatus`.
  */
-export async function launch({ name, command, args, env, dir, port, readyPath = '/', readyStatus = 200, timeoutMs = 90_000, extra = {} }) {
+export async function launch({ name, command, args, env, dir, port, readyPath = '/', readyStatus = 200, timeoutMs = 90_000, pollMs = 200, extra = {} }) {
   const logFile = path.join(dir, 'server.log')
   const logStream = createWriteStream(logFile)
   let output = ''
@@ -248,6 +250,7 @@ export async function launch({ name, command, args, env, dir, port, readyPath = 
       logStream.write(d)
     })
   }
+  const spawnedAt = performance.now()
   let exited = false
   child.on('exit', () => (exited = true))
   // 'close' comes after 'exit', once the process's output has been read to the end: a test may
@@ -290,14 +293,17 @@ export async function launch({ name, command, args, env, dir, port, readyPath = 
       throw new Error(`${name} did not answer within ${timeoutMs / 1000} s:\n${output}`)
     }
     // Polls for the server's first answer, which nothing announces sooner.
-    await new Promise((r) => setTimeout(r, 200))
+    await new Promise((r) => setTimeout(r, pollMs))
   }
+  const readyMs = performance.now() - spawnedAt
   const handle = {
     url,
     wsUrl: `ws://127.0.0.1:${port}`,
     port,
     dir,
     pid: child.pid,
+    // From spawning the process to its first answer (polled every `pollMs`).
+    readyMs,
     ...extra,
     logs: () => output,
     logLines: () => jsonLogLines(output),
@@ -362,7 +368,7 @@ const workerdBin = () => createRequire(import.meta.url)('workerd').default
  * settings as environment variables (the wrangler.toml's [vars], then `vars`) — nothing else of
  * this process's environment, so a stray AUTH_TOKEN there cannot change a test.
  */
-async function startWorkerd({ dir, vars, persistTo, reference, crateDir, outDir = 'build', editConfig, readyStatus, readyPath, port: fixedPort, storage = 'do-sqlite' }) {
+async function startWorkerd({ dir, vars, persistTo, reference, crateDir, outDir = 'build', editConfig, readyStatus, readyPath, port: fixedPort, storage = 'do-sqlite', pollMs }) {
   // capnp reads embed paths relative to the config file (a leading / means its import path).
   const buildDir = path.relative(dir, path.join(ROOT, crateDir, outDir))
   let text = readFileSync(path.join(ROOT, 'selfhost/workerd.capnp'), 'utf8').replaceAll('embed "../build/', `embed "${buildDir}/`)
@@ -375,7 +381,7 @@ async function startWorkerd({ dir, vars, persistTo, reference, crateDir, outDir 
   const port = fixedPort ?? (await freePort())
   const args = ['serve', config, '--socket-addr', `http=127.0.0.1:${port}`, '--directory-path', `do-storage=${state}`]
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...tomlVars(crateDir), ...vars }
-  return launch({ name: 'workerd', command: workerdBin(), args, env, dir, port, readyPath, readyStatus, extra: { persistTo: state, config, storage, postgresUrl: vars.POSTGRES_URL } })
+  return launch({ name: 'workerd', command: workerdBin(), args, env, dir, port, readyPath, readyStatus, pollMs, extra: { persistTo: state, config, storage, postgresUrl: vars.POSTGRES_URL } })
 }
 
 /** `wrangler d1 migrations apply --local`, as a developer runs it, into a state directory. */
