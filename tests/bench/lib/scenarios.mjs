@@ -113,6 +113,27 @@ export async function pageLatency(server, { store, n, reps = 5 }) {
 }
 
 /**
+ * Starts a live pull on `sock` under request id `id`; resolves at its first page, and calls
+ * `onEvent(seqNum, arrivedAt)` for every event any page carries, then `after()` per page.
+ */
+function livePullOn(sock, store, id, onEvent, after = () => {}) {
+  return new Promise((resolve) => {
+    let started = false
+    sock.on((text) => {
+      if (!text.startsWith('{"_tag":"Chunk"')) return
+      if (!started) {
+        started = true
+        resolve()
+      }
+      const t = now()
+      for (const m of text.matchAll(/"seqNum":(\d+),"parentSeqNum"/g)) onEvent(Number(m[1]), t)
+      after()
+    })
+    sock.send(pullFrame(id, store, { live: true }))
+  })
+}
+
+/**
  * Live fan-out: `pulls` sockets each hold a live pull; one more socket pushes `pushes` single
  * events one after the other. Latency is from a push's send to its arrival on each live pull.
  */
@@ -126,25 +147,11 @@ export async function fanOut(server, { pulls, pushes }) {
   const latencies = []
   const received = receivers.map(() => [])
   await Promise.all(
-    receivers.map(
-      (sock, i) =>
-        new Promise((resolve) => {
-          let started = false
-          sock.on((text) => {
-            if (!text.startsWith('{"_tag":"Chunk"')) return
-            if (!started) {
-              started = true
-              resolve()
-            }
-            const t = now()
-            for (const m of text.matchAll(/"seqNum":(\d+),"parentSeqNum"/g)) {
-              const seq = Number(m[1])
-              received[i].push(seq)
-              latencies.push(t - sentAt.get(seq))
-            }
-          })
-          sock.send(pullFrame('900000004', store, { live: true }))
-        }),
+    receivers.map((sock, i) =>
+      livePullOn(sock, store, '900000004', (seq, t) => {
+        received[i].push(seq)
+        latencies.push(t - sentAt.get(seq))
+      }),
     ),
   )
   const pusher = await BenchSocket.open(wsUrl(server, store))
@@ -360,29 +367,21 @@ export async function bigRoom(server, { sockets, pushes, rss }) {
     await withDeadline(
       60_000,
       `${server.name}: live pulls ${i}–${i + batch.length} of ${sockets} did not start`,
-      batch.map(
-        (sock) =>
-          new Promise((resolve) => {
-            const seqs = []
-            received.push(seqs)
-            let started = false
-            sock.on((text) => {
-              if (!text.startsWith('{"_tag":"Chunk"')) return
-              if (!started) {
-                started = true
-                resolve()
-              }
-              const t = now()
-              for (const m of text.matchAll(/"seqNum":(\d+),"parentSeqNum"/g)) {
-                seqs.push(Number(m[1]))
-                latencies.push(t - sentAt.get(Number(m[1])))
-                arrivals++
-              }
-              wake()
-            })
-            sock.send(pullFrame('900000031', store, { live: true }))
-          }),
-      ),
+      batch.map((sock) => {
+        const seqs = []
+        received.push(seqs)
+        return livePullOn(
+          sock,
+          store,
+          '900000031',
+          (seq, t) => {
+            seqs.push(seq)
+            latencies.push(t - sentAt.get(seq))
+            arrivals++
+          },
+          () => wake(),
+        )
+      }),
     )
     receivers.push(...batch)
   }
