@@ -10,7 +10,7 @@ import { writeFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import WebSocket from 'ws'
 
-import { ROOT, startWorker } from '../e2e/lib/worker.mjs'
+import { DEFAULT_TOKEN, ROOT, startWorker } from '../e2e/lib/worker.mjs'
 import * as s from './lib/scenarios.mjs'
 
 const [scenario = 'push100'] = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--log-level')
@@ -60,7 +60,7 @@ const w = await startWorker({
   jsMain: floor ? path.join(ROOT, 'tests/bench/floor-worker/index.js') : undefined,
   label: `profile-${scenario}`,
   storage: 'do-sqlite',
-  ...(floorLog ? { vars: { FLOOR_LOG_LINES: 'true' } } : logLevel ? { vars: { AUTH_TOKEN: 'insecure-token-change-me', LOG_LEVEL: logLevel } } : {}),
+  ...(floorLog ? { vars: { FLOOR_LOG_LINES: 'true' } } : logLevel ? { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } } : {}),
 })
 try {
   const srv = { name: reference ? 'reference' : floorLog ? 'floor-log' : floor ? 'floor' : logLevel ? `ours-${logLevel}` : 'ours', url: w.url, wsUrl: w.wsUrl, worker: w }

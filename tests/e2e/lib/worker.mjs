@@ -140,8 +140,8 @@ new_sqlite_classes = ["SyncBackendDO"]
  * `vars` become `--var` flags (environment variables under workerd, where `editConfig` edits
  * the capnp text); `database` names the Postgres database (default: one per state directory;
  * two workers given one are two sync nodes); `persistTo` reuses a state directory and `port` a port (for restart
- * tests); the server counts as up once `GET /` answers `readyStatus`, polled every `pollMs` (200)
- * — under workerd alone, a cold start's figure (`readyMs`) takes a short one.
+ * tests); the server counts as up once `GET /` answers `readyStatus`, polled every `pollMs` (200;
+ * a cold start's figure, `readyMs`, takes a short one).
  */
 export async function startWorker(options = {}) {
   // A free port can still be taken by another process before workerd binds it; with ports of
@@ -204,7 +204,7 @@ async function startWorkerOnce({
   }
   writeFileSync(config, text)
   if (storage === 'd1' && migrate) applyMigrations(config, state)
-  return wranglerDev({ configs: [config], state, vars, env, port: fixedPort, dir, readyPath, readyStatus, extra: { persistTo: state, config, storage, postgresUrl } })
+  return wranglerDev({ configs: [config], state, vars, env, port: fixedPort, dir, readyPath, readyStatus, pollMs, extra: { persistTo: state, config, storage, postgresUrl } })
 }
 
 /**
@@ -212,7 +212,7 @@ async function startWorkerOnce({
  * `vars` as `--var` flags and its state in `state`, on a free port unless `port` is given;
  * resolves once `GET readyPath` answers `readyStatus` (see `launch`).
  */
-export async function wranglerDev({ configs, state, vars = {}, env = {}, port, dir, name = 'wrangler dev', readyPath, readyStatus, timeoutMs, extra = {} }) {
+export async function wranglerDev({ configs, state, vars = {}, env = {}, port, dir, name = 'wrangler dev', readyPath, readyStatus, timeoutMs, pollMs, extra = {} }) {
   port ??= await freePort()
   const inspectorPort = await freePort()
   const args = [
@@ -227,7 +227,7 @@ export async function wranglerDev({ configs, state, vars = {}, env = {}, port, d
     '--log-level', 'log',
   ]
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
-  return launch({ name, command: process.execPath, args, env: { ...wranglerEnv(), ...env }, dir, port, readyPath, readyStatus, timeoutMs, extra: { ...extra, inspectorPort } })
+  return launch({ name, command: process.execPath, args, env: { ...wranglerEnv(), ...env }, dir, port, readyPath, readyStatus, timeoutMs, pollMs, extra: { ...extra, inspectorPort } })
 }
 
 /**
