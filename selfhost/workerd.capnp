@@ -21,9 +21,10 @@ const config :Workerd.Config = (
     # storage experimental, subject to incompatible change: package.json pins workerd.) The path is the working
     # directory's .state/selfhost unless --directory-path do-storage=DIR says otherwise.
     (name = "do-storage", disk = (path = ".state/selfhost", writable = true)),
-    # The Worker's only outgoing requests are OTLP span exports to OTEL_EXPORTER_OTLP_ENDPOINT,
-    # which the operator sets, often to a collector on the same host or network: workerd's
-    # default would allow public addresses only.
+    # The Worker's only outgoing requests go where the operator says: OTLP span exports to
+    # OTEL_EXPORTER_OTLP_ENDPOINT and outbox batches to WEBHOOK_URL, often a collector or the
+    # app's backend on the same host or network, which workerd's default (public addresses
+    # only) would refuse.
     (name = "internet", network = (allow = ["public", "private", "local"])),
   ],
   sockets = [
@@ -71,6 +72,15 @@ const syncWorker :Workerd.Worker = (
     (name = "OTEL_EXPORTER_OTLP_ENDPOINT", fromEnvironment = "OTEL_EXPORTER_OTLP_ENDPOINT"),
     (name = "OTEL_SERVICE_NAME", fromEnvironment = "OTEL_SERVICE_NAME"),
     (name = "LOG_LEVEL", fromEnvironment = "LOG_LEVEL"),
+    # The outbox's webhook; QUEUE_BINDING and its settings are not here: workerd has no Queues.
+    (name = "WEBHOOK_URL", fromEnvironment = "WEBHOOK_URL"),
+    (name = "WEBHOOK_SECRET", fromEnvironment = "WEBHOOK_SECRET"),
+    (name = "WEBHOOK_EVENTS", fromEnvironment = "WEBHOOK_EVENTS"),
+    (name = "WEBHOOK_BATCH_SIZE", fromEnvironment = "WEBHOOK_BATCH_SIZE"),
+    (name = "WEBHOOK_MAX_ATTEMPTS", fromEnvironment = "WEBHOOK_MAX_ATTEMPTS"),
+    (name = "WEBHOOK_RETRY_BASE_MS", fromEnvironment = "WEBHOOK_RETRY_BASE_MS"),
+    (name = "WEBHOOK_RETRY_MAX_MS", fromEnvironment = "WEBHOOK_RETRY_MAX_MS"),
+    (name = "WEBHOOK_TIMEOUT_MS", fromEnvironment = "WEBHOOK_TIMEOUT_MS"),
     # STORAGE=d1 is not possible here: workerd has no D1 (see the README). STORAGE=postgres needs
     # the build with the Postgres engine (./scripts/selfhost --postgres embeds build-postgres/)
     # and POSTGRES_URL.

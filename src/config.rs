@@ -169,6 +169,8 @@ pub struct Config {
     pub log_level: LogLevel,
     /// How long the sync-electric endpoint holds a live pull with nothing new, in ms.
     pub electric_hold_ms: u64,
+    /// Where every stored event is delivered once more (the outbox); empty when none is set.
+    pub sinks: Vec<crate::outbox::SinkConfig>,
 }
 
 impl Default for Config {
@@ -199,6 +201,7 @@ impl Default for Config {
             admin_token: None,
             log_level: LogLevel::INFO,
             electric_hold_ms: 20_000,
+            sinks: Vec::new(),
         }
     }
 }
@@ -347,7 +350,76 @@ pub struct Draft {
     d1_binding: Option<String>,
     hyperdrive_binding: Option<String>,
     postgres_url: Option<String>,
+    webhook: SinkDraft,
+    queue: SinkDraft,
 }
+
+/// A sink's settings while the vars are read.
+#[derive(Default)]
+struct SinkDraft {
+    /// `WEBHOOK_URL` or `QUEUE_BINDING`: the sink exists when it is set.
+    target: Option<String>,
+    secret: Option<String>,
+    events: Option<crate::outbox::EventFilter>,
+    batch_size: Option<usize>,
+    max_attempts: Option<u32>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+impl SinkDraft {
+    /// The sink, if configured.
+    fn finish(
+        self,
+        name: &'static str,
+        target: impl FnOnce(String, Option<String>) -> crate::outbox::Target,
+    ) -> Option<crate::outbox::SinkConfig> {
+        let retry_base_ms = self.retry_base_ms.unwrap_or(1_000);
+        Some(crate::outbox::SinkConfig {
+            name,
+            target: target(self.target?, self.secret),
+            events: self.events.unwrap_or_default(),
+            batch_size: self.batch_size.unwrap_or(100),
+            max_attempts: self.max_attempts.unwrap_or(10),
+            retry_base_ms,
+            retry_max_ms: self.retry_max_ms.unwrap_or(300_000).max(retry_base_ms),
+            timeout_ms: self.timeout_ms.unwrap_or(10_000),
+        })
+    }
+}
+
+/// A whole number from `min` to `max`.
+fn parse_in_range(
+    name: &'static str,
+    value: &str,
+    min: u64,
+    max: u64,
+    expected: &'static str,
+) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            name,
+            value: value.to_owned(),
+            expected,
+        }),
+    }
+}
+
+/// An event-name pattern list (`WEBHOOK_EVENTS`, `QUEUE_EVENTS`).
+fn parse_events(name: &'static str, value: &str) -> Result<crate::outbox::EventFilter, ConfigError> {
+    crate::outbox::EventFilter::parse(value).ok_or_else(|| ConfigError {
+        name,
+        value: value.to_owned(),
+        expected: "comma-separated event-name patterns (`*` for any characters, `!` before one to exclude)",
+    })
+}
+
+const ATTEMPTS: &str = "a whole number from 1 to 1000";
+const BATCH: &str = "a whole number from 1 to 1000";
+const MILLIS: &str = "a whole number of milliseconds from 1 to 86400000";
+const DAY_MS: u64 = 86_400_000;
 
 /// The engine `STORAGE` names, before its binding is known.
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -404,6 +476,23 @@ impl Draft {
                 None => PostgresSource::Hyperdrive(self.hyperdrive_binding.unwrap_or_else(|| "HYPERDRIVE".to_owned())),
             }),
         };
+        if self.webhook.target.is_some() && self.webhook.secret.is_none() {
+            return Err(ConfigError {
+                name: "WEBHOOK_SECRET",
+                value: String::new(),
+                expected: "a signing secret whenever WEBHOOK_URL is set (receivers must be able to tell our requests from anyone's)",
+            });
+        }
+        let webhook = self
+            .webhook
+            .finish("webhook", |url, secret| crate::outbox::Target::Webhook {
+                url,
+                secret: secret.unwrap_or_default(),
+            });
+        let queue = self
+            .queue
+            .finish("queue", |binding, _| crate::outbox::Target::Queue { binding });
+        config.sinks = webhook.into_iter().chain(queue).collect();
         Ok(config)
     }
 }
@@ -774,6 +863,170 @@ pub const SETTINGS: &[Setting] = &[
         self_hosted: false,
         parse: |d, _, v| {
             d.hyperdrive_binding = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_URL",
+        secret: false,
+        default: "none",
+        description: "An `http://` or `https://` URL: every stored event is delivered to it once more, in batches, signed, at least once and in order per store, with retries — see [Delivering events to your backend](docs/outbox.md).",
+        self_hosted: true,
+        parse: |d, name, v| {
+                        if v.trim().is_empty() {
+                return Ok(());
+            }
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(ConfigError {
+                    name,
+                    value: v.to_owned(),
+                    expected: "an http:// or https:// URL",
+                });
+            }
+            d.webhook.target = Some(v.trim().to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_SECRET",
+        secret: true,
+        default: "none",
+        description: "The key of the `x-livestore-signature` HMAC-SHA256 on every webhook request; required with `WEBHOOK_URL`. Never logged.",
+        self_hosted: true,
+        parse: |d, _, v| {
+                        d.webhook.secret = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_EVENTS",
+        secret: false,
+        default: "`*`",
+        description: "Which events the webhook sink receives: comma-separated event-name patterns, `*` for any characters, `!` before a pattern to exclude (`v1.Member*,!v1.MemberLeft`). The cursor still moves past the others.",
+        self_hosted: true,
+        parse: |d, name, v| {
+                        d.webhook.events = Some(parse_events(name, v)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_BATCH_SIZE",
+        secret: false,
+        default: "`100`",
+        description: "Most events per request (1–1000).",
+        self_hosted: true,
+        parse: |d, name, v| {
+                        d.webhook.batch_size = Some(parse_in_range(name, v, 1, 1000, BATCH)? as usize);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_MAX_ATTEMPTS",
+        secret: false,
+        default: "`10`",
+        description: "Failed attempts in a row after which the webhook sink pauses for that store (shown in the admin API, resumed there); nothing is dropped.",
+        self_hosted: true,
+        parse: |d, name, v| {
+                        d.webhook.max_attempts = Some(parse_in_range(name, v, 1, 1000, ATTEMPTS)? as u32);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_RETRY_BASE_MS",
+        secret: false,
+        default: "`1000`",
+        description: "The wait after a failed attempt; it doubles after each further failure in a row.",
+        self_hosted: true,
+        parse: |d, name, v| {
+                        d.webhook.retry_base_ms = Some(parse_in_range(name, v, 1, DAY_MS, MILLIS)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_RETRY_MAX_MS",
+        secret: false,
+        default: "`300000`",
+        description: "The longest wait between two attempts.",
+        self_hosted: true,
+        parse: |d, name, v| {
+                        d.webhook.retry_max_ms = Some(parse_in_range(name, v, 1, DAY_MS, MILLIS)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "WEBHOOK_TIMEOUT_MS",
+        secret: false,
+        default: "`10000`",
+        description: "A webhook request not answered by then has failed (and is retried).",
+        self_hosted: true,
+        parse: |d, name, v| {
+                        d.webhook.timeout_ms = Some(parse_in_range(name, v, 1, DAY_MS, MILLIS)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "QUEUE_BINDING",
+        secret: false,
+        default: "none",
+        description: "A Cloudflare Queue producer binding: every stored event is sent to it once more, one message per batch, with the webhook's guarantees ([docs](docs/outbox.md)). Not on workerd alone, which has no Queues.",
+        self_hosted: false,
+        parse: |d, _, v| {
+                        d.queue.target = (!v.trim().is_empty()).then(|| v.trim().to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "QUEUE_EVENTS",
+        secret: false,
+        default: "`*`",
+        description: "Which events the queue sink receives: comma-separated event-name patterns, `*` for any characters, `!` before a pattern to exclude (`v1.Member*,!v1.MemberLeft`). The cursor still moves past the others.",
+        self_hosted: false,
+        parse: |d, name, v| {
+                        d.queue.events = Some(parse_events(name, v)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "QUEUE_BATCH_SIZE",
+        secret: false,
+        default: "`100`",
+        description: "Most events per message (1–1000).",
+        self_hosted: false,
+        parse: |d, name, v| {
+                        d.queue.batch_size = Some(parse_in_range(name, v, 1, 1000, BATCH)? as usize);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "QUEUE_MAX_ATTEMPTS",
+        secret: false,
+        default: "`10`",
+        description: "Failed attempts in a row after which the queue sink pauses for that store (shown in the admin API, resumed there); nothing is dropped.",
+        self_hosted: false,
+        parse: |d, name, v| {
+                        d.queue.max_attempts = Some(parse_in_range(name, v, 1, 1000, ATTEMPTS)? as u32);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "QUEUE_RETRY_BASE_MS",
+        secret: false,
+        default: "`1000`",
+        description: "The wait after a failed attempt; it doubles after each further failure in a row.",
+        self_hosted: false,
+        parse: |d, name, v| {
+                        d.queue.retry_base_ms = Some(parse_in_range(name, v, 1, DAY_MS, MILLIS)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "QUEUE_RETRY_MAX_MS",
+        secret: false,
+        default: "`300000`",
+        description: "The longest wait between two attempts.",
+        self_hosted: false,
+        parse: |d, name, v| {
+                        d.queue.retry_max_ms = Some(parse_in_range(name, v, 1, DAY_MS, MILLIS)?);
             Ok(())
         },
     },

@@ -32,6 +32,7 @@ pub mod jwt;
 pub mod log;
 pub mod options;
 pub mod otel;
+pub mod outbox;
 pub mod protocol;
 pub mod router;
 pub mod rpc;
