@@ -44,6 +44,12 @@ pub enum Action {
     Import,
     /// `POST /_admin/stores/<id>/reset`: wipe and give a new backendId.
     Reset,
+    /// `GET /_admin/stores/<id>/outbox`: each sink's cursor, backlog and failures.
+    Outbox,
+    /// `POST /_admin/stores/<id>/outbox/<sink>/resume`: retry a paused or waiting sink now.
+    OutboxResume,
+    /// `POST /_admin/stores/<id>/outbox/<sink>/skip?to=<seqNum>`: move a sink's cursor.
+    OutboxSkip,
 }
 
 impl Action {
@@ -54,14 +60,17 @@ impl Action {
             Action::Export => "export",
             Action::Import => "import",
             Action::Reset => "reset",
+            Action::Outbox => "outbox",
+            Action::OutboxResume => "outbox-resume",
+            Action::OutboxSkip => "outbox-skip",
         }
     }
 
     /// The HTTP method of the action, on the public path and on the internal route alike.
     pub fn method(&self) -> &'static str {
         match self {
-            Action::Info | Action::Export => "GET",
-            Action::Import | Action::Reset => "POST",
+            Action::Info | Action::Export | Action::Outbox => "GET",
+            Action::Import | Action::Reset | Action::OutboxResume | Action::OutboxSkip => "POST",
         }
     }
 
@@ -72,6 +81,9 @@ impl Action {
             "export" => Some(Action::Export),
             "import" => Some(Action::Import),
             "reset" => Some(Action::Reset),
+            "outbox" => Some(Action::Outbox),
+            "outbox-resume" => Some(Action::OutboxResume),
+            "outbox-skip" => Some(Action::OutboxSkip),
             _ => None,
         }
     }
@@ -86,6 +98,8 @@ pub enum Route {
         store_id: String,
         /// The action.
         action: Action,
+        /// The outbox sink the action names (`outbox/<sink>/…`).
+        sink: Option<String>,
     },
     /// `GET /_admin/ping`: answers `{"ok":true}` once the token is checked, so a client (the
     /// inspector's sign-in) can test a token without naming a store.
@@ -121,17 +135,30 @@ pub fn route(method: &str, path: &str) -> Route {
     let Some(store_id) = decode_uri_component(raw_id).filter(|id| !id.is_empty()) else {
         return Route::NotFound;
     };
+    let mut sink = None;
     let action = match tail {
         None | Some("") => Action::Info,
         Some("events") => Action::Export,
         Some("import") => Action::Import,
         Some("reset") => Action::Reset,
-        Some(_) => return Route::NotFound,
+        Some("outbox") => Action::Outbox,
+        Some(other) => {
+            let Some((name, verb)) = other.strip_prefix("outbox/").and_then(|rest| rest.split_once('/')) else {
+                return Route::NotFound;
+            };
+            sink = Some(name.to_owned()).filter(|n| !n.is_empty());
+            match verb {
+                _ if sink.is_none() => return Route::NotFound,
+                "resume" => Action::OutboxResume,
+                "skip" => Action::OutboxSkip,
+                _ => return Route::NotFound,
+            }
+        }
     };
     if method != action.method() {
         return Route::MethodNotAllowed;
     }
-    Route::Store { store_id, action }
+    Route::Store { store_id, action, sink }
 }
 
 /// Checks an `Authorization` header against the admin token, in constant time. Only the
@@ -351,7 +378,28 @@ mod tests {
         let store = |id: &str, action| Route::Store {
             store_id: id.into(),
             action,
+            sink: None,
         };
+        let sink = |action| Route::Store {
+            store_id: "s1".into(),
+            action,
+            sink: Some("webhook".into()),
+        };
+        assert_eq!(route("GET", "/_admin/stores/s1/outbox"), store("s1", Action::Outbox));
+        assert_eq!(
+            route("POST", "/_admin/stores/s1/outbox/webhook/resume"),
+            sink(Action::OutboxResume)
+        );
+        assert_eq!(
+            route("POST", "/_admin/stores/s1/outbox/webhook/skip"),
+            sink(Action::OutboxSkip)
+        );
+        assert_eq!(
+            route("GET", "/_admin/stores/s1/outbox/webhook/skip"),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(route("POST", "/_admin/stores/s1/outbox//skip"), Route::NotFound);
+        assert_eq!(route("POST", "/_admin/stores/s1/outbox/webhook/drop"), Route::NotFound);
         assert_eq!(route("GET", "/_admin/stores/s1"), store("s1", Action::Info));
         assert_eq!(route("GET", "/_admin/stores/a%2Fb%20c/"), store("a/b c", Action::Info));
         assert_eq!(route("GET", "/_admin/stores/s1/events"), store("s1", Action::Export));
@@ -366,7 +414,15 @@ mod tests {
         assert_eq!(route("GET", "/_admin/stores/s1/x/y"), Route::NotFound);
         assert!(is_admin_path("/_admin/stores/x") && is_admin_path("/_admin"));
         assert!(!is_admin_path("/") && !is_admin_path("/_administrator"));
-        for a in [Action::Info, Action::Export, Action::Import, Action::Reset] {
+        for a in [
+            Action::Info,
+            Action::Export,
+            Action::Import,
+            Action::Reset,
+            Action::Outbox,
+            Action::OutboxResume,
+            Action::OutboxSkip,
+        ] {
             assert_eq!(Action::from_name(a.as_str()), Some(a));
         }
     }

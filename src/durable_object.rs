@@ -56,4 +56,11 @@ impl SyncBackendDO {
         let payload = payload.to_vec();
         Ok(std::panic::AssertUnwindSafe(self.inner.rpc(&payload)).await.into_js())
     }
+
+    /// The object's alarm, which delivers the store's outbox. Declared here rather than through
+    /// `#[durable_object]`, which binds either the WebSocket handlers or the alarm, not both.
+    #[wasm_bindgen(js_name = alarm)]
+    pub async fn alarm(&self) {
+        self.inner.alarm().await;
+    }
 }

@@ -576,8 +576,8 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
         return admin_json(401, r#"{"error":"Unauthorized"}"#);
     }
     let url = req.url()?;
-    let (store_id, action) = match admin::route(req.method().as_ref(), url.path()) {
-        Route::Store { store_id, action } => (store_id, action),
+    let (store_id, action, sink) = match admin::route(req.method().as_ref(), url.path()) {
+        Route::Store { store_id, action, sink } => (store_id, action, sink),
         Route::Ping => return admin_json(200, r#"{"ok":true}"#),
         Route::MethodNotAllowed => return admin_json(405, r#"{"error":"MethodNotAllowed"}"#),
         Route::NotFound => return admin_json(404, r#"{"error":"NotFound"}"#),
@@ -590,8 +590,11 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
     };
     let mut query = worker::url::form_urlencoded::Serializer::new(String::new());
     query.append_pair("storeId", &store_id);
+    if let Some(sink) = &sink {
+        query.append_pair("sink", sink);
+    }
     for (key, value) in url.query_pairs() {
-        if matches!(key.as_ref(), "after" | "until" | "limit") {
+        if matches!(key.as_ref(), "after" | "until" | "limit" | "to") {
             query.append_pair(&key, &value);
         }
     }

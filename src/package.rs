@@ -292,6 +292,11 @@ impl SyncStoreObject {
         let payload = payload.to_vec();
         Ok(std::panic::AssertUnwindSafe(self.inner.rpc(&payload)).await.into_js())
     }
+    /// The object's alarm, which delivers the store's outbox.
+    #[wasm_bindgen(js_name = alarm)]
+    pub async fn alarm(&self) {
+        self.inner.alarm().await;
+    }
 }
 
 /// `makeWorker`'s and `handleSyncRequest`'s Worker side: admission, the hooks that run there,

@@ -38,6 +38,13 @@ export class SyncBackendDO extends DurableObject {
     return this.#inner.webSocketError(ws, error)
   }
 
+
+  alarm() {
+
+    return this.#inner.alarm()
+
+  }
+
   async rpc(payload) {
     const bytes = payload instanceof Uint8Array ? payload : new Uint8Array(payload)
     const reply = await this.#inner.rpc(bytes)

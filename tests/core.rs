@@ -12,7 +12,9 @@ use futures::executor::block_on;
 use livestore_sync::core::{Core, Host, Reply};
 use livestore_sync::hooks::NoHooks;
 use livestore_sync::protocol::{CallerContext, EventIn, SyncError, Transport};
-use livestore_sync::storage::{sql, Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use livestore_sync::storage::{
+    sql, Appended, ContextRow, CreatedAt, EventLog, SinkState, StorageError, StoredItem, Subscriber,
+};
 use serde_json::{json, Value};
 use support::{
     conn, core_for, core_on, events, exit_error, frame, pull_payload, push_payload, request, send, Recorder, SqliteLog,
@@ -109,6 +111,18 @@ impl EventLog for Slow {
     async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
         self.wait().await;
         self.inner.unsubscribe(caller).await
+    }
+    async fn open_outbox(&self, sinks: &[&str], head: i64) -> Result<(), StorageError> {
+        self.wait().await;
+        self.inner.open_outbox(sinks, head).await
+    }
+    async fn outbox(&self) -> Result<Vec<SinkState>, StorageError> {
+        self.wait().await;
+        self.inner.outbox().await
+    }
+    async fn save_sink(&self, state: &SinkState) -> Result<bool, StorageError> {
+        self.wait().await;
+        self.inner.save_sink(state).await
     }
 }
 

@@ -136,6 +136,13 @@ export const makeDurableObject = (options = {}) => {
       return this.#inner.webSocketError(ws, error)
     }
 
+
+    alarm() {
+
+      return this.#inner.alarm()
+
+    }
+
     /** `makeDoRpcSync`'s call: a stream reply becomes a ReadableStream, as the reference answers. */
     async rpc(payload) {
       const bytes = payload instanceof Uint8Array ? payload : new Uint8Array(payload)

@@ -250,7 +250,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             current_head: 0,
             backend_id: backend_id.clone(),
         };
-        let cleared = log.clear(&context).await;
+        let cleared = match log.clear(&context).await {
+            Ok(()) => self.outbox_after_reset(&log).await,
+            Err(e) => Err(e),
+        };
         // Reopened on the next request either way, so the cache never holds the old backendId.
         *self.store.borrow_mut() = None;
         cleared?;

@@ -6,6 +6,7 @@ use futures::future::LocalBoxFuture;
 
 use crate::log::Line;
 use crate::otel::Span;
+use crate::outbox::{SinkConfig, SinkMessage};
 use crate::protocol::CallerContext;
 
 /// A socket with live pulls: the request ids whose streams receive every new batch.
@@ -72,4 +73,16 @@ pub trait Host {
     fn spawn(&self, task: LocalBoxFuture<'static, ()>);
     /// Resolves after `ms` milliseconds (a held pull's timeout).
     fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
+
+    /// Has the runtime run the store's alarm ([`crate::core::Core::run_outbox`]) at `at_millis`
+    /// (ms since the epoch), replacing the alarm set before; it survives eviction and restarts.
+    fn set_alarm(&self, at_millis: i64);
+    /// Sends one outbox batch to a sink. Resolves to the sink's answer — a webhook's HTTP status,
+    /// `None` from a queue that took the message — or to why there was none (unreachable,
+    /// timed out, refused by the runtime).
+    fn send_to_sink(
+        &self,
+        sink: &SinkConfig,
+        message: SinkMessage,
+    ) -> LocalBoxFuture<'static, Result<Option<u16>, String>>;
 }

@@ -20,6 +20,7 @@ mod live;
 mod nodes;
 mod observe;
 pub mod order;
+pub mod outbox;
 pub mod pager;
 pub mod pull;
 pub mod push;
@@ -106,6 +107,8 @@ pub struct Core<L: EventLog, X: Host, H: SyncHooks> {
     verify_head: std::cell::Cell<bool>,
     /// Live pulls: the sockets', pending ones, DO RPC subscribers and their delivery queues.
     live: live::Live<X::Socket>,
+    /// The alarm that drives the outbox, as far as this object knows it.
+    alarm: outbox::AlarmState,
 }
 
 impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
@@ -126,6 +129,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             opening: Turns::new(),
             verify_head: std::cell::Cell::new(false),
             live: live::Live::default(),
+            alarm: outbox::AlarmState::default(),
         }
     }
 
@@ -305,6 +309,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         let meta = open_store(log.as_ref(), || host.new_backend_id(), verify)
             .await
             .inspect_err(|_| self.verify_head.set(verify))?;
+        self.open_outbox(log.as_ref(), meta.head).await?;
         self.log_store_opened(store_id, &meta);
         *self.store.borrow_mut() = Some(OpenStore {
             store_id: store_id.to_owned(),

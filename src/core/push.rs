@@ -302,6 +302,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         pages: impl FnOnce() -> Vec<String>,
     ) {
         self.live.changes.notify();
+        self.outbox_due();
         let subscribers = self.subscribers(log).await;
         let sockets = self.with_live_sockets(|sockets, _| !sockets.is_empty());
         if !sockets && subscribers.is_empty() && !self.hooks.observes_pages() {

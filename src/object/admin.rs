@@ -9,8 +9,10 @@ use worker::{Headers, Request, Response, Result};
 use super::{Sync, SyncObject};
 use crate::admin::{self, Action, ImportError};
 use crate::core::admin::ImportFailure;
+use crate::core::outbox::SinkActionFailure;
 use crate::core::Error;
 use crate::hooks::SyncHooks;
+use crate::outbox;
 use crate::util::ct::secrets_equal;
 use crate::util::json::str_literal;
 
@@ -100,6 +102,14 @@ impl<H: SyncHooks> SyncObject<H> {
                 self.admin_import(sync, &store_id, &body).await?
             }
             Action::Reset => self.admin_reset(sync, &store_id).await?,
+            Action::Outbox => match sync.core.outbox_status(&store_id).await {
+                Ok(status) => (json(200, status.to_json(&store_id))?, vec![]),
+                Err(e) => (storage_failure(&e)?, vec![]),
+            },
+            Action::OutboxResume | Action::OutboxSkip => {
+                self.admin_sink_action(sync, &store_id, action == Action::OutboxSkip, url.query())
+                    .await?
+            }
         };
         let outcome = if response.status_code() < 400 { "ok" } else { "refused" };
         let line = admin::log_line(action.as_str(), &store_id, outcome, &counts);
@@ -177,6 +187,36 @@ impl<H: SyncHooks> SyncObject<H> {
             }
             Err(ImportFailure::Refused { status, error }) => Ok((json(status, error.to_json())?, vec![])),
             Err(ImportFailure::Storage(e)) => Ok((storage_failure(&e)?, vec![])),
+        }
+    }
+
+    /// Resumes a sink, or moves its cursor (`skip`, to `?to=` or the head).
+    async fn admin_sink_action(
+        &self,
+        sync: &Sync<H>,
+        store_id: &str,
+        skip: bool,
+        query: Option<&str>,
+    ) -> Result<(Response, Vec<(&'static str, i64)>)> {
+        let sink = worker::url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "sink")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let done = if skip {
+            match outbox::skip_target(query) {
+                Ok(to) => sync.core.outbox_skip(store_id, &sink, to).await,
+                Err(refusal) => Err(SinkActionFailure::Refused(refusal)),
+            }
+        } else {
+            sync.core.outbox_resume(store_id, &sink).await
+        };
+        match done {
+            Ok(status) => Ok((json(200, status.to_json())?, vec![("cursor", status.state.cursor)])),
+            Err(SinkActionFailure::Refused(refusal)) => {
+                let (status, body) = refusal.status_and_body();
+                Ok((json(status, body)?, vec![]))
+            }
+            Err(SinkActionFailure::Storage(e)) => Ok((storage_failure(&e)?, vec![])),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::core::{Host, LiveSocket, UpdateFailure};
 use crate::js::{error_message, new_backend_id, now_millis, post_json, random_bytes};
 use crate::log::{self, Line, LogLevel};
 use crate::otel::{export_body, Span};
+use crate::outbox::{SinkConfig, SinkMessage, Target};
 use crate::protocol::server;
 use crate::protocol::CallerContext;
 
@@ -205,6 +206,99 @@ impl Host for DoHost {
     fn sleep(&self, ms: u64) -> futures::future::LocalBoxFuture<'static, ()> {
         Box::pin(worker::Delay::from(std::time::Duration::from_millis(ms)))
     }
+
+    fn set_alarm(&self, at_millis: i64) {
+        // Called now, not when a future is first polled: the alarm is then written with the
+        // batch that made it due, under the same output gate.
+        let storage = self.state.storage();
+        let storage: &JsValue = storage.as_raw().as_ref();
+        let called = Reflect::get(storage, &JsValue::from_str("setAlarm"))
+            .and_then(|f| f.dyn_into::<Function>())
+            .and_then(|set| set.call1(storage, &JsValue::from_f64(at_millis as f64)));
+        let log_level = self.log_level;
+        let failed = move |e: &JsValue| {
+            if let Some(line) = log_level.line(crate::log::Level::Error, "alarm_failed") {
+                log::emit(line.str("error", &error_message(e)));
+            }
+        };
+        match called {
+            Ok(promise) => worker::wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = JsFuture::from(Promise::resolve(&promise)).await {
+                    failed(&e);
+                }
+            }),
+            Err(e) => failed(&e),
+        }
+    }
+
+    fn send_to_sink(
+        &self,
+        sink: &SinkConfig,
+        message: SinkMessage,
+    ) -> futures::future::LocalBoxFuture<'static, Result<Option<u16>, String>> {
+        match &sink.target {
+            Target::Webhook { url, .. } => {
+                let url = url.clone();
+                let timeout_ms = sink.timeout_ms;
+                Box::pin(async move { post_webhook(&url, message, timeout_ms).await.map(Some) })
+            }
+            Target::Queue { binding } => {
+                let env = self.env.clone();
+                let binding = binding.clone();
+                Box::pin(async move { send_to_queue(&env, &binding, &message.body).await.map(|()| None) })
+            }
+        }
+    }
+}
+
+/// POSTs a webhook batch; its status, or why there is none. The answer's body is read (and
+/// dropped) within the same timeout, so the connection is free for the next batch.
+async fn post_webhook(url: &str, message: SinkMessage, timeout_ms: u64) -> Result<u16, String> {
+    use futures::future::{select, Either};
+    let headers = worker::Headers::new();
+    for (name, value) in &message.headers {
+        headers.set(name, value).map_err(|e| e.to_string())?;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&message.body)));
+    let request = worker::Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let controller = worker::AbortController::default();
+    let signal = controller.signal();
+    let exchange = async move {
+        let mut response = worker::Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status_code();
+        let _ = response.bytes().await;
+        Ok(status)
+    };
+    let timeout = worker::Delay::from(std::time::Duration::from_millis(timeout_ms));
+    match select(Box::pin(exchange), timeout).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(((), _)) => {
+            controller.abort();
+            Err(format!("no answer within {timeout_ms} ms"))
+        }
+    }
+}
+
+/// `env[binding].send(JSON.parse(body))`: one Queue message, the batch as an object.
+async fn send_to_queue(env: &Env, binding: &str, body: &str) -> Result<(), String> {
+    let env: &JsValue = env.as_ref();
+    let queue = Reflect::get(env, &JsValue::from_str(binding)).unwrap_or(JsValue::UNDEFINED);
+    let send = Reflect::get(&queue, &JsValue::from_str("send"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+        .ok_or_else(|| format!("{binding} (QUEUE_BINDING) is not a Queue producer binding of this Worker"))?;
+    let message = js_sys::JSON::parse(body).map_err(|e| error_message(&e))?;
+    let promise = send.call1(&queue, &message).map_err(|e| error_message(&e))?;
+    JsFuture::from(Promise::resolve(&promise))
+        .await
+        .map(|_| ())
+        .map_err(|e| error_message(&e))
 }
 
 /// `env[bindingName].get(env[bindingName].idFromString(durableObjectId)).syncUpdateRpc(chunk)`.

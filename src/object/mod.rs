@@ -209,6 +209,22 @@ impl<H: SyncHooks> SyncObject<H> {
         Ok(())
     }
 
+    /// The object's alarm: delivers the store's outbox. An alarm comes with no request, so the
+    /// store is the one this object has open, or else the one its outbox was recorded for.
+    pub async fn alarm(&self) {
+        let Ok(sync) = &self.sync else { return };
+        let store_id = sync
+            .core
+            .open_store_id()
+            .or_else(|| DoSqliteLog::outbox_store(&sync.core.host().state().storage()));
+        let Some(store_id) = store_id else { return };
+        if let Err(e) = sync.core.run_outbox(&store_id).await {
+            if let Some(line) = sync.core.config().log_level.line(Level::Error, "outbox_failed") {
+                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
+            }
+        }
+    }
+
     /// A socket closed or failed. A socket that both errors and closes is counted out twice,
     /// which can only let a connection or two more in; the count is exact again after the next
     /// wake.

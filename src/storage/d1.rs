@@ -22,7 +22,7 @@ use worker::D1Database;
 
 use super::do_sqlite::{cursor_value, first_column, stored_items, DoSqliteLog};
 use super::sql::{self, CandidateFacts};
-use super::{Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use super::{Appended, ContextRow, CreatedAt, EventLog, SinkState, StorageError, StoredItem, Subscriber};
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
 
@@ -278,6 +278,17 @@ impl EventLog for D1Log {
 
     async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
         self.context.unsubscribe_row(caller)
+    }
+    async fn open_outbox(&self, sinks: &[&str], head: i64) -> Result<(), StorageError> {
+        self.context.open_outbox_rows(sinks, head)
+    }
+
+    async fn outbox(&self) -> Result<Vec<SinkState>, StorageError> {
+        self.context.outbox_rows()
+    }
+
+    async fn save_sink(&self, state: &SinkState) -> Result<bool, StorageError> {
+        self.context.save_sink_row(state)
     }
 }
 

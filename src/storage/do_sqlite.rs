@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::types::{SqlStorage, SqlStorageCursor};
 
 use super::sql;
-use super::{Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use super::{Appended, ContextRow, CreatedAt, EventLog, SinkState, StorageError, StoredItem, Subscriber};
 use crate::js::error_message;
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
@@ -294,6 +294,100 @@ impl EventLog for DoSqliteLog {
 
     async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
         self.unsubscribe_row(caller)
+    }
+
+    async fn open_outbox(&self, sinks: &[&str], head: i64) -> Result<(), StorageError> {
+        self.open_outbox_rows(sinks, head)
+    }
+
+    async fn outbox(&self) -> Result<Vec<SinkState>, StorageError> {
+        self.outbox_rows()
+    }
+
+    async fn save_sink(&self, state: &SinkState) -> Result<bool, StorageError> {
+        self.save_sink_row(state)
+    }
+}
+
+impl DoSqliteLog {
+    /// [`EventLog::open_outbox`], for every engine (the outbox stays in the object's SQLite).
+    pub fn open_outbox_rows(&self, sinks: &[&str], head: i64) -> Result<(), StorageError> {
+        self.exec(sql::CREATE_OUTBOX, &[])?;
+        for sink in sinks {
+            self.exec(
+                sql::ADD_SINK,
+                &[
+                    JsValue::from_str(sink),
+                    JsValue::from_str(&self.store_id),
+                    JsValue::from_f64(head as f64),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// [`EventLog::outbox`].
+    pub fn outbox_rows(&self) -> Result<Vec<SinkState>, StorageError> {
+        if self.first_value(sql::OUTBOX_EXISTS, &[])?.as_f64() != Some(1.0) {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows(sql::SELECT_OUTBOX, &[])?;
+        rows.iter()
+            .map(|row| {
+                let col = |i| Reflect::get_u32(&row, i).unwrap_or(JsValue::NULL);
+                let int = |i| col(i).as_f64().map(|n| n as i64);
+                let state = (|| {
+                    Some(SinkState {
+                        sink: col(0).as_string()?,
+                        store_id: col(1).as_string()?,
+                        cursor: int(2)?,
+                        delivered: int(3)?,
+                        attempts: u32::try_from(int(4)?).ok()?,
+                        paused: int(5)? != 0,
+                        last_error: col(6).as_string(),
+                        last_attempt_at: int(7),
+                        next_at: int(8)?,
+                        version: int(9)?,
+                        pending_to: int(10),
+                    })
+                })();
+                state.ok_or_else(|| StorageError("outbox_sinks_1 row has unexpected column types".into()))
+            })
+            .collect()
+    }
+
+    /// [`EventLog::save_sink`].
+    pub fn save_sink_row(&self, state: &SinkState) -> Result<bool, StorageError> {
+        let opt_int = |v: Option<i64>| v.map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64));
+        let cursor = self.exec(
+            sql::SAVE_SINK,
+            &[
+                JsValue::from_f64(state.cursor as f64),
+                JsValue::from_f64(state.delivered as f64),
+                JsValue::from_f64(f64::from(state.attempts)),
+                JsValue::from_f64(if state.paused { 1.0 } else { 0.0 }),
+                state.last_error.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+                opt_int(state.last_attempt_at),
+                JsValue::from_f64(state.next_at as f64),
+                opt_int(state.pending_to),
+                JsValue::from_f64((state.version + 1) as f64),
+                JsValue::from_str(&state.sink),
+                JsValue::from_f64(state.version as f64),
+            ],
+        )?;
+        // Drained so the statement has surely run; its count of written rows says whether it matched.
+        let _ = Array::from(&cursor.raw());
+        Ok(cursor.rows_written() > 0.0)
+    }
+
+    /// The store whose outbox this object holds, if it has one: an alarm arrives with no
+    /// request to name it.
+    pub fn outbox_store(storage: &worker::Storage) -> Option<String> {
+        let log = DoSqliteLog::new(storage, "");
+        if log.first_value(sql::OUTBOX_EXISTS, &[]).ok()?.as_f64() != Some(1.0) {
+            return None;
+        }
+        log.first_value(sql::OUTBOX_STORE, &[]).ok()?.as_string()
     }
 }
 

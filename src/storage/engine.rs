@@ -2,7 +2,7 @@
 
 use super::d1::D1Log;
 use super::do_sqlite::DoSqliteLog;
-use super::{Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use super::{Appended, ContextRow, CreatedAt, EventLog, SinkState, StorageError, StoredItem, Subscriber};
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
 
@@ -107,5 +107,17 @@ impl EventLog for Engine {
 
     async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
         delegate!(self, log => log.unsubscribe(caller))
+    }
+
+    async fn open_outbox(&self, sinks: &[&str], head: i64) -> Result<(), StorageError> {
+        delegate!(self, log => log.open_outbox(sinks, head))
+    }
+
+    async fn outbox(&self) -> Result<Vec<SinkState>, StorageError> {
+        delegate!(self, log => log.outbox())
+    }
+
+    async fn save_sink(&self, state: &SinkState) -> Result<bool, StorageError> {
+        delegate!(self, log => log.save_sink(state))
     }
 }

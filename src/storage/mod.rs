@@ -18,6 +18,7 @@ pub mod engine;
 #[cfg(all(target_arch = "wasm32", feature = "postgres"))]
 pub mod postgres;
 
+pub use crate::outbox::SinkState;
 use crate::protocol::CallerContext;
 use crate::protocol::EventIn;
 
@@ -163,6 +164,14 @@ pub trait EventLog {
     async fn subscribe(&self, subscriber: &Subscriber, keep: usize) -> Result<(), StorageError>;
     /// Forgets a subscriber.
     async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError>;
+    /// Creates the outbox when needed and records each of `sinks` not recorded yet, its cursor
+    /// at `head` (events stored before a sink was configured are not delivered to it).
+    async fn open_outbox(&self, sinks: &[&str], head: i64) -> Result<(), StorageError>;
+    /// Every recorded sink's state (none when the outbox was never created).
+    async fn outbox(&self) -> Result<Vec<SinkState>, StorageError>;
+    /// Writes a sink's state, with `state.version` the version it was read at, unless another
+    /// write came in between: then nothing is written and the answer is `false`.
+    async fn save_sink(&self, state: &SinkState) -> Result<bool, StorageError>;
 }
 
 /// Opens a store: creates its tables, then loads its context, or creates it with a new

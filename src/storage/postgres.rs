@@ -25,7 +25,7 @@ use worker::{Env, SecureTransport, Socket};
 
 use super::do_sqlite::DoSqliteLog;
 use super::pg_sql as sql;
-use super::{Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use super::{Appended, ContextRow, CreatedAt, EventLog, SinkState, StorageError, StoredItem, Subscriber};
 use crate::config::PostgresSource;
 use crate::core::order::Turns;
 use crate::protocol::CallerContext;
@@ -586,5 +586,16 @@ impl EventLog for PgLog {
 
     async fn unsubscribe(&self, caller: &CallerContext) -> Result<(), StorageError> {
         self.local.unsubscribe_row(caller)
+    }
+    async fn open_outbox(&self, sinks: &[&str], head: i64) -> Result<(), StorageError> {
+        self.local.open_outbox_rows(sinks, head)
+    }
+
+    async fn outbox(&self) -> Result<Vec<SinkState>, StorageError> {
+        self.local.outbox_rows()
+    }
+
+    async fn save_sink(&self, state: &SinkState) -> Result<bool, StorageError> {
+        self.local.save_sink_row(state)
     }
 }

@@ -315,6 +315,29 @@ pub const TRIM_SUBSCRIBERS: &str = "DELETE FROM do_rpc_subscribers WHERE rowid N
 /// Forgets a subscriber. Binds: binding, object id.
 pub const DELETE_SUBSCRIBER: &str = "DELETE FROM do_rpc_subscribers WHERE binding_name = ? AND durable_object_id = ?";
 
+/// The outbox: one row per configured sink of the store ([`crate::outbox::SinkState`]), in the
+/// object's own SQLite whatever the engine, so the cursor moves with the alarm that moves it.
+/// Created when a sink is first configured, so stores without one do not get it.
+pub const CREATE_OUTBOX: &str = "CREATE TABLE IF NOT EXISTS outbox_sinks_1 (sink TEXT PRIMARY KEY, store_id TEXT NOT NULL, cursor INTEGER NOT NULL, delivered INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, paused INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_attempt_at INTEGER, next_at INTEGER NOT NULL DEFAULT 0, pending_to INTEGER, version INTEGER NOT NULL DEFAULT 0)";
+
+/// Adds a sink that is not recorded yet, its cursor at the head. Binds: sink, storeId, cursor.
+pub const ADD_SINK: &str = "INSERT OR IGNORE INTO outbox_sinks_1 (sink, store_id, cursor) VALUES (?, ?, ?)";
+
+/// Whether the outbox table exists (1 or 0), found without reading a row.
+pub const OUTBOX_EXISTS: &str = "SELECT COUNT(*) FROM pragma_table_list('outbox_sinks_1')";
+
+/// Every sink's state, by name: sink, storeId, cursor, delivered, attempts, paused, last error,
+/// last attempt, next attempt, version, pending batch's end.
+pub const SELECT_OUTBOX: &str = "SELECT sink, store_id, cursor, delivered, attempts, paused, last_error, last_attempt_at, next_at, version, pending_to FROM outbox_sinks_1 ORDER BY sink";
+
+/// Writes a sink's state if nobody wrote it since it was read (its version is unchanged).
+/// Binds: cursor, delivered, attempts, paused, last error, last attempt, next attempt, pending
+/// batch's end, new version, sink, version read.
+pub const SAVE_SINK: &str = "UPDATE outbox_sinks_1 SET cursor = ?, delivered = ?, attempts = ?, paused = ?, last_error = ?, last_attempt_at = ?, next_at = ?, pending_to = ?, version = ? WHERE sink = ? AND version = ?";
+
+/// The store an outbox belongs to, for an alarm that arrives before any request.
+pub const OUTBOX_STORE: &str = "SELECT store_id FROM outbox_sinks_1 LIMIT 1";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,11 @@ use livestore_sync::core::{Conn, Core, Handled, Host, LiveSocket, Reply, UpdateF
 use livestore_sync::hooks::{RequestContext, SyncHooks};
 use livestore_sync::log::Line;
 use livestore_sync::otel::Span;
+use livestore_sync::outbox::{SinkConfig, SinkMessage};
 use livestore_sync::protocol::{CallerContext, EventIn, SyncError, Transport};
-use livestore_sync::storage::{sql, Appended, ContextRow, CreatedAt, EventLog, StorageError, StoredItem, Subscriber};
+use livestore_sync::storage::{
+    sql, Appended, ContextRow, CreatedAt, EventLog, SinkState, StorageError, StoredItem, Subscriber,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Where an injected append failure strikes.
@@ -328,6 +331,63 @@ impl EventLog for SqliteLog {
             .map_err(err)?;
         Ok(())
     }
+    async fn open_outbox(&self, sinks: &[&str], head: i64) -> Result<(), StorageError> {
+        self.conn.execute(sql::CREATE_OUTBOX, []).map_err(err)?;
+        for sink in sinks {
+            self.conn
+                .execute(sql::ADD_SINK, params![sink, self.store_id, head])
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn outbox(&self) -> Result<Vec<SinkState>, StorageError> {
+        if self.first_i64(sql::OUTBOX_EXISTS)? == 0 {
+            return Ok(Vec::new());
+        }
+        let mut statement = self.conn.prepare(sql::SELECT_OUTBOX).map_err(err)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(SinkState {
+                    sink: r.get(0)?,
+                    store_id: r.get(1)?,
+                    cursor: r.get(2)?,
+                    delivered: r.get(3)?,
+                    attempts: r.get(4)?,
+                    paused: r.get::<_, i64>(5)? != 0,
+                    last_error: r.get(6)?,
+                    last_attempt_at: r.get(7)?,
+                    next_at: r.get(8)?,
+                    version: r.get(9)?,
+                    pending_to: r.get(10)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    async fn save_sink(&self, state: &SinkState) -> Result<bool, StorageError> {
+        let changed = self
+            .conn
+            .execute(
+                sql::SAVE_SINK,
+                params![
+                    state.cursor,
+                    state.delivered,
+                    state.attempts,
+                    state.paused as i64,
+                    state.last_error,
+                    state.last_attempt_at,
+                    state.next_at,
+                    state.pending_to,
+                    state.version + 1,
+                    state.sink,
+                    state.version
+                ],
+            )
+            .map_err(err)?;
+        Ok(changed > 0)
+    }
 }
 
 /// A socket of the test host.
@@ -363,6 +423,12 @@ pub struct TestHost {
     next_timer: Cell<u64>,
     /// The timers' clock (ms), separate from `now` so log timings stay put.
     timer_now: Rc<Cell<i64>>,
+    /// Every alarm the core set, in order (ms since the epoch).
+    pub alarms: RefCell<Vec<i64>>,
+    /// Outbox batches sent: (sink, message).
+    pub sink_messages: RefCell<Vec<(String, SinkMessage)>>,
+    /// The answers the next sends get, in order; once empty, every send gets `200`.
+    pub sink_answers: RefCell<std::collections::VecDeque<Result<Option<u16>, String>>>,
 }
 
 impl TestHost {
@@ -438,6 +504,20 @@ pub fn seqs_of_page(page: &str) -> Vec<i64> {
 
 impl Host for TestHost {
     type Socket = Socket;
+
+    fn set_alarm(&self, at_millis: i64) {
+        self.alarms.borrow_mut().push(at_millis);
+    }
+
+    fn send_to_sink(
+        &self,
+        sink: &SinkConfig,
+        message: SinkMessage,
+    ) -> LocalBoxFuture<'static, Result<Option<u16>, String>> {
+        self.sink_messages.borrow_mut().push((sink.name.to_owned(), message));
+        let answer = self.sink_answers.borrow_mut().pop_front().unwrap_or(Ok(Some(200)));
+        Box::pin(async move { answer })
+    }
 
     fn now_millis(&self) -> i64 {
         self.now.get()

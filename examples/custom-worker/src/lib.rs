@@ -122,6 +122,11 @@ impl SyncBackendDO {
     ) -> std::result::Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
         Ok(self.inner.rpc(&payload.to_vec()).await.into_js())
     }
+    /// The object's alarm, which delivers the store's outbox (`WEBHOOK_URL`, `QUEUE_BINDING`).
+    #[wasm_bindgen(js_name = alarm)]
+    pub async fn alarm(&self) {
+        self.inner.alarm().await;
+    }
 }
 
 /// The Worker: the app's own routes, and sync at `/sync`.
