@@ -26,10 +26,11 @@ let secret = sessionStorage.getItem(SECRET_KEY)
 let generation = 0
 let store = null
 
-async function api(path, token = secret) {
+async function api(path, token = secret, method = 'GET') {
   let res
   try {
     res = await fetch(new URL(path, API_BASE), {
+      method,
       headers: { Authorization: `Bearer ${token}` },
       cache: 'no-store',
       credentials: 'omit',
@@ -179,7 +180,55 @@ async function loadInfo(mine) {
     const value = info[dd.dataset.field]
     dd.textContent = value === undefined ? '—' : String(value)
   }
+  await loadOutbox(mine)
   return info
+}
+
+// --- outbox: each sink's delivery state, with resume and skip for a stuck one ---
+
+async function loadOutbox(mine) {
+  const res = await api(storePath(store.id, '/outbox'))
+  const outbox = await res.json()
+  if (mine !== generation) return
+  $('outbox').hidden = outbox.sinks.length === 0
+  $('outbox-sinks').tBodies[0].replaceChildren(...outbox.sinks.map((sink) => sinkRow(sink, mine)))
+}
+
+function sinkRow(sink, mine) {
+  const tr = document.createElement('tr')
+  const state = sink.paused ? 'paused' : sink.attempts > 0 ? 'retrying' : sink.backlog > 0 ? 'sending' : 'caught up'
+  const when = (iso) => (iso === null ? '—' : new Date(iso).toLocaleString())
+  const cells = [`${sink.sink} (${sink.kind})`, state, sink.cursor, sink.backlog, sink.delivered, sink.attempts, sink.lastError ?? '—', when(sink.lastAttemptAt), when(sink.nextAttemptAt)]
+  for (const value of cells) {
+    const td = document.createElement('td')
+    td.textContent = String(value)
+    tr.append(td)
+  }
+  tr.dataset.state = state
+  const actions = document.createElement('td')
+  const button = (label, action, title) => {
+    const b = document.createElement('button')
+    b.type = 'button'
+    b.textContent = label
+    b.title = title
+    b.addEventListener('click', () => sinkAction(sink.sink, action, mine))
+    actions.append(b)
+  }
+  if (sink.paused || sink.attempts > 0) button('Resume', 'resume', 'Try the waiting batch again now')
+  if (sink.backlog > 0) button('Skip to head', 'skip', 'Move the cursor to the newest event: what is in between is not sent')
+  tr.append(actions)
+  return tr
+}
+
+async function sinkAction(name, action, mine) {
+  if (action === 'skip' && !confirm(`Skip sink ${name} to the newest event? The events in between are not delivered.`)) return
+  showError($('outbox-error'), '')
+  try {
+    await api(storePath(store.id, `/outbox/${encodeURIComponent(name)}/${action}`), secret, 'POST')
+    await loadOutbox(mine)
+  } catch (e) {
+    failed(e, $('outbox-error'), mine)
+  }
 }
 
 $('refresh').addEventListener('click', async () => {

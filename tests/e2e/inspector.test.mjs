@@ -1,8 +1,9 @@
 // The web inspector (issue 7): a page under /_admin/ driven in headless Chromium (Debian's
 // package, through playwright-core). Signs in, refuses a wrong secret, shows a store's figures,
 // pages through its events, shows pushed events live without a reload, renders event data as
-// text, and notices a reset. Screenshots go to tests/e2e/.tmp/screenshots/ (paths printed).
+// text, shows the outbox's sinks and resumes a paused one, and notices a reset. Screenshots go to tests/e2e/.tmp/screenshots/ (paths printed).
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -12,7 +13,7 @@ import { chromium } from 'playwright-core'
 
 import { OK, withSocket } from './lib/helpers.mjs'
 import { makeEvents, pullAll, push } from './lib/raw.mjs'
-import { DEFAULT_TOKEN, STORAGE, startWorker, storeId, TMP } from './lib/worker.mjs'
+import { DEFAULT_TOKEN, freePort, STORAGE, startWorker, storeId, TMP } from './lib/worker.mjs'
 
 const ADMIN = 'admin-token-for-inspector-0123456789'
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -33,6 +34,8 @@ describe('web inspector', () => {
   const pageErrors = []
   const consoleErrors = []
   const failedResponses = []
+  // The outbox's receiver: refuses every batch until the test lets it accept them.
+  const receiver = { accepting: false, events: [], server: null }
 
   const shot = async (t, name) => {
     const file = path.join(SHOTS, `${STORAGE}-${name}.png`)
@@ -49,7 +52,19 @@ describe('web inspector', () => {
     page.waitForFunction(([t, s]) => document.querySelector(`${t} tbody tr`)?.dataset.seq === s, [table, String(seq)], WAIT)
 
   before(async () => {
-    w = await startWorker({ label: 'inspector', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN } })
+    const port = await freePort()
+    receiver.server = http.createServer((req, res) => {
+      let body = ''
+      req.on('data', (c) => (body += c))
+      req.on('end', () => {
+        if (receiver.accepting) receiver.events.push(...JSON.parse(body).events)
+        res.writeHead(receiver.accepting ? 200 : 500).end()
+      })
+    })
+    await new Promise((resolve) => receiver.server.listen(port, '127.0.0.1', resolve))
+    // One failed attempt pauses the sink, so the page shows a paused sink at once.
+    const outbox = { WEBHOOK_URL: `http://127.0.0.1:${port}/hook`, WEBHOOK_SECRET: 'inspector-webhook-secret', WEBHOOK_MAX_ATTEMPTS: '1' }
+    w = await startWorker({ label: 'inspector', vars: { AUTH_TOKEN: DEFAULT_TOKEN, ADMIN_TOKEN: ADMIN, ...outbox } })
     const events = makeEvents(COUNT, { text: (i) => (i === 7 ? HOSTILE_TEXT : `todo ${i}`) })
     events[7].name = HOSTILE_NAME
     await withSocket(w, store, async (sock) => {
@@ -87,6 +102,7 @@ describe('web inspector', () => {
     await context?.close()
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true })
     await w?.stop()
+    receiver.server?.close()
   })
 
   test('the page and its files are served without a token, with a strict policy and no caching', async () => {
@@ -154,6 +170,45 @@ describe('web inspector', () => {
     assert.ok(!kept.href.includes(ADMIN))
     await firstRowIs('#event-table', 1)
     await shot(t, '2-store')
+  })
+
+  test('the outbox shows the paused sink, and Resume delivers every event', async (t) => {
+    const row = '#outbox-sinks tbody tr'
+    const stateIs = (state) =>
+      page.waitForFunction(([r, s]) => document.querySelector(r)?.dataset.state === s, [row, state], WAIT)
+    // The sink may pause after the page loaded: Refresh until it shows.
+    await page.waitForFunction(
+      (r) => {
+        if (document.querySelector(r)?.dataset.state === 'paused') return true
+        document.querySelector('#refresh').click()
+        return false
+      },
+      row,
+      { ...WAIT, polling: 500 },
+    )
+    const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent))
+    assert.equal(cells[0], 'webhook (webhook)')
+    assert.equal(cells[2], '0', 'nothing delivered: the cursor is where the store began')
+    assert.equal(cells[3], String(COUNT), 'the backlog is every event')
+    assert.equal(cells[6], 'HTTP 500')
+    await shot(t, '2b-outbox-paused')
+    receiver.accepting = true
+    await page.click(`${row} button:text("Resume")`)
+    await page.waitForFunction(
+      (r) => {
+        if (document.querySelector(r)?.dataset.state === 'caught up') return true
+        document.querySelector('#refresh').click()
+        return false
+      },
+      row,
+      { ...WAIT, polling: 500 },
+    )
+    await stateIs('caught up')
+    assert.deepEqual(
+      receiver.events.map((e) => e.seqNum),
+      Array.from({ length: COUNT }, (_, i) => i + 1),
+    )
+    assert.equal(await page.locator(`${row} button`).count(), 0, 'nothing to resume or skip')
   })
 
   test('pages through the events, 50 at a time', async (t) => {
