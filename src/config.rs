@@ -1406,4 +1406,77 @@ mod tests {
             assert_eq!(error.name, name);
         }
     }
+
+    #[test]
+    fn outbox_sinks() {
+        use crate::outbox::Target;
+        assert!(config(&[]).unwrap().sinks.is_empty());
+        let hook = [
+            ("WEBHOOK_URL", "https://app.example/hooks/livestore"),
+            ("WEBHOOK_SECRET", "whsec-123"),
+        ];
+        let c = config(&hook).unwrap();
+        let [sink] = c.sinks.as_slice() else {
+            panic!("{:?}", c.sinks)
+        };
+        assert_eq!(sink.name, "webhook");
+        assert_eq!(
+            (
+                sink.batch_size,
+                sink.max_attempts,
+                sink.retry_base_ms,
+                sink.retry_max_ms,
+                sink.timeout_ms
+            ),
+            (100, 10, 1_000, 300_000, 10_000)
+        );
+        assert!(sink.events.wants("anything"));
+        assert!(
+            !format!("{c:?}").contains("whsec-123"),
+            "the signing secret is never printed"
+        );
+        // A webhook nobody can verify is refused, as is anything but an http(s) URL.
+        assert_eq!(config(&hook[..1]).unwrap_err().name, "WEBHOOK_SECRET");
+        assert_eq!(
+            config(&[("WEBHOOK_URL", "ftp://x"), ("WEBHOOK_SECRET", "s")])
+                .unwrap_err()
+                .name,
+            "WEBHOOK_URL"
+        );
+        let both = config(&[
+            hook[0],
+            hook[1],
+            ("WEBHOOK_EVENTS", "v1.Member*,!v1.MemberLeft"),
+            ("WEBHOOK_BATCH_SIZE", "7"),
+            ("WEBHOOK_RETRY_BASE_MS", "500"),
+            ("WEBHOOK_RETRY_MAX_MS", "100"),
+            ("QUEUE_BINDING", "OUTBOX"),
+            ("QUEUE_MAX_ATTEMPTS", "3"),
+        ])
+        .unwrap();
+        let names: Vec<&str> = both.sinks.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["webhook", "queue"]);
+        let webhook = &both.sinks[0];
+        assert!(webhook.events.wants("v1.MemberInvited") && !webhook.events.wants("v1.MemberLeft"));
+        assert_eq!(webhook.batch_size, 7);
+        // A cap below the first wait would make no sense: the first wait is the cap then.
+        assert_eq!((webhook.retry_base_ms, webhook.retry_max_ms), (500, 500));
+        assert_eq!(
+            both.sinks[1].target,
+            Target::Queue {
+                binding: "OUTBOX".into()
+            }
+        );
+        assert_eq!(both.sinks[1].max_attempts, 3);
+        for (name, value) in [
+            ("WEBHOOK_BATCH_SIZE", "0"),
+            ("WEBHOOK_BATCH_SIZE", "1001"),
+            ("QUEUE_MAX_ATTEMPTS", "none"),
+            ("WEBHOOK_TIMEOUT_MS", "-1"),
+            ("QUEUE_EVENTS", " , "),
+            ("WEBHOOK_EVENTS", "!"),
+        ] {
+            assert_eq!(config(&[(name, value)]).unwrap_err().name, name, "{name}={value}");
+        }
+    }
 }
