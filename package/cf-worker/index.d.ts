@@ -75,6 +75,22 @@ export type Settings = {
   maxPushesPerSecond?: number
   electricHoldSeconds?: number
   logLevel?: 'off' | 'error' | 'warn' | 'info' | 'debug'
+  /** The outbox (docs/outbox.md): every stored event delivered once more. `WEBHOOK_SECRET` is a secret, so a var only. */
+  webhookUrl?: string
+  /** Event-name patterns, comma-separated: `*` for any characters, `!` to exclude. */
+  webhookEvents?: string
+  webhookBatchSize?: number
+  webhookMaxAttempts?: number
+  webhookRetryBaseMs?: number
+  webhookRetryMaxMs?: number
+  webhookTimeoutMs?: number
+  /** A Queue producer binding's name: one message per batch. */
+  queueBinding?: string
+  queueEvents?: string
+  queueBatchSize?: number
+  queueMaxAttempts?: number
+  queueRetryBaseMs?: number
+  queueRetryMaxMs?: number
 }
 
 export type MakeDurableObjectClassOptions = Settings & {
