@@ -62,7 +62,22 @@ pub struct SinkConfig {
     pub timeout_ms: u64,
 }
 
+/// Largest batch body sent to a Queue: Cloudflare refuses messages over 128 KB, and the
+/// envelope around the events takes a little.
+pub const QUEUE_BODY_BYTES: usize = 120_000;
+
+/// Largest batch body sent to a webhook (a batch holds at least one event, whatever its size).
+pub const WEBHOOK_BODY_BYTES: usize = 4 << 20;
+
 impl SinkConfig {
+    /// How many bytes of events one batch may carry; a batch is cut short before it passes them.
+    pub fn max_body_bytes(&self) -> usize {
+        match self.target {
+            Target::Webhook { .. } => WEBHOOK_BODY_BYTES,
+            Target::Queue { .. } => QUEUE_BODY_BYTES,
+        }
+    }
+
     /// The wait before the next attempt after `failures` failed ones in a row (at least one).
     pub fn retry_delay_ms(&self, failures: u32) -> u64 {
         let doublings = failures.saturating_sub(1).min(63);
@@ -200,6 +215,17 @@ pub fn event_json(store_id: &str, item: &StoredItem) -> Option<String> {
     }
     out.push_str(fields);
     Some(out)
+}
+
+/// An event too large for its sink's message on its own, without its `args`: `argsOmitted` and
+/// the event's size say so, and the receiver reads the whole event from the admin API's export
+/// (`?after=<seqNum − 1>&until=<seqNum>`). Nothing is dropped silently.
+pub fn without_args(event_json: &str) -> Option<String> {
+    let mut event: serde_json::Map<String, serde_json::Value> = serde_json::from_str(event_json).ok()?;
+    event.remove("args");
+    event.insert("argsOmitted".into(), serde_json::Value::Bool(true));
+    event.insert("bytes".into(), serde_json::Value::from(event_json.len()));
+    serde_json::to_string(&event).ok()
 }
 
 /// The body of one batch: `{"storeId","sink","backendId","events":[…]}`.

@@ -335,3 +335,46 @@ fn a_write_based_on_an_older_read_is_refused() {
     assert!(!block_on(log.save_sink(&stale)).unwrap());
     assert_eq!(block_on(log.outbox()).unwrap()[0].cursor, 1);
 }
+
+#[test]
+fn queue_batches_stay_under_the_message_limit_and_an_oversize_event_goes_without_its_args() {
+    let (core, _log) = store(vec![queue()]);
+    let mut batch = events(1, 0, 5);
+    batch[2]["args"]["text"] = json!("x".repeat(130_000));
+    batch[3]["args"]["text"] = json!("y".repeat(70_000));
+    batch[4]["args"]["text"] = json!("z".repeat(60_000));
+    push(&core, &batch);
+    block_on(core.run_outbox(STORE)).unwrap();
+    let bodies: Vec<Value> = sent(&core).into_iter().map(|(_, b)| b).collect();
+    let batches: Vec<Vec<i64>> = bodies.iter().map(seqs).collect();
+    // 3 alone is over the limit: it goes first in its own batch, without its args; 4 then fits
+    // beside it but not beside 5 as well.
+    assert_eq!(batches, [vec![1, 2], vec![3, 4], vec![5]]);
+    let big = &bodies[1]["events"][0];
+    assert_eq!(big["argsOmitted"], true);
+    assert!(big["args"].is_null());
+    assert!(big["bytes"].as_u64().unwrap() > 130_000);
+    assert_eq!(big["idempotencyKey"], "s1:3");
+    for message in core.host().sink_messages.borrow().iter() {
+        assert!(
+            message.1.body.len() <= livestore_sync::outbox::QUEUE_BODY_BYTES,
+            "{}",
+            message.1.body.len()
+        );
+    }
+    assert_eq!(status(&core)["sinks"][0]["cursor"], 5);
+}
+
+#[test]
+fn a_reset_lifts_a_pause() {
+    let (core, _log) = store(vec![webhook(100, 1)]);
+    push(&core, &events(1, 0, 1));
+    core.host().sink_answers.borrow_mut().push_back(Ok(Some(500)));
+    block_on(core.run_outbox(STORE)).unwrap();
+    assert_eq!(status(&core)["sinks"][0]["paused"], true);
+    block_on(core.reset(STORE)).unwrap();
+    assert_eq!(status(&core)["sinks"][0]["paused"], false);
+    push(&core, &events(1, 0, 1));
+    block_on(core.run_outbox(STORE)).unwrap();
+    assert_eq!(seqs(&sent(&core).pop().unwrap().1), [1]);
+}

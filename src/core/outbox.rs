@@ -331,19 +331,32 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         log: &L,
     ) -> Result<(Vec<(i64, String)>, i64), Error> {
         let mut events = Vec::new();
+        let mut bytes = 0;
         let mut scanned = 0;
         let mut after = cursor;
-        while events.len() < sink.batch_size && scanned < SCAN_PER_BATCH && after < until {
+        let budget = sink.max_body_bytes();
+        'read: while events.len() < sink.batch_size && scanned < SCAN_PER_BATCH && after < until {
             let mut items = log.read_after(Some(after), sink.batch_size - events.len()).await?;
             items.retain(|item| item.seq_num <= until);
-            let Some(last) = items.last() else { break };
-            after = last.seq_num;
-            scanned += items.len();
+            if items.is_empty() {
+                break;
+            }
             for item in &items {
                 let wanted = outbox::item_name(item).is_some_and(|name| sink.events.wants(&name));
                 if let Some(json) = wanted.then(|| outbox::event_json(store_id, item)).flatten() {
+                    if !events.is_empty() && bytes + json.len() > budget {
+                        // The rest waits for the next batch; the cursor stops before it.
+                        break 'read;
+                    }
+                    let json = match json.len() > budget {
+                        true => outbox::without_args(&json).unwrap_or(json),
+                        false => json,
+                    };
+                    bytes += json.len() + 1;
                     events.push((item.seq_num, json));
                 }
+                after = item.seq_num;
+                scanned += 1;
             }
         }
         Ok((events, after))
@@ -473,6 +486,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         for mut state in log.outbox().await? {
             state.cursor = 0;
             state.pending_to = None;
+            state.paused = false;
             state.attempts = 0;
             state.next_at = 0;
             state.last_error = None;
