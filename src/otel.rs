@@ -4,6 +4,7 @@
 //! Tracing is off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set; when off, no span is built. A span
 //! joins the client's trace when the RPC request carries Effect's `traceId` / `spanId`.
 
+use crate::util::hex;
 use crate::util::json::push_str_literal;
 
 /// An attribute value.
@@ -40,10 +41,6 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && s.bytes().any(|b| b != b'0')
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Span {

@@ -259,11 +259,7 @@ pub fn signature(secret: &str, t_millis: i64, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(digest.len() * 2);
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    format!("t={t_millis},v1={hex}")
+    format!("t={t_millis},v1={}", crate::util::hex(&digest))
 }
 
 /// What is sent for one batch.

@@ -174,18 +174,19 @@ describe('web inspector', () => {
 
   test('the outbox shows the paused sink, and Resume delivers every event', async (t) => {
     const row = '#outbox-sinks tbody tr'
-    const stateIs = (state) =>
-      page.waitForFunction(([r, s]) => document.querySelector(r)?.dataset.state === s, [row, state], WAIT)
+    // Clicks Refresh until the sink's row shows `state` (the page reloads figures only now and then).
+    const refreshUntil = (state) =>
+      page.waitForFunction(
+        ([r, s]) => {
+          if (document.querySelector(r)?.dataset.state === s) return true
+          document.querySelector('#refresh').click()
+          return false
+        },
+        [row, state],
+        { ...WAIT, polling: 500 },
+      )
     // The sink may pause after the page loaded: Refresh until it shows.
-    await page.waitForFunction(
-      (r) => {
-        if (document.querySelector(r)?.dataset.state === 'paused') return true
-        document.querySelector('#refresh').click()
-        return false
-      },
-      row,
-      { ...WAIT, polling: 500 },
-    )
+    await refreshUntil('paused')
     const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent))
     assert.equal(cells[0], 'webhook (webhook)')
     assert.equal(cells[2], '0', 'nothing delivered: the cursor is where the store began')
@@ -194,16 +195,7 @@ describe('web inspector', () => {
     await shot(t, '2b-outbox-paused')
     receiver.accepting = true
     await page.click(`${row} button:text("Resume")`)
-    await page.waitForFunction(
-      (r) => {
-        if (document.querySelector(r)?.dataset.state === 'caught up') return true
-        document.querySelector('#refresh').click()
-        return false
-      },
-      row,
-      { ...WAIT, polling: 500 },
-    )
-    await stateIs('caught up')
+    await refreshUntil('caught up')
     assert.deepEqual(
       receiver.events.map((e) => e.seqNum),
       Array.from({ length: COUNT }, (_, i) => i + 1),
