@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::future::Future;
+
 use futures::executor::block_on;
 use livestore_sync::config::Config;
 use livestore_sync::core::outbox::SinkActionFailure;
@@ -377,4 +379,29 @@ fn a_reset_lifts_a_pause() {
     push(&core, &events(1, 0, 1));
     block_on(core.run_outbox(STORE)).unwrap();
     assert_eq!(seqs(&sent(&core).pop().unwrap().1), [1]);
+}
+
+#[test]
+fn a_batch_stored_during_a_run_keeps_its_alarm_when_another_sink_backs_off() {
+    // The queue runs first here, so it is caught up while the webhook's attempt is in flight.
+    let (core, _log) = store(vec![queue(), webhook(100, 10)]);
+    push(&core, &events(1, 0, 1));
+    let (answer, gate) = futures::channel::oneshot::channel();
+    *core.host().sink_gate.borrow_mut() = Some(("webhook".into(), gate));
+    let mut run = Box::pin(core.run_outbox(STORE));
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    assert!(
+        run.as_mut().poll(&mut cx).is_pending(),
+        "the webhook's attempt waits at the gate"
+    );
+    push(&core, &events(2, 1, 1));
+    let armed = core.host().now.get();
+    assert_eq!(*alarms(&core).last().unwrap(), armed, "the push arms the alarm");
+    answer.send(Ok(Some(503))).unwrap();
+    block_on(run).unwrap();
+    // The webhook waits 100 ms, but the queue must get event 2 now: the push's alarm stands.
+    assert_eq!(*alarms(&core).last().unwrap(), armed);
+    block_on(core.run_outbox(STORE)).unwrap();
+    let last = sent(&core).pop().unwrap();
+    assert_eq!((last.0.as_str(), seqs(&last.1)), ("queue", vec![2]));
 }

@@ -198,8 +198,13 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             };
         }
         self.alarm.ready_at.set(ready_at);
-        if let Some(at) = next {
-            self.set_alarm(at);
+        // A batch stored during this run may have armed an earlier alarm (for a sink this run
+        // had already seen caught up): that one stands.
+        let armed_meanwhile = self.alarm.set_for.get();
+        match (next, armed_meanwhile) {
+            (Some(at), Some(armed)) if armed <= at => {}
+            (Some(at), _) => self.set_alarm(at),
+            (None, _) => {}
         }
         Ok(())
     }

@@ -429,6 +429,8 @@ pub struct TestHost {
     pub sink_messages: RefCell<Vec<(String, SinkMessage)>>,
     /// The answers the next sends get, in order; once empty, every send gets `200`.
     pub sink_answers: RefCell<std::collections::VecDeque<Result<Option<u16>, String>>>,
+    /// When set, the next send to that sink waits for this answer (sent when the test likes).
+    pub sink_gate: RefCell<Option<(String, futures::channel::oneshot::Receiver<Result<Option<u16>, String>>)>>,
 }
 
 impl TestHost {
@@ -515,6 +517,14 @@ impl Host for TestHost {
         message: SinkMessage,
     ) -> LocalBoxFuture<'static, Result<Option<u16>, String>> {
         self.sink_messages.borrow_mut().push((sink.name.to_owned(), message));
+        let gated = self
+            .sink_gate
+            .borrow()
+            .as_ref()
+            .is_some_and(|(name, _)| name == sink.name);
+        if let Some((_, gate)) = gated.then(|| self.sink_gate.borrow_mut().take()).flatten() {
+            return Box::pin(async move { gate.await.unwrap_or_else(|_| Err("gate dropped".into())) });
+        }
         let answer = self.sink_answers.borrow_mut().pop_front().unwrap_or(Ok(Some(200)));
         Box::pin(async move { answer })
     }
