@@ -390,6 +390,9 @@ impl EventLog for SqliteLog {
     }
 }
 
+/// What a gated send waits for: its answer.
+pub type SinkGate = futures::channel::oneshot::Receiver<Result<Option<u16>, String>>;
+
 /// A socket of the test host.
 pub type Socket = u32;
 
@@ -430,7 +433,7 @@ pub struct TestHost {
     /// The answers the next sends get, in order; once empty, every send gets `200`.
     pub sink_answers: RefCell<std::collections::VecDeque<Result<Option<u16>, String>>>,
     /// When set, the next send to that sink waits for this answer (sent when the test likes).
-    pub sink_gate: RefCell<Option<(String, futures::channel::oneshot::Receiver<Result<Option<u16>, String>>)>>,
+    pub sink_gate: RefCell<Option<(String, SinkGate)>>,
 }
 
 impl TestHost {
