@@ -340,7 +340,14 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     /// After a storage failure the cached head may be wrong (a write may have landed); the next
     /// request reopens the store and re-reads it.
     fn forget_store_on_storage_error<T>(&self, result: &Result<T, Error>) {
-        if let Err(Error::Storage(_)) = result {
+        if let Err(e) = result {
+            self.forget_store_after(e);
+        }
+    }
+
+    /// [`Core::forget_store_on_storage_error`] for an error already taken out of its result.
+    fn forget_store_after(&self, error: &Error) {
+        if let Error::Storage(_) = error {
             *self.store.borrow_mut() = None;
             self.verify_head.set(true);
         }

@@ -186,6 +186,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         let mut ready_at = i64::MAX;
         for sink in &self.config.sinks {
             let Some(state) = states.iter().find(|s| s.sink == sink.name) else {
+                // Not recorded (yet): the next stored batch arms the alarm as for a new sink.
+                ready_at = 0;
                 continue;
             };
             let ran = self.run_sink(store_id, sink, state.clone(), &log).await;
@@ -465,9 +467,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             ))))
         }
         .await;
-        if let Err(SinkActionFailure::Storage(Error::Storage(_))) = &result {
-            *self.store.borrow_mut() = None;
-            self.verify_head.set(true);
+        if let Err(SinkActionFailure::Storage(e)) = &result {
+            self.forget_store_after(e);
         }
         result
     }
@@ -488,6 +489,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         if self.config.sinks.is_empty() {
             return Ok(());
         }
+        // A pause is lifted, so the next stored batch must arm the alarm again.
+        self.alarm.ready_at.set(0);
         for mut state in log.outbox().await? {
             state.cursor = 0;
             state.pending_to = None;
@@ -502,7 +505,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
 }
 
 /// A time for the admin API (`null` when there is none).
-pub fn iso_or_null(millis: Option<i64>) -> String {
+fn iso_or_null(millis: Option<i64>) -> String {
     match millis {
         Some(ms) => format!("\"{}\"", iso8601_from_millis(ms)),
         None => "null".to_owned(),
