@@ -170,6 +170,13 @@ pub fn authorized(expected: &AdminToken, authorization: Option<&str>) -> bool {
     }
 }
 
+/// The first value of the query parameter `name`, percent-decoded.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    worker::url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// The `after` and `until` bounds of an export (`after` exclusive, `until` inclusive), from a
 /// query string. Unparsable values are an error, not silently ignored.
 pub fn export_range(query: Option<&str>) -> Result<(Option<i64>, Option<i64>), String> {

@@ -1,4 +1,5 @@
-//! The few things taken straight from the JavaScript runtime: time, randomness, error text.
+//! The few things taken straight from the JavaScript runtime: time, randomness, error text,
+//! and a method looked up on an object.
 
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -70,4 +71,11 @@ pub async fn post_json(url: String, body: String, log_level: crate::log::LogLeve
             crate::log::emit(line.str("url", &url).str("error", &e.to_string()));
         }
     }
+}
+
+/// `target[name]` when it is a function (a runtime API or a user's hook), else `None`.
+pub fn method(target: &JsValue, name: &str) -> Option<js_sys::Function> {
+    js_sys::Reflect::get(target, &JsValue::from_str(name))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
 }

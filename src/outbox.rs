@@ -321,16 +321,13 @@ impl SinkActionError {
 
 /// Reads a `skip` request's `to` (`None` when absent: skip to the head).
 pub fn skip_target(query: Option<&str>) -> Result<Option<i64>, SinkActionError> {
-    for (key, value) in worker::url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if key == "to" {
-            return value
-                .trim()
+    crate::admin::query_param(query, "to")
+        .map(|to| {
+            to.trim()
                 .parse::<i64>()
-                .map(Some)
-                .map_err(|_| SinkActionError::InvalidSkip("to must be an integer seqNum".into()));
-        }
-    }
-    Ok(None)
+                .map_err(|_| SinkActionError::InvalidSkip("to must be an integer seqNum".into()))
+        })
+        .transpose()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, JsString, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, JsString, Promise, Uint8Array};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -55,11 +55,7 @@ pub struct JsHooks {
 
 impl JsHooks {
     fn from_js(hooks: &JsValue) -> JsHooks {
-        let get = |name: &str| {
-            Reflect::get(hooks, &JsValue::from_str(name))
-                .ok()
-                .and_then(|f| f.dyn_into::<Function>().ok())
-        };
+        let get = |name: &str| crate::js::method(hooks, name);
         JsHooks {
             validate_payload: get("validatePayload"),
             on_push: get("onPush"),

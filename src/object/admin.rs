@@ -198,10 +198,7 @@ impl<H: SyncHooks> SyncObject<H> {
         skip: bool,
         query: Option<&str>,
     ) -> Result<(Response, Vec<(&'static str, i64)>)> {
-        let sink = worker::url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .find(|(k, _)| k == "sink")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+        let sink = admin::query_param(query, "sink").unwrap_or_default();
         let done = if skip {
             match outbox::skip_target(query) {
                 Ok(to) => sync.core.outbox_skip(store_id, &sink, to).await,
@@ -246,7 +243,5 @@ impl<H: SyncHooks> SyncObject<H> {
 }
 
 fn url_limit(query: Option<&str>) -> Option<usize> {
-    worker::url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "limit")
-        .and_then(|(_, v)| v.trim().parse().ok())
+    admin::query_param(query, "limit").and_then(|v| v.trim().parse().ok())
 }

@@ -2,7 +2,7 @@
 //! console logs, span export under `waitUntil`, socket attachments, and the calls that deliver
 //! live pulls' batches.
 
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Promise, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -11,7 +11,7 @@ use worker::{web_sys, Env, State, WebSocket};
 use super::ws::attachment;
 use crate::config::OtelConfig;
 use crate::core::{Host, LiveSocket, UpdateFailure};
-use crate::js::{error_message, new_backend_id, now_millis, post_json, random_bytes};
+use crate::js::{error_message, method, new_backend_id, now_millis, post_json, random_bytes};
 use crate::log::{self, Line, LogLevel};
 use crate::otel::{export_body, Span};
 use crate::outbox::{SinkConfig, SinkMessage, Target};
@@ -212,8 +212,8 @@ impl Host for DoHost {
         // batch that made it due, under the same output gate.
         let storage = self.state.storage();
         let storage: &JsValue = storage.as_raw().as_ref();
-        let called = Reflect::get(storage, &JsValue::from_str("setAlarm"))
-            .and_then(|f| f.dyn_into::<Function>())
+        let called = method(storage, "setAlarm")
+            .ok_or_else(|| JsValue::from_str("storage.setAlarm is not a function"))
             .and_then(|set| set.call1(storage, &JsValue::from_f64(at_millis as f64)));
         let log_level = self.log_level;
         let failed = move |e: &JsValue| {
@@ -289,9 +289,7 @@ async fn post_webhook(url: &str, message: SinkMessage, timeout_ms: u64) -> Resul
 async fn send_to_queue(env: &Env, binding: &str, body: &str) -> Result<(), String> {
     let env: &JsValue = env.as_ref();
     let queue = Reflect::get(env, &JsValue::from_str(binding)).unwrap_or(JsValue::UNDEFINED);
-    let send = Reflect::get(&queue, &JsValue::from_str("send"))
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok())
+    let send = method(&queue, "send")
         .ok_or_else(|| format!("{binding} (QUEUE_BINDING) is not a Queue producer binding of this Worker"))?;
     let message = js_sys::JSON::parse(body).map_err(|e| error_message(&e))?;
     let promise = send.call1(&queue, &message).map_err(|e| error_message(&e))?;
@@ -313,11 +311,6 @@ async fn call_sync_update(env: &Env, caller: &CallerContext, argument: &str) -> 
     };
     let env: &JsValue = env.as_ref();
     let namespace = Reflect::get(env, &JsValue::from_str(&caller.binding_name)).unwrap_or(JsValue::UNDEFINED);
-    let method = |target: &JsValue, name: &str| {
-        Reflect::get(target, &JsValue::from_str(name))
-            .ok()
-            .and_then(|f| f.dyn_into::<Function>().ok())
-    };
     let (Some(id_from_string), Some(get)) = (method(&namespace, "idFromString"), method(&namespace, "get")) else {
         return Err(permanent(format!(
             "{} is not a Durable Object binding of this Worker",

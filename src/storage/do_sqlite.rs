@@ -2,7 +2,7 @@
 //! engine and the reference's `do-sqlite` storage. The context row and the DO RPC subscribers
 //! live here whatever the engine (D1 uses this for them too).
 
-use js_sys::{Array, Function, Reflect};
+use js_sys::{Array, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::types::{SqlStorage, SqlStorageCursor};
@@ -409,9 +409,8 @@ impl DoSqliteLog {
             }
             Ok(())
         });
-        let transaction_sync: Function = Reflect::get(&self.storage, &JsValue::from_str("transactionSync"))
-            .and_then(|f| f.dyn_into::<Function>())
-            .map_err(js_err)?;
+        let transaction_sync = crate::js::method(&self.storage, "transactionSync")
+            .ok_or_else(|| StorageError("storage.transactionSync is not a function".into()))?;
         transaction_sync.call1(&self.storage, &callback).map_err(js_err)?;
         Ok(())
     }
