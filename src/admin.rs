@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use crate::config::AdminToken;
 use crate::log::{Level, Line};
 use crate::protocol::EventIn;
-use crate::router::bearer_token;
+use crate::router::{bearer_token, reserved_store_id};
 use crate::util::ct::secrets_equal;
 use crate::util::uri::decode_uri_component;
 
@@ -50,6 +50,8 @@ pub enum Action {
     OutboxResume,
     /// `POST /_admin/stores/<id>/outbox/<sink>/skip?to=<seqNum>`: move a sink's cursor.
     OutboxSkip,
+    /// `DELETE /_admin/stores/<id>`: delete the store for good.
+    Delete,
 }
 
 impl Action {
@@ -63,6 +65,7 @@ impl Action {
             Action::Outbox => "outbox",
             Action::OutboxResume => "outbox-resume",
             Action::OutboxSkip => "outbox-skip",
+            Action::Delete => "delete",
         }
     }
 
@@ -71,6 +74,7 @@ impl Action {
         match self {
             Action::Info | Action::Export | Action::Outbox => "GET",
             Action::Import | Action::Reset | Action::OutboxResume | Action::OutboxSkip => "POST",
+            Action::Delete => "DELETE",
         }
     }
 
@@ -84,6 +88,7 @@ impl Action {
             "outbox" => Some(Action::Outbox),
             "outbox-resume" => Some(Action::OutboxResume),
             "outbox-skip" => Some(Action::OutboxSkip),
+            "delete" => Some(Action::Delete),
             _ => None,
         }
     }
@@ -104,6 +109,8 @@ pub enum Route {
     /// `GET /_admin/ping`: answers `{"ok":true}` once the token is checked, so a client (the
     /// inspector's sign-in) can test a token without naming a store.
     Ping,
+    /// `GET /_admin/stores?prefix=&sort=&order=&limit=&offset=`: a page of the store directory.
+    Directory,
     /// A known path with the wrong method: 405.
     MethodNotAllowed,
     /// Anything else under the prefix: 404.
@@ -125,6 +132,13 @@ pub fn route(method: &str, path: &str) -> Route {
             Route::MethodNotAllowed
         };
     }
+    if path == "/_admin/stores" || path == "/_admin/stores/" {
+        return if method == "GET" {
+            Route::Directory
+        } else {
+            Route::MethodNotAllowed
+        };
+    }
     let Some(rest) = path.strip_prefix(PREFIX).and_then(|r| r.strip_prefix("stores/")) else {
         return Route::NotFound;
     };
@@ -132,11 +146,12 @@ pub fn route(method: &str, path: &str) -> Route {
         Some((id, tail)) => (id, Some(tail)),
         None => (rest, None),
     };
-    let Some(store_id) = decode_uri_component(raw_id).filter(|id| !id.is_empty()) else {
+    let Some(store_id) = decode_uri_component(raw_id).filter(|id| !id.is_empty() && !reserved_store_id(id)) else {
         return Route::NotFound;
     };
     let mut sink = None;
     let action = match tail {
+        None | Some("") if method == "DELETE" => Action::Delete,
         None | Some("") => Action::Info,
         Some("events") => Action::Export,
         Some("import") => Action::Import,
@@ -413,7 +428,17 @@ mod tests {
         assert_eq!(route("POST", "/_admin/stores/s1/import"), store("s1", Action::Import));
         assert_eq!(route("POST", "/_admin/stores/s1/reset"), store("s1", Action::Reset));
         assert_eq!(route("GET", "/_admin/stores/s1/reset"), Route::MethodNotAllowed);
-        assert_eq!(route("GET", "/_admin/stores/"), Route::NotFound);
+        assert_eq!(route("GET", "/_admin/stores/"), Route::Directory);
+        assert_eq!(route("GET", "/_admin/stores"), Route::Directory);
+        assert_eq!(route("POST", "/_admin/stores"), Route::MethodNotAllowed);
+        assert_eq!(route("DELETE", "/_admin/stores/s1"), store("s1", Action::Delete));
+        assert_eq!(route("DELETE", "/_admin/stores/s1/events"), Route::MethodNotAllowed);
+        // The directory's object is never a store.
+        assert_eq!(route("GET", "/_admin/stores/__livestore_directory__"), Route::NotFound);
+        assert_eq!(
+            route("DELETE", "/_admin/stores/__livestore_directory__"),
+            Route::NotFound
+        );
         assert_eq!(route("GET", "/_admin/stores/%FF"), Route::NotFound);
         assert_eq!(route("GET", "/_admin/other"), Route::NotFound);
         assert_eq!(route("GET", "/_admin/ping"), Route::Ping);
@@ -429,6 +454,7 @@ mod tests {
             Action::Outbox,
             Action::OutboxResume,
             Action::OutboxSkip,
+            Action::Delete,
         ] {
             assert_eq!(Action::from_name(a.as_str()), Some(a));
         }
@@ -436,7 +462,7 @@ mod tests {
 
     #[test]
     fn token_check() {
-        let t = AdminToken("secret".into());
+        let t = crate::config::Secret("secret".into());
         assert!(authorized(&t, Some("Bearer secret")));
         assert!(authorized(&t, Some("bearer  secret ")));
         assert!(!authorized(&t, Some("Bearer secre")));

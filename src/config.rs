@@ -42,17 +42,20 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// The operator's admin API secret (`ADMIN_TOKEN`). A newtype so `{:?}` of a [`Config`] can
+/// A secret setting (`ADMIN_TOKEN`, `READ_TOKEN`). A newtype so `{:?}` of a [`Config`] can
 /// never print it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AdminToken(pub String);
+pub struct Secret(pub String);
 
-impl std::fmt::Debug for AdminToken {
+impl std::fmt::Debug for Secret {
     // Same reason as for `Auth`: a secret must never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(<redacted>)")
+        f.write_str("Secret(<redacted>)")
     }
 }
+
+/// The operator's admin API secret (`ADMIN_TOKEN`).
+pub type AdminToken = Secret;
 
 /// Where stores keep their event logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +140,10 @@ pub struct OtelConfig {
 pub struct Config {
     /// Authentication of sync requests.
     pub auth: Auth,
+    /// A shared token that admits clients to pull but not push (`READ_TOKEN`).
+    pub read_token: Option<Secret>,
+    /// What clients may push: event names, args size, per-store quotas.
+    pub rules: crate::rules::EventRules,
     /// Answer CORS preflights and put CORS headers on error responses, like `enableCORS: true`.
     pub cors: bool,
     /// The Durable Object binding that holds one object per store.
@@ -171,12 +178,18 @@ pub struct Config {
     pub electric_hold_ms: u64,
     /// Where every stored event is delivered once more (the outbox); empty when none is set.
     pub sinks: Vec<crate::outbox::SinkConfig>,
+    /// Keep the store directory ([`crate::directory`]) current.
+    pub store_directory: bool,
+    /// Delete stores idle this long (ms); `None` keeps them.
+    pub idle_expiry_ms: Option<i64>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             auth: Auth::Unconfigured,
+            read_token: None,
+            rules: crate::rules::EventRules::default(),
             cors: true,
             binding: "SYNC_BACKEND_DO".to_owned(),
             // The reference client never sends more than 900 KB of payload per message.
@@ -202,6 +215,8 @@ impl Default for Config {
             log_level: LogLevel::INFO,
             electric_hold_ms: 20_000,
             sinks: Vec::new(),
+            store_directory: true,
+            idle_expiry_ms: None,
         }
     }
 }
@@ -237,6 +252,41 @@ fn parse_size(name: &'static str, value: &str) -> Result<usize, ConfigError> {
             name,
             value: value.to_owned(),
             expected: "a positive integer",
+        }),
+    }
+}
+
+/// A duration: a whole number and a unit, `s`, `m`, `h` or `d` (at least a second, at most ten
+/// years); in milliseconds.
+fn parse_duration_ms(name: &'static str, value: &str) -> Result<i64, ConfigError> {
+    let v = value.trim();
+    let unit_ms = match v.chars().last() {
+        Some('s') => 1_000,
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        Some('d') => 86_400_000,
+        _ => 0,
+    };
+    let n = v.get(..v.len().saturating_sub(1)).and_then(|n| n.parse::<i64>().ok());
+    match n.map(|n| n.saturating_mul(unit_ms)) {
+        Some(ms) if unit_ms > 0 && (1_000..=3_650 * 86_400_000).contains(&ms) => Ok(ms),
+        _ => Err(ConfigError {
+            name,
+            value: value.to_owned(),
+            expected: "a duration such as 90d, 12h, 30m or 45s (1 s to 3650 d)",
+        }),
+    }
+}
+
+/// A limit that `0` turns off.
+fn parse_limit(name: &'static str, value: &str) -> Result<Option<u64>, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n <= 1 << 50 => Ok(Some(n)),
+        _ => Err(ConfigError {
+            name,
+            value: value.to_owned(),
+            expected: "a whole number (0 for no limit)",
         }),
     }
 }
@@ -360,7 +410,7 @@ struct SinkDraft {
     /// `WEBHOOK_URL` or `QUEUE_BINDING`: the sink exists when it is set.
     target: Option<String>,
     secret: Option<String>,
-    events: Option<crate::outbox::EventFilter>,
+    events: Option<crate::rules::EventFilter>,
     batch_size: Option<usize>,
     max_attempts: Option<u32>,
     retry_base_ms: Option<u64>,
@@ -407,9 +457,9 @@ fn parse_in_range(
     }
 }
 
-/// An event-name pattern list (`WEBHOOK_EVENTS`, `QUEUE_EVENTS`).
-fn parse_events(name: &'static str, value: &str) -> Result<crate::outbox::EventFilter, ConfigError> {
-    crate::outbox::EventFilter::parse(value).ok_or_else(|| ConfigError {
+/// An event-name pattern list (`ALLOWED_EVENTS`, `WEBHOOK_EVENTS`, `QUEUE_EVENTS`).
+fn parse_events(name: &'static str, value: &str) -> Result<crate::rules::EventFilter, ConfigError> {
+    crate::rules::EventFilter::parse(value).ok_or_else(|| ConfigError {
         name,
         value: value.to_owned(),
         expected: "comma-separated event-name patterns (`*` for any characters, `!` before one to exclude)",
@@ -493,6 +543,13 @@ impl Draft {
             .queue
             .finish("queue", |binding, _| crate::outbox::Target::Queue { binding });
         config.sinks = webhook.into_iter().chain(queue).collect();
+        if config.idle_expiry_ms.is_some() && !config.store_directory {
+            return Err(ConfigError {
+                name: "EXPIRE_IDLE_STORES_AFTER",
+                value: String::new(),
+                expected: "STORE_DIRECTORY left on: a store's last use is kept in the directory",
+            });
+        }
         Ok(config)
     }
 }
@@ -540,6 +597,17 @@ pub const SETTINGS: &[Setting] = &[
         self_hosted: true,
         parse: |d, _, v| {
             d.auth_token = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "READ_TOKEN",
+        secret: true,
+        default: "none",
+        description: "A token for clients that may pull but not push (viewers, dashboards), sent as `syncPayload.authToken` like `AUTH_TOKEN`. Their pushes are refused with a typed `ReadOnlyError` and store nothing. Works beside `AUTH_TOKEN` and signed tokens (whose `access: \"read\"` claim does the same), or alone. See [docs/governance.md](docs/governance.md).",
+        self_hosted: true,
+        parse: |d, _, v| {
+            d.config.read_token = (!v.is_empty()).then(|| Secret(v.to_owned()));
             Ok(())
         },
     },
@@ -748,7 +816,7 @@ pub const SETTINGS: &[Setting] = &[
         self_hosted: true,
         parse: |d, _, v| {
             // An empty secret would let an empty bearer token in; it counts as unset.
-            d.config.admin_token = (!v.is_empty()).then(|| AdminToken(v.to_owned()));
+            d.config.admin_token = (!v.is_empty()).then(|| Secret(v.to_owned()));
             Ok(())
         },
     },
@@ -863,6 +931,72 @@ pub const SETTINGS: &[Setting] = &[
         self_hosted: false,
         parse: |d, _, v| {
             d.hyperdrive_binding = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "ALLOWED_EVENTS",
+        secret: false,
+        default: "`*`",
+        description: "Which event names clients may push: comma-separated patterns, `*` for any characters, `!` before a pattern to deny it (`v1.*,!v1.TodoPurged`). A push with any other event is refused whole with a typed `EventNotAllowedError` naming it. See [docs/governance.md](docs/governance.md).",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.rules.names = Some(parse_events(name, v)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_ARGS_BYTES",
+        secret: false,
+        default: "`0` (no limit)",
+        description: "Largest `args` of one event, in bytes of its JSON; a push with a bigger one is refused whole with a typed `ArgsTooLargeError`.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.rules.max_args_bytes = parse_limit(name, v)?.map(|n| n as usize);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_STORE_EVENTS",
+        secret: false,
+        default: "`0` (no limit)",
+        description: "Most events one store may hold; a push that would take it past them is refused whole with a typed `StoreQuotaError`, and the store keeps serving pulls.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.rules.max_store_events = parse_limit(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "MAX_STORE_BYTES",
+        secret: false,
+        default: "`0` (no limit)",
+        description: "Most bytes one store may hold, counted as the admin API's `approxSizeBytes` counts them (each event's name, args, createdAt, clientId and sessionId, plus 16); over it, as `MAX_STORE_EVENTS`.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.rules.max_store_bytes = parse_limit(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "STORE_DIRECTORY",
+        secret: false,
+        default: "`true`",
+        description: "Keep the [store directory](docs/governance.md#the-store-directory): every store with events, its engine, size and activity, listed by the admin API and the inspector. Each store used sends its figures at most every 10 s, one request to the directory's object. `false` turns it off (and with it `EXPIRE_IDLE_STORES_AFTER`).",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.store_directory = parse_bool(name, v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "EXPIRE_IDLE_STORES_AFTER",
+        secret: false,
+        default: "none",
+        description: "Delete stores nobody has used for this long (`90d`, `12h`, `30m`, `45s`): no request, no stored event, no open socket. Each store's alarm does it; the directory shows when (`expiresAt`), and a `warn` line (`\"event\":\"expired\"`) records it. Deleting cannot be undone.",
+        self_hosted: true,
+        parse: |d, name, v| {
+            d.config.idle_expiry_ms = Some(parse_duration_ms(name, v)?);
             Ok(())
         },
     },
@@ -1044,6 +1178,12 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 impl Config {
+    /// Whether sync connections may be admitted with less than lasting read-and-write rights
+    /// (a `READ_TOKEN`, or signed tokens, which expire), so that a socket's grant matters.
+    pub fn grants_vary(&self) -> bool {
+        self.read_token.is_some() || matches!(self.auth, Auth::Signed { .. })
+    }
+
     /// Builds the configuration from a var lookup (`None` for unset vars), reading every
     /// setting of [`SETTINGS`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -1165,7 +1305,7 @@ mod tests {
         assert_eq!(config(&[]).unwrap().admin_token, None);
         assert_eq!(config(&[("ADMIN_TOKEN", "")]).unwrap().admin_token, None);
         let c = config(&[("ADMIN_TOKEN", "admin-s3cr3t"), ("AUTH_TOKEN", "sync-s3cr3t")]).unwrap();
-        assert_eq!(c.admin_token, Some(AdminToken("admin-s3cr3t".into())));
+        assert_eq!(c.admin_token, Some(Secret("admin-s3cr3t".into())));
         let printed = format!("{c:?}");
         assert!(!printed.contains("admin-s3cr3t") && !printed.contains("sync-s3cr3t"));
     }
@@ -1404,6 +1544,56 @@ mod tests {
         ] {
             let error = config(&[(name, value)]).unwrap_err();
             assert_eq!(error.name, name);
+        }
+    }
+
+    #[test]
+    fn read_token_and_event_rules() {
+        let c = config(&[
+            ("READ_TOKEN", "viewer-s3cret"),
+            ("ALLOWED_EVENTS", "v1.*,!v1.Purged"),
+            ("MAX_ARGS_BYTES", "2048"),
+            ("MAX_STORE_EVENTS", "100000"),
+            ("MAX_STORE_BYTES", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.read_token, Some(Secret("viewer-s3cret".into())));
+        assert!(!format!("{c:?}").contains("viewer-s3cret"));
+        assert!(c
+            .rules
+            .names
+            .as_ref()
+            .is_some_and(|n| n.wants("v1.A") && !n.wants("v1.Purged")));
+        assert_eq!(c.rules.max_args_bytes, Some(2048));
+        assert_eq!(c.rules.max_store_events, Some(100_000));
+        assert_eq!(c.rules.max_store_bytes, None);
+        assert_eq!(config(&[("READ_TOKEN", "")]).unwrap().read_token, None);
+        let c = config(&[("EXPIRE_IDLE_STORES_AFTER", "90d")]).unwrap();
+        assert_eq!(c.idle_expiry_ms, Some(90 * 86_400_000));
+        assert!(c.store_directory);
+        assert_eq!(
+            config(&[("EXPIRE_IDLE_STORES_AFTER", " 45s ")]).unwrap().idle_expiry_ms,
+            Some(45_000)
+        );
+        assert_eq!(
+            config(&[("EXPIRE_IDLE_STORES_AFTER", "30m")]).unwrap().idle_expiry_ms,
+            Some(1_800_000)
+        );
+        let off = config(&[("STORE_DIRECTORY", "false"), ("EXPIRE_IDLE_STORES_AFTER", "1h")]);
+        assert_eq!(off.unwrap_err().name, "EXPIRE_IDLE_STORES_AFTER");
+        for (name, value) in [
+            ("EXPIRE_IDLE_STORES_AFTER", "90"),
+            ("EXPIRE_IDLE_STORES_AFTER", "0s"),
+            ("EXPIRE_IDLE_STORES_AFTER", "1.5d"),
+            ("EXPIRE_IDLE_STORES_AFTER", "9999d"),
+            ("EXPIRE_IDLE_STORES_AFTER", "d"),
+            ("STORE_DIRECTORY", "maybe"),
+            ("ALLOWED_EVENTS", " , "),
+            ("MAX_ARGS_BYTES", "-1"),
+            ("MAX_STORE_EVENTS", "lots"),
+            ("MAX_STORE_BYTES", "1.5"),
+        ] {
+            assert_eq!(config(&[(name, value)]).unwrap_err().name, name);
         }
     }
 

@@ -6,6 +6,7 @@
 
 use worker::{Context, Env, Headers, Request, Response, Result};
 
+use crate::access::Grant;
 use crate::config::Config;
 use crate::hooks::{ConnectContext, HeaderSource, SyncHooks};
 use crate::js::{now_millis, post_json, random_bytes};
@@ -201,14 +202,17 @@ async fn admit_and_forward<H: SyncHooks>(
     let refuse = |r: Refusal| text_response(r.status, &r.body, &cors);
     let authorization = req.headers().get("Authorization")?;
     let now_secs = now_millis().div_euclid(1000);
-    if let Err(refusal) = router::admit(config, params, authorization.as_deref(), now_secs) {
-        log_refused(config, params, refusal.status, refusal.reason);
-        if refusal.status >= 500 && config.log_level.enabled(Level::Error) {
-            // The operator's instructions for configuring auth.
-            worker::console_error!("{}", refusal.body);
+    let grant = match router::admit(config, params, authorization.as_deref(), now_secs) {
+        Ok(grant) => grant,
+        Err(refusal) => {
+            log_refused(config, params, refusal.status, refusal.reason);
+            if refusal.status >= 500 && config.log_level.enabled(Level::Error) {
+                // The operator's instructions for configuring auth.
+                worker::console_error!("{}", refusal.body);
+            }
+            return refuse(refusal);
         }
-        return refuse(refusal);
-    }
+    };
     let headers = RequestHeaders(req.headers());
     let connect = ConnectContext {
         store_id: &params.store_id,
@@ -245,7 +249,7 @@ async fn admit_and_forward<H: SyncHooks>(
     let content_length = req.headers().get("Content-Length")?;
     let forwarded = match router::declared_body_too_large(params, content_length.as_deref(), config.max_message_bytes) {
         Some(refusal) => Err(refusal),
-        None => forwardable(req, params, config.max_message_bytes).await?,
+        None => forwardable(req, params, config.max_message_bytes, grant).await?,
     };
     let req = match forwarded {
         Ok(req) => req,
@@ -264,26 +268,24 @@ async fn admit_and_forward<H: SyncHooks>(
 }
 
 /// The request as it may go to the store's object: without the admin API's internal header,
-/// which only the Worker sets, and, for an HTTP body of undeclared length (chunked), read here
-/// and refused once it passes `max` bytes — never held whole in memory first.
+/// which only the Worker sets, with what its admission granted ([`crate::access::HEADER`], only
+/// the Worker's own), and, for an HTTP body of undeclared length (chunked), read here and
+/// refused once it passes `max` bytes — never held whole in memory first.
 async fn forwardable(
     mut req: Request,
     params: &SyncParams,
     max: usize,
+    grant: Grant,
 ) -> Result<std::result::Result<Request, Refusal>> {
-    let internal_header = req.headers().has(crate::admin::INTERNAL_HEADER)?;
+    let internal_header =
+        req.headers().has(crate::admin::INTERNAL_HEADER)? || req.headers().has(crate::access::HEADER)?;
     let unsized_body = params.transport == crate::protocol::Transport::Http
         && req.inner().body().is_some()
         && req.headers().get("Content-Length")?.is_none();
-    if !internal_header && !unsized_body {
+    if !internal_header && !unsized_body && !grant.restricts() {
         return Ok(Ok(req));
     }
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        if !name.eq_ignore_ascii_case(crate::admin::INTERNAL_HEADER) {
-            headers.append(&name, &value)?;
-        }
-    }
+    let headers = forwarded_headers(&req, grant)?;
     let mut init = worker::RequestInit::new();
     init.with_method(req.method()).with_headers(headers);
     if unsized_body {
@@ -295,6 +297,23 @@ async fn forwardable(
         init.with_body(Some(body.into()));
     }
     Ok(Ok(Request::new_with_init(req.url()?.as_str(), &init)?))
+}
+
+/// A request's headers as they may go to the store's object: without the Worker's internal
+/// headers as the client sent them, with the admission's grant when it restricts.
+fn forwarded_headers(req: &Request, grant: Grant) -> Result<Headers> {
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        let internal = name.eq_ignore_ascii_case(crate::admin::INTERNAL_HEADER)
+            || name.eq_ignore_ascii_case(crate::access::HEADER);
+        if !internal {
+            headers.append(&name, &value)?;
+        }
+    }
+    if grant.restricts() {
+        headers.set(crate::access::HEADER, &grant.to_header())?;
+    }
+    Ok(headers)
 }
 
 /// Bytes of an over-limit body read and thrown away before answering, so that a client that sent
@@ -449,10 +468,13 @@ async fn electric_request<H: SyncHooks>(mut req: Request, env: &Env, config: &Co
         params.payload.as_ref(),
         now_secs,
     );
-    if let Err(refusal) = admitted {
-        log_refused(config, &params, refusal.status, refusal.reason);
-        return json(refusal.status, refusal_body(refusal.reason, &refusal.body));
-    }
+    let grant = match admitted {
+        Ok(grant) => grant,
+        Err(refusal) => {
+            log_refused(config, &params, refusal.status, refusal.reason);
+            return json(refusal.status, refusal_body(refusal.reason, &refusal.body));
+        }
+    };
     let headers = RequestHeaders(req.headers());
     let connect = ConnectContext {
         store_id: &params.store_id,
@@ -468,16 +490,11 @@ async fn electric_request<H: SyncHooks>(mut req: Request, env: &Env, config: &Co
         return json(424, refusal_body("BindingMissing", &config.binding));
     };
     let forwarded = match body {
-        None => forwardable(req, &params, config.max_message_bytes)
+        None => forwardable(req, &params, config.max_message_bytes, grant)
             .await?
             .map_err(|r| r.body),
         Some(body) => {
-            let headers = Headers::new();
-            for (name, value) in req.headers().entries() {
-                if !name.eq_ignore_ascii_case(crate::admin::INTERNAL_HEADER) {
-                    headers.append(&name, &value)?;
-                }
-            }
+            let headers = forwarded_headers(&req, grant)?;
             let mut init = worker::RequestInit::new();
             init.with_method(worker::Method::Post)
                 .with_headers(headers)
@@ -579,6 +596,7 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
     let (store_id, action, sink) = match admin::route(req.method().as_ref(), url.path()) {
         Route::Store { store_id, action, sink } => (store_id, action, sink),
         Route::Ping => return admin_json(200, r#"{"ok":true}"#),
+        Route::Directory => return directory_listing(env, config, &url).await,
         Route::MethodNotAllowed => return admin_json(405, r#"{"error":"MethodNotAllowed"}"#),
         Route::NotFound => return admin_json(404, r#"{"error":"NotFound"}"#),
     };
@@ -620,6 +638,26 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
         return Ok(first);
     }
     export_stream(first, stub, store_id, url, token.0.clone())
+}
+
+/// `GET /_admin/stores`: a page of the store directory, from its object.
+async fn directory_listing(env: &Env, config: &Config, url: &worker::Url) -> Result<Response> {
+    if !config.store_directory {
+        return admin_json(
+            404,
+            r#"{"error":"DirectoryOff","message":"the store directory is off (STORE_DIRECTORY=false)"}"#,
+        );
+    }
+    let Ok(namespace) = env.durable_object(&config.binding) else {
+        return admin_json(424, r#"{"error":"DurableObjectBindingMissing"}"#);
+    };
+    let target = format!("https://{}/list?{}", crate::directory::HOST, url.query().unwrap_or(""));
+    let stub = namespace.id_from_name(crate::directory::OBJECT_NAME)?.get_stub()?;
+    let mut answer = stub
+        .fetch_with_request(Request::new(&target, worker::Method::Get)?)
+        .await?;
+    let status = answer.status_code();
+    admin_json(status, &answer.text().await?)
 }
 
 /// A whole export as one streamed response: the object answers at most a page of lines per

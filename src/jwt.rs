@@ -12,6 +12,8 @@
 //!
 //! - `stores` (required): an array of storeIds; the token opens exactly these (exact string match).
 //! - `exp` (required) and `nbf` (optional): NumericDates, with [`LEEWAY_SECS`] of clock skew allowed.
+//! - `access` (optional): `"read"` limits the token to pulls; `"readwrite"` (or no claim) allows
+//!   pushes too; any other value refuses the token, so a typo never grants more than meant.
 //! - `aud`, `iss`: checked when the verifier has an audience / issuer. A token with an `aud` is
 //!   refused by a verifier without one (RFC 7519 §4.1.3: a recipient not named must reject it).
 //!
@@ -25,8 +27,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::access::Grant;
+
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: i64 = 30;
+
+/// The latest expiry a socket is closed at (2160-02-05): later ones are never reached, and
+/// the runtime's alarms refuse dates after 2189.
+const LAST_EXPIRY_SECS: f64 = 6e9;
 
 /// Longest token looked at. Real tokens are well under 2 KB; the bound keeps an attacker's
 /// token from costing more than a small decode.
@@ -106,6 +114,8 @@ pub enum Rejection {
     MissingStores,
     /// The store asked for is not in `stores`.
     WrongStore,
+    /// `access` is neither `"read"` nor `"readwrite"`.
+    BadAccess,
 }
 
 impl std::fmt::Display for Rejection {
@@ -127,6 +137,7 @@ impl std::fmt::Display for Rejection {
             Rejection::WrongIssuer => "wrong issuer",
             Rejection::MissingStores => "token names no stores",
             Rejection::WrongStore => "token not valid for this store",
+            Rejection::BadAccess => "bad access claim",
         })
     }
 }
@@ -342,6 +353,9 @@ struct Claims {
     iss: Option<String>,
     #[serde(default)]
     stores: Option<Vec<String>>,
+    // Any JSON value, so that a wrong type is a `BadAccess` rather than a malformed token.
+    #[serde(default)]
+    access: Option<Value>,
 }
 
 /// Decodes a segment holding a JSON object. Checking for `{` first keeps serde from accepting a
@@ -446,8 +460,9 @@ impl Verifier {
     }
 
     /// Checks that `token` is authentic, current at `now` (seconds since the Unix epoch), meant
-    /// for this server's audience and issuer, and names `store_id` in its `stores` claim.
-    pub fn verify(&self, token: &str, store_id: &str, now: i64) -> Result<(), Rejection> {
+    /// for this server's audience and issuer, and names `store_id` in its `stores` claim; and what
+    /// it grants: read only or read and write, until its `exp` (plus the leeway).
+    pub fn verify(&self, token: &str, store_id: &str, now: i64) -> Result<Grant, Rejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLong);
         }
@@ -499,7 +514,7 @@ impl Verifier {
         }
     }
 
-    fn check_claims(&self, claims: &Claims, store_id: &str, now: i64) -> Result<(), Rejection> {
+    fn check_claims(&self, claims: &Claims, store_id: &str, now: i64) -> Result<Grant, Rejection> {
         let now = now as f64;
         let leeway = LEEWAY_SECS as f64;
         let exp = claims.exp.ok_or(Rejection::MissingExp)?;
@@ -527,6 +542,17 @@ impl Verifier {
         if !stores.iter().any(|s| s == store_id) {
             return Err(Rejection::WrongStore);
         }
-        Ok(())
+        let read_only = match &claims.access {
+            None => false,
+            Some(Value::String(a)) if a == "readwrite" => false,
+            Some(Value::String(a)) if a == "read" => true,
+            Some(_) => return Err(Rejection::BadAccess),
+        };
+        // The instant the token stops being accepted: the same leeway as above. An end past the
+        // last date an alarm can be set for (the runtime refuses dates after 2189), or not a
+        // finite number, never closes the socket: no socket lives that long.
+        let end = exp + leeway;
+        let expires_at = (end.is_finite() && end < LAST_EXPIRY_SECS).then(|| end.ceil() as i64);
+        Ok(Grant { read_only, expires_at })
     }
 }

@@ -23,9 +23,11 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod core;
+pub mod directory;
 pub mod hooks;
 pub mod inspector;
 pub mod jwt;
@@ -36,6 +38,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod router;
 pub mod rpc;
+pub mod rules;
 pub mod storage;
 pub mod util;
 

@@ -14,6 +14,8 @@ use sha2::Sha256;
 use crate::admin::export_line;
 use crate::storage::StoredItem;
 
+pub use crate::rules::EventFilter;
+
 /// Where a sink's batches go.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Target {
@@ -85,74 +87,6 @@ impl SinkConfig {
             .saturating_mul(1u64 << doublings)
             .min(self.retry_max_ms)
     }
-}
-
-/// Event-name patterns: `*` matches any run of characters; a pattern starting with `!`
-/// excludes. An event is wanted when it matches an including pattern (or there is none) and
-/// no excluding one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventFilter {
-    include: Vec<String>,
-    exclude: Vec<String>,
-}
-
-impl Default for EventFilter {
-    fn default() -> Self {
-        EventFilter {
-            include: vec!["*".to_owned()],
-            exclude: Vec::new(),
-        }
-    }
-}
-
-impl EventFilter {
-    /// Reads a comma-separated list of patterns; `None` when it names nothing to include or
-    /// exclude (an empty list, or an empty `!`).
-    pub fn parse(list: &str) -> Option<EventFilter> {
-        let mut filter = EventFilter {
-            include: Vec::new(),
-            exclude: Vec::new(),
-        };
-        for pattern in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match pattern.strip_prefix('!') {
-                Some("") => return None,
-                Some(excluded) => filter.exclude.push(excluded.trim().to_owned()),
-                None => filter.include.push(pattern.to_owned()),
-            }
-        }
-        if filter.include.is_empty() && filter.exclude.is_empty() {
-            return None;
-        }
-        if filter.include.is_empty() {
-            filter.include.push("*".to_owned());
-        }
-        Some(filter)
-    }
-
-    /// Whether the sink wants an event of this name.
-    pub fn wants(&self, name: &str) -> bool {
-        self.include.iter().any(|p| glob(p, name)) && !self.exclude.iter().any(|p| glob(p, name))
-    }
-}
-
-/// Whether `name` matches `pattern`, where `*` stands for any run of characters.
-fn glob(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// A sink's delivery state for one store, as stored with the store.
@@ -333,23 +267,6 @@ pub fn skip_target(query: Option<&str>) -> Result<Option<i64>, SinkActionError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn patterns() {
-        let all = EventFilter::default();
-        assert!(all.wants("v1.TodoCreated"));
-        let f = EventFilter::parse("v1.Member*, *Created ,!v1.MemberLeft").unwrap();
-        assert!(f.wants("v1.MemberInvited"));
-        assert!(f.wants("v2.TodoCreated"));
-        assert!(!f.wants("v1.MemberLeft"));
-        assert!(!f.wants("v1.TodoDeleted"));
-        let but = EventFilter::parse("!debug*").unwrap();
-        assert!(but.wants("v1.X") && !but.wants("debugThing"));
-        assert!(EventFilter::parse(" , ").is_none());
-        assert!(EventFilter::parse("!").is_none());
-        assert!(glob("a*b*c", "aXbYc") && !glob("a*b*c", "aXbY") && glob("*", "") && !glob("ab", "abc"));
-        assert!(glob("a*a", "aa") && !glob("a*a", "a"));
-    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::access::Grant;
 use crate::config::{Auth, Config};
 use crate::core::error::{too_large_message, transport_disabled};
 use crate::jwt;
@@ -195,17 +196,30 @@ pub fn bearer_token(authorization: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Whether a storeId names the store directory's object ([`crate::directory::OBJECT_NAME`]):
+/// never a store, so no sync or admin request for it reaches that object.
+pub fn reserved_store_id(store_id: &str) -> bool {
+    store_id == crate::directory::OBJECT_NAME
+}
+
 /// Checks a sync request's parameters and credentials. Runs before the request reaches the
 /// Durable Object, for every WebSocket upgrade and every HTTP request.
 ///
 /// `authorization` is the request's `Authorization` header, and `now` the time in seconds since
 /// the Unix epoch; both matter only with signed tokens configured.
-pub fn admit(config: &Config, params: &SyncParams, authorization: Option<&str>, now: i64) -> Result<(), Refusal> {
+pub fn admit(config: &Config, params: &SyncParams, authorization: Option<&str>, now: i64) -> Result<Grant, Refusal> {
     if !config.transports.allows(params.transport) {
         return Err(Refusal {
             status: 400,
             body: transport_disabled(params.transport),
             reason: "TransportDisabled",
+        });
+    }
+    if reserved_store_id(&params.store_id) {
+        return Err(Refusal {
+            status: 400,
+            body: "Invalid storeId: it is reserved for the store directory".to_owned(),
+            reason: "InvalidStoreId",
         });
     }
     if params.store_id.is_empty() || params.store_id.len() > config.max_store_id_bytes {
@@ -218,18 +232,30 @@ pub fn admit(config: &Config, params: &SyncParams, authorization: Option<&str>, 
             reason: "InvalidStoreId",
         });
     }
+    let read_only = Grant {
+        read_only: true,
+        expires_at: None,
+    };
+    let read_token = |refusal: Refusal| match (payload_token(params), &config.read_token) {
+        (Some(token), Some(expected)) if secrets_equal(token.as_bytes(), expected.0.as_bytes()) => Ok(read_only),
+        _ => Err(refusal),
+    };
     match &config.auth {
-        Auth::Open => Ok(()),
+        Auth::Open => Ok(Grant::FULL),
+        // A READ_TOKEN alone lets clients read; any other credential is then simply wrong.
+        Auth::Unconfigured if config.read_token.is_some() => read_token(invalid_token(INVALID_TOKEN_BODY.to_owned())),
         Auth::Unconfigured => Err(Refusal {
             status: 500,
             body: UNCONFIGURED_BODY.to_owned(),
             reason: "AuthNotConfigured",
         }),
         Auth::Token(expected) => match payload_token(params) {
-            Some(token) if secrets_equal(token.as_bytes(), expected.as_bytes()) => Ok(()),
-            _ => Err(invalid_token(INVALID_TOKEN_BODY.to_owned())),
+            Some(token) if secrets_equal(token.as_bytes(), expected.as_bytes()) => Ok(Grant::FULL),
+            _ => read_token(invalid_token(INVALID_TOKEN_BODY.to_owned())),
         },
-        Auth::Signed { jwt, shared } => admit_signed(jwt, shared.as_deref(), params, authorization, now),
+        Auth::Signed { jwt, shared } => {
+            admit_signed(jwt, shared.as_deref(), params, authorization, now).or_else(read_token)
+        }
     }
 }
 
@@ -258,11 +284,11 @@ fn admit_signed(
     params: &SyncParams,
     authorization: Option<&str>,
     now: i64,
-) -> Result<(), Refusal> {
+) -> Result<Grant, Refusal> {
     let in_payload = payload_token(params);
     if let (Some(token), Some(expected)) = (in_payload, shared) {
         if secrets_equal(token.as_bytes(), expected.as_bytes()) {
-            return Ok(());
+            return Ok(Grant::FULL);
         }
     }
     let in_header = authorization.and_then(bearer_token);
@@ -274,7 +300,7 @@ fn admit_signed(
             continue;
         }
         match jwt.verify(token, &params.store_id, now) {
-            Ok(()) => return Ok(()),
+            Ok(grant) => return Ok(grant),
             Err(rejection) => {
                 first_rejection.get_or_insert(rejection);
             }
@@ -297,7 +323,7 @@ pub fn admit_electric(
     authorization: Option<&str>,
     payload: Option<&Value>,
     now: i64,
-) -> Result<(), Refusal> {
+) -> Result<Grant, Refusal> {
     let in_payload = || payload.and_then(|p| p.get("authToken")).and_then(Value::as_str);
     let credential = path_token
         .or_else(|| authorization.and_then(bearer_token))
@@ -576,6 +602,46 @@ mod tests {
         // The shared token goes in the payload only, as before.
         let refusal = admit(&cfg, &ws("s", None), Some("Bearer tok"), NOW).unwrap_err();
         assert_eq!(refusal.body, INVALID_TOKEN_BODY);
+    }
+
+    #[test]
+    fn a_read_token_admits_to_read_only() {
+        let read = |mut cfg: Config| {
+            cfg.read_token = Some(crate::config::Secret("viewer".into()));
+            cfg
+        };
+        let read_only = Grant {
+            read_only: true,
+            expires_at: None,
+        };
+        for cfg in [
+            read(token("tok")),
+            read(signed(Some("tok"))),
+            read(signed(None)),
+            read(Config::default()),
+        ] {
+            assert_eq!(
+                admit(&cfg, &ws("s", Some("viewer")), None, NOW),
+                Ok(read_only),
+                "{:?}",
+                cfg.auth
+            );
+            let refusal = admit(&cfg, &ws("s", Some("viewe")), None, NOW).unwrap_err();
+            assert_eq!((refusal.status, refusal.body.as_str()), (400, INVALID_TOKEN_BODY));
+            assert!(cfg.grants_vary());
+        }
+        assert_eq!(
+            admit(&read(token("tok")), &ws("s", Some("tok")), None, NOW),
+            Ok(Grant::FULL)
+        );
+        assert!(!token("tok").grants_vary());
+        // A signed token's grant carries its expiry, leeway included.
+        let grant = admit(&signed(None), &ws("s", Some(&jwt(&["s"], NOW + 60))), None, NOW).unwrap();
+        assert_eq!(grant.expires_at, Some(NOW + 60 + jwt::LEEWAY_SECS));
+        assert!(!grant.read_only);
+        // The electric endpoint's credentials too.
+        let cfg = read(token("tok"));
+        assert_eq!(admit_electric(&cfg, "s", Some("viewer"), None, None, 0), Ok(read_only));
     }
 
     #[test]

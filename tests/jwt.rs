@@ -109,24 +109,36 @@ fn tokens_signed_by_node_verify() {
         let token = v[alg].as_str().unwrap();
         assert!(is_jwt(token), "{alg}");
         for store in ["store-a", "store-b"] {
-            assert_eq!(node.verify(token, store, NOW), Ok(()), "{alg} {store}");
+            assert_eq!(node.verify(token, store, NOW).map(drop), Ok(()), "{alg} {store}");
         }
-        assert_eq!(node.verify(token, "store-c", NOW), Err(Rejection::WrongStore), "{alg}");
-        // exp 2000000000, nbf 1700000000, both with the leeway.
-        assert_eq!(node.verify(token, "store-a", 2_000_000_000 + LEEWAY_SECS - 1), Ok(()));
         assert_eq!(
-            node.verify(token, "store-a", 2_000_000_000 + LEEWAY_SECS),
+            node.verify(token, "store-c", NOW).map(drop),
+            Err(Rejection::WrongStore),
+            "{alg}"
+        );
+        // exp 2000000000, nbf 1700000000, both with the leeway.
+        assert_eq!(
+            node.verify(token, "store-a", 2_000_000_000 + LEEWAY_SECS - 1).map(drop),
+            Ok(())
+        );
+        assert_eq!(
+            node.verify(token, "store-a", 2_000_000_000 + LEEWAY_SECS).map(drop),
             Err(Rejection::Expired)
         );
-        assert_eq!(node.verify(token, "store-a", 1_700_000_000 - LEEWAY_SECS), Ok(()));
         assert_eq!(
-            node.verify(token, "store-a", 1_700_000_000 - LEEWAY_SECS - 1),
+            node.verify(token, "store-a", 1_700_000_000 - LEEWAY_SECS).map(drop),
+            Ok(())
+        );
+        assert_eq!(
+            node.verify(token, "store-a", 1_700_000_000 - LEEWAY_SECS - 1).map(drop),
             Err(Rejection::NotYetValid)
         );
     }
     // The HS256 vector under another secret.
     assert_eq!(
-        verifier().verify(v["hs256"].as_str().unwrap(), "store-a", NOW),
+        verifier()
+            .verify(v["hs256"].as_str().unwrap(), "store-a", NOW)
+            .map(drop),
         Err(Rejection::BadSignature)
     );
 }
@@ -139,16 +151,26 @@ fn each_algorithm_opens_exactly_its_listed_stores() {
         rs256(claims_for(&["a", "b"])),
         es256(claims_for(&["a", "b"])),
     ] {
-        assert_eq!(v.verify(&token, "a", NOW), Ok(()));
-        assert_eq!(v.verify(&token, "b", NOW), Ok(()));
+        assert_eq!(v.verify(&token, "a", NOW).map(drop), Ok(()));
+        assert_eq!(v.verify(&token, "b", NOW).map(drop), Ok(()));
         // Exact matches only: no prefixes, suffixes, case folding or globbing.
         for other in ["c", "", "A", "a ", "ab", "a*", "*", "b/a"] {
-            assert_eq!(v.verify(&token, other, NOW), Err(Rejection::WrongStore), "{other:?}");
+            assert_eq!(
+                v.verify(&token, other, NOW).map(drop),
+                Err(Rejection::WrongStore),
+                "{other:?}"
+            );
         }
     }
     let wildcard = hs256(claims_for(&["*", "store-*"]));
-    assert_eq!(v.verify(&wildcard, "store-1", NOW), Err(Rejection::WrongStore));
-    assert_eq!(v.verify(&hs256(claims_for(&[])), "a", NOW), Err(Rejection::WrongStore));
+    assert_eq!(
+        v.verify(&wildcard, "store-1", NOW).map(drop),
+        Err(Rejection::WrongStore)
+    );
+    assert_eq!(
+        v.verify(&hs256(claims_for(&[])), "a", NOW).map(drop),
+        Err(Rejection::WrongStore)
+    );
 }
 
 /// A token whose `exp` lies further ahead than the configured cap is refused, whatever the
@@ -163,17 +185,20 @@ fn lifetimes_past_the_cap_are_refused() {
         rs256(json!({"stores": ["s"], "exp": NOW + 10 * week})),
         es256(json!({"stores": ["s"], "exp": NOW + 10 * week})),
     ] {
-        assert_eq!(v.verify(&token, "s", NOW), Err(Rejection::LifetimeTooLong));
+        assert_eq!(v.verify(&token, "s", NOW).map(drop), Err(Rejection::LifetimeTooLong));
     }
     assert_eq!(Rejection::LifetimeTooLong.to_string(), "token lifetime too long");
     assert_eq!(
-        v.verify(&hs256(json!({"stores": ["s"], "exp": NOW + week})), "s", NOW),
+        v.verify(&hs256(json!({"stores": ["s"], "exp": NOW + week})), "s", NOW)
+            .map(drop),
         Ok(())
     );
     // Without a cap, far-off expiries pass as before.
     let uncapped = verifier().with_max_lifetime(None);
     assert_eq!(
-        uncapped.verify(&hs256(json!({"stores": ["s"], "exp": 1e308})), "s", NOW),
+        uncapped
+            .verify(&hs256(json!({"stores": ["s"], "exp": 1e308})), "s", NOW)
+            .map(drop),
         Ok(())
     );
 }
@@ -193,47 +218,83 @@ fn expiry_and_not_before() {
         rs256(at(NOW - 100, None)),
         es256(at(NOW - 100, None)),
     ] {
-        assert_eq!(v.verify(&token, "s", NOW), Err(Rejection::Expired));
+        assert_eq!(v.verify(&token, "s", NOW).map(drop), Err(Rejection::Expired));
     }
     // Exactly at exp (+ leeway) it is over; one second before, it is not.
     assert_eq!(
-        v.verify(&hs256(at(NOW - LEEWAY_SECS, None)), "s", NOW),
+        v.verify(&hs256(at(NOW - LEEWAY_SECS, None)), "s", NOW).map(drop),
         Err(Rejection::Expired)
     );
-    assert_eq!(v.verify(&hs256(at(NOW - LEEWAY_SECS + 1, None)), "s", NOW), Ok(()));
+    assert_eq!(
+        v.verify(&hs256(at(NOW - LEEWAY_SECS + 1, None)), "s", NOW).map(drop),
+        Ok(())
+    );
     // Fractional NumericDates are allowed.
     let fractional = hs256(json!({"stores": ["s"], "exp": NOW as f64 + 0.5}));
-    assert_eq!(v.verify(&fractional, "s", NOW), Ok(()));
+    assert_eq!(v.verify(&fractional, "s", NOW).map(drop), Ok(()));
     for token in [
         hs256(at(NOW + 3600, Some(NOW + 600))),
         rs256(at(NOW + 3600, Some(NOW + 600))),
         es256(at(NOW + 3600, Some(NOW + 600))),
     ] {
-        assert_eq!(v.verify(&token, "s", NOW), Err(Rejection::NotYetValid));
+        assert_eq!(v.verify(&token, "s", NOW).map(drop), Err(Rejection::NotYetValid));
     }
     assert_eq!(
-        v.verify(&hs256(at(NOW + 3600, Some(NOW + LEEWAY_SECS))), "s", NOW),
+        v.verify(&hs256(at(NOW + 3600, Some(NOW + LEEWAY_SECS))), "s", NOW)
+            .map(drop),
         Ok(())
     );
     assert_eq!(
-        v.verify(&hs256(at(NOW + 3600, Some(NOW + LEEWAY_SECS + 1))), "s", NOW),
+        v.verify(&hs256(at(NOW + 3600, Some(NOW + LEEWAY_SECS + 1))), "s", NOW)
+            .map(drop),
         Err(Rejection::NotYetValid)
     );
+}
+
+#[test]
+fn access_claim_and_expiry_grant() {
+    let v = verifier();
+    let grant = |claims: Value| v.verify(&hs256(claims), "s", NOW);
+    let full = grant(json!({"stores": ["s"], "exp": NOW + 60})).unwrap();
+    assert!(!full.read_only);
+    // A socket admitted by it closes when the token stops being accepted: exp plus the leeway.
+    assert_eq!(full.expires_at, Some(NOW + 60 + LEEWAY_SECS));
+    let read = grant(json!({"stores": ["s"], "exp": NOW + 60, "access": "read"})).unwrap();
+    assert!(read.read_only);
+    let rw = grant(json!({"stores": ["s"], "exp": NOW + 60, "access": "readwrite"})).unwrap();
+    assert!(!rw.read_only);
+    // Fractions round up, to the second the token is refused at.
+    let frac = grant(json!({"stores": ["s"], "exp": NOW as f64 + 0.5})).unwrap();
+    assert_eq!(frac.expires_at, Some(NOW + 1 + LEEWAY_SECS));
+    // Past any date an alarm can hold: never closed.
+    let uncapped = verifier().with_max_lifetime(None);
+    let far = uncapped
+        .verify(&hs256(json!({"stores": ["s"], "exp": 1e13})), "s", NOW)
+        .unwrap();
+    assert_eq!(far.expires_at, None);
+    for bad in [json!("write"), json!("READ"), json!(true), json!(["read"]), json!("")] {
+        assert_eq!(
+            grant(json!({"stores": ["s"], "exp": NOW + 60, "access": bad})).map(drop),
+            Err(Rejection::BadAccess),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
 fn required_claims_and_their_types() {
     let v = verifier();
     assert_eq!(
-        v.verify(&hs256(json!({"stores": ["s"]})), "s", NOW),
+        v.verify(&hs256(json!({"stores": ["s"]})), "s", NOW).map(drop),
         Err(Rejection::MissingExp)
     );
     assert_eq!(
-        v.verify(&es256(json!({"stores": ["s"], "exp": null})), "s", NOW),
+        v.verify(&es256(json!({"stores": ["s"], "exp": null})), "s", NOW)
+            .map(drop),
         Err(Rejection::MissingExp)
     );
     assert_eq!(
-        v.verify(&rs256(json!({"exp": NOW + 60})), "s", NOW),
+        v.verify(&rs256(json!({"exp": NOW + 60})), "s", NOW).map(drop),
         Err(Rejection::MissingStores)
     );
     for claims in [
@@ -245,7 +306,7 @@ fn required_claims_and_their_types() {
         json!(["not", "an", "object"]),
     ] {
         assert_eq!(
-            v.verify(&hs256(claims.clone()), "s", NOW),
+            v.verify(&hs256(claims.clone()), "s", NOW).map(drop),
             Err(Rejection::Malformed),
             "{claims}"
         );
@@ -257,16 +318,16 @@ fn required_claims_and_their_types() {
         &format!(r#"{{"stores":["s"],"exp":{},"exp":{}}}"#, NOW - 3600, NOW + 3600),
         Key::Hs(SECRET),
     );
-    assert_eq!(v.verify(&twice, "s", NOW), Err(Rejection::Malformed));
+    assert_eq!(v.verify(&twice, "s", NOW).map(drop), Err(Rejection::Malformed));
     let stores_twice = sign_raw(
         header,
         &format!(r#"{{"stores":["other"],"exp":{},"stores":["s"]}}"#, NOW + 3600),
         Key::Hs(SECRET),
     );
-    assert_eq!(v.verify(&stores_twice, "s", NOW), Err(Rejection::Malformed));
+    assert_eq!(v.verify(&stores_twice, "s", NOW).map(drop), Err(Rejection::Malformed));
     // Signed claims that are not JSON.
     let not_json = sign_raw(header, "stores=s", Key::Hs(SECRET));
-    assert_eq!(v.verify(&not_json, "s", NOW), Err(Rejection::Malformed));
+    assert_eq!(v.verify(&not_json, "s", NOW).map(drop), Err(Rejection::Malformed));
 }
 
 #[test]
@@ -283,11 +344,15 @@ fn audience_and_issuer() {
         hs256(c)
     };
     let iss = json!("https://auth.example");
-    assert_eq!(v.verify(&with(json!("sync"), iss.clone()), "s", NOW), Ok(()));
-    assert_eq!(v.verify(&with(json!(["other", "sync"]), iss.clone()), "s", NOW), Ok(()));
+    assert_eq!(v.verify(&with(json!("sync"), iss.clone()), "s", NOW).map(drop), Ok(()));
+    assert_eq!(
+        v.verify(&with(json!(["other", "sync"]), iss.clone()), "s", NOW)
+            .map(drop),
+        Ok(())
+    );
     for aud in [json!("other"), json!(["other"]), json!([]), json!("SYNC"), Value::Null] {
         assert_eq!(
-            v.verify(&with(aud.clone(), iss.clone()), "s", NOW),
+            v.verify(&with(aud.clone(), iss.clone()), "s", NOW).map(drop),
             Err(Rejection::WrongAudience),
             "{aud}"
         );
@@ -298,7 +363,7 @@ fn audience_and_issuer() {
         Value::Null,
     ] {
         assert_eq!(
-            v.verify(&with(json!("sync"), iss.clone()), "s", NOW),
+            v.verify(&with(json!("sync"), iss.clone()), "s", NOW).map(drop),
             Err(Rejection::WrongIssuer),
             "{iss}"
         );
@@ -307,10 +372,13 @@ fn audience_and_issuer() {
     // without a configured issuer, iss is not looked at.
     let plain = verifier();
     assert_eq!(
-        plain.verify(&with(json!("sync"), Value::Null), "s", NOW),
+        plain.verify(&with(json!("sync"), Value::Null), "s", NOW).map(drop),
         Err(Rejection::WrongAudience)
     );
-    assert_eq!(plain.verify(&with(Value::Null, json!("anyone")), "s", NOW), Ok(()));
+    assert_eq!(
+        plain.verify(&with(Value::Null, json!("anyone")), "s", NOW).map(drop),
+        Ok(())
+    );
 }
 
 #[test]
@@ -322,13 +390,13 @@ fn signatures_that_do_not_verify() {
         claims_for(&["s"]),
         Key::Rsa(RSA2_PRIVATE),
     );
-    assert_eq!(v.verify(&forged, "s", NOW), Err(Rejection::BadSignature));
+    assert_eq!(v.verify(&forged, "s", NOW).map(drop), Err(Rejection::BadSignature));
     let forged_hs = sign(
         json!({"alg": "HS256"}),
         claims_for(&["s"]),
         Key::Hs(b"another-secret-0123456789abcdef-xyz"),
     );
-    assert_eq!(v.verify(&forged_hs, "s", NOW), Err(Rejection::BadSignature));
+    assert_eq!(v.verify(&forged_hs, "s", NOW).map(drop), Err(Rejection::BadSignature));
 
     // Tampered claims: the signature of one claims set on another (widening the stores).
     for token in [
@@ -339,21 +407,24 @@ fn signatures_that_do_not_verify() {
         let parts: Vec<&str> = token.split('.').collect();
         let wider = b64(claims_for(&["s", "victim"]).to_string().as_bytes());
         let tampered = format!("{}.{}.{}", parts[0], wider, parts[2]);
-        assert_eq!(v.verify(&tampered, "victim", NOW), Err(Rejection::BadSignature));
+        assert_eq!(
+            v.verify(&tampered, "victim", NOW).map(drop),
+            Err(Rejection::BadSignature)
+        );
         // Tampered header (kid or alg) with the same signature.
         let header: Value = serde_json::from_slice(&Base64UrlUnpadded::decode_vec(parts[0]).unwrap()).unwrap();
         let mut retyped = header.clone();
         retyped["typ"] = json!("at+jwt");
         let tampered = format!("{}.{}.{}", b64(retyped.to_string().as_bytes()), parts[1], parts[2]);
-        assert_eq!(v.verify(&tampered, "s", NOW), Err(Rejection::BadSignature));
+        assert_eq!(v.verify(&tampered, "s", NOW).map(drop), Err(Rejection::BadSignature));
         // A signature cut short, or extended.
         let short = format!("{}.{}.{}", parts[0], parts[1], &parts[2][..parts[2].len() - 4]);
-        assert!(v.verify(&short, "s", NOW).is_err());
+        assert!(v.verify(&short, "s", NOW).map(drop).is_err());
         let long = format!("{}.{}.{}AAAA", parts[0], parts[1], parts[2]);
-        assert!(v.verify(&long, "s", NOW).is_err());
+        assert!(v.verify(&long, "s", NOW).map(drop).is_err());
         // No signature at all.
         let bare = format!("{}.{}.", parts[0], parts[1]);
-        assert_eq!(v.verify(&bare, "s", NOW), Err(Rejection::BadSignature));
+        assert_eq!(v.verify(&bare, "s", NOW).map(drop), Err(Rejection::BadSignature));
     }
 
     // An ES256 signature in DER form, as some libraries produce, is not JWS.
@@ -361,7 +432,7 @@ fn signatures_that_do_not_verify() {
     let (input, sig) = token.rsplit_once('.').unwrap();
     let raw = p256::ecdsa::Signature::from_slice(&Base64UrlUnpadded::decode_vec(sig).unwrap()).unwrap();
     let der = format!("{input}.{}", b64(raw.to_der().as_bytes()));
-    assert_eq!(v.verify(&der, "s", NOW), Err(Rejection::BadSignature));
+    assert_eq!(v.verify(&der, "s", NOW).map(drop), Err(Rejection::BadSignature));
 }
 
 #[test]
@@ -375,7 +446,7 @@ fn alg_none_and_unknown_algorithms() {
         for signature in ["", "c2ln"] {
             let token = format!("{header}.{claims}.{signature}");
             assert_eq!(
-                v.verify(&token, "s", NOW),
+                v.verify(&token, "s", NOW).map(drop),
                 Err(Rejection::UnsupportedAlg),
                 "{alg} {signature:?}"
             );
@@ -383,11 +454,11 @@ fn alg_none_and_unknown_algorithms() {
     }
     // Even with a valid HS256 MAC attached, "none" is not accepted.
     let none = sign(json!({"alg": "none"}), claims_for(&["s"]), Key::Hs(SECRET));
-    assert_eq!(v.verify(&none, "s", NOW), Err(Rejection::UnsupportedAlg));
+    assert_eq!(v.verify(&none, "s", NOW).map(drop), Err(Rejection::UnsupportedAlg));
     // alg must be a string.
     let header = b64(br#"{"alg":["HS256"]}"#);
     assert_eq!(
-        v.verify(&format!("{header}.{claims}.x"), "s", NOW),
+        v.verify(&format!("{header}.{claims}.x"), "s", NOW).map(drop),
         Err(Rejection::Malformed)
     );
     // Critical extensions are not understood, so tokens that require them are refused.
@@ -396,7 +467,7 @@ fn alg_none_and_unknown_algorithms() {
         claims_for(&["s"]),
         Key::Hs(SECRET),
     );
-    assert_eq!(v.verify(&crit, "s", NOW), Err(Rejection::UnsupportedCrit));
+    assert_eq!(v.verify(&crit, "s", NOW).map(drop), Err(Rejection::UnsupportedCrit));
 }
 
 #[test]
@@ -408,9 +479,15 @@ fn algorithm_confusion_public_key_bytes_as_hmac_secret() {
         for header in [json!({"alg": "HS256"}), json!({"alg": "HS256", "kid": "rsa-1"})] {
             let token = sign(header, claims_for(&["s"]), Key::Hs(secret));
             // Only public keys configured: HS256 is not accepted at all.
-            assert_eq!(jwks_only().verify(&token, "s", NOW), Err(Rejection::AlgNotAccepted));
+            assert_eq!(
+                jwks_only().verify(&token, "s", NOW).map(drop),
+                Err(Rejection::AlgNotAccepted)
+            );
             // A secret configured too: the token is checked against that secret, never the key.
-            assert_eq!(verifier().verify(&token, "s", NOW), Err(Rejection::BadSignature));
+            assert_eq!(
+                verifier().verify(&token, "s", NOW).map(drop),
+                Err(Rejection::BadSignature)
+            );
         }
     }
     // And the other way: a token whose header claims RS256 but carries an HMAC by the secret.
@@ -419,18 +496,24 @@ fn algorithm_confusion_public_key_bytes_as_hmac_secret() {
         claims_for(&["s"]),
         Key::Hs(SECRET),
     );
-    assert_eq!(verifier().verify(&mac_as_rsa, "s", NOW), Err(Rejection::BadSignature));
+    assert_eq!(
+        verifier().verify(&mac_as_rsa, "s", NOW).map(drop),
+        Err(Rejection::BadSignature)
+    );
     // A secret-only verifier takes no RS256 / ES256 tokens.
     let secret_only = Verifier::new().with_hs256_secret(SECRET).unwrap();
     assert_eq!(
-        secret_only.verify(&rs256(claims_for(&["s"])), "s", NOW),
+        secret_only.verify(&rs256(claims_for(&["s"])), "s", NOW).map(drop),
         Err(Rejection::AlgNotAccepted)
     );
     assert_eq!(
-        secret_only.verify(&es256(claims_for(&["s"])), "s", NOW),
+        secret_only.verify(&es256(claims_for(&["s"])), "s", NOW).map(drop),
         Err(Rejection::AlgNotAccepted)
     );
-    assert_eq!(secret_only.verify(&hs256(claims_for(&["s"])), "s", NOW), Ok(()));
+    assert_eq!(
+        secret_only.verify(&hs256(claims_for(&["s"])), "s", NOW).map(drop),
+        Ok(())
+    );
 }
 
 #[test]
@@ -442,25 +525,25 @@ fn keys_are_chosen_by_kid_and_algorithm() {
         claims_for(&["s"]),
         Key::Rsa(RSA_PRIVATE),
     );
-    assert_eq!(v.verify(&unknown, "s", NOW), Err(Rejection::UnknownKey));
+    assert_eq!(v.verify(&unknown, "s", NOW).map(drop), Err(Rejection::UnknownKey));
     // A kid of a key of another algorithm does not select it.
     let crossed = sign(
         json!({"alg": "RS256", "kid": "ec-1"}),
         claims_for(&["s"]),
         Key::Rsa(RSA_PRIVATE),
     );
-    assert_eq!(v.verify(&crossed, "s", NOW), Err(Rejection::UnknownKey));
+    assert_eq!(v.verify(&crossed, "s", NOW).map(drop), Err(Rejection::UnknownKey));
     let crossed = sign(
         json!({"alg": "ES256", "kid": "rsa-1"}),
         claims_for(&["s"]),
         Key::Ec(EC_PRIVATE),
     );
-    assert_eq!(v.verify(&crossed, "s", NOW), Err(Rejection::UnknownKey));
+    assert_eq!(v.verify(&crossed, "s", NOW).map(drop), Err(Rejection::UnknownKey));
     // Without a kid, the only key of the token's algorithm.
     let no_kid = sign(json!({"alg": "ES256"}), claims_for(&["s"]), Key::Ec(EC_PRIVATE));
-    assert_eq!(v.verify(&no_kid, "s", NOW), Ok(()));
+    assert_eq!(v.verify(&no_kid, "s", NOW).map(drop), Ok(()));
     let no_kid = sign(json!({"alg": "RS256"}), claims_for(&["s"]), Key::Rsa(RSA_PRIVATE));
-    assert_eq!(v.verify(&no_kid, "s", NOW), Ok(()));
+    assert_eq!(v.verify(&no_kid, "s", NOW).map(drop), Ok(()));
     // With two RSA keys, a token must say which.
     let mut set: Value = serde_json::from_str(JWKS).unwrap();
     set["keys"]
@@ -468,22 +551,22 @@ fn keys_are_chosen_by_kid_and_algorithm() {
         .unwrap()
         .push(serde_json::from_str(RSA2_PUBLIC_JWK).unwrap());
     let two = Verifier::new().with_jwks(&set.to_string()).unwrap();
-    assert_eq!(two.verify(&no_kid, "s", NOW), Err(Rejection::KidRequired));
-    assert_eq!(two.verify(&rs256(claims_for(&["s"])), "s", NOW), Ok(()));
+    assert_eq!(two.verify(&no_kid, "s", NOW).map(drop), Err(Rejection::KidRequired));
+    assert_eq!(two.verify(&rs256(claims_for(&["s"])), "s", NOW).map(drop), Ok(()));
     let by_second = sign(
         json!({"alg": "RS256", "kid": "rsa-2"}),
         claims_for(&["s"]),
         Key::Rsa(RSA2_PRIVATE),
     );
-    assert_eq!(two.verify(&by_second, "s", NOW), Ok(()));
-    assert_eq!(v.verify(&by_second, "s", NOW), Err(Rejection::UnknownKey));
+    assert_eq!(two.verify(&by_second, "s", NOW).map(drop), Ok(()));
+    assert_eq!(v.verify(&by_second, "s", NOW).map(drop), Err(Rejection::UnknownKey));
     // Keys embedded in the token are ignored.
     let embedded = sign(
         json!({"alg": "RS256", "kid": "rsa-2", "jwk": serde_json::from_str::<Value>(RSA2_PUBLIC_JWK).unwrap()}),
         claims_for(&["s"]),
         Key::Rsa(RSA2_PRIVATE),
     );
-    assert_eq!(v.verify(&embedded, "s", NOW), Err(Rejection::UnknownKey));
+    assert_eq!(v.verify(&embedded, "s", NOW).map(drop), Err(Rejection::UnknownKey));
 }
 
 #[test]
@@ -514,7 +597,7 @@ fn malformed_tokens() {
         good.replace('.', ". "),
     ];
     for token in &cases {
-        let result = v.verify(token, "s", NOW);
+        let result = v.verify(token, "s", NOW).map(drop);
         // Anything not shaped like a JWT is malformed; a well-formed header over a mangled rest
         // fails the signature before its claims are read.
         let expected = if is_jwt(token) {
@@ -527,7 +610,7 @@ fn malformed_tokens() {
             "{token:?}: {result:?}"
         );
     }
-    assert_eq!(v.verify("a.b.c", "s", NOW), Err(Rejection::Malformed));
+    assert_eq!(v.verify("a.b.c", "s", NOW).map(drop), Err(Rejection::Malformed));
     // A token has one encoding: changing the unused low bits of the last base64 character
     // (which a lenient decoder would ignore) makes it invalid rather than the same token.
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -536,11 +619,11 @@ fn malformed_tokens() {
     let mut same_bytes = good.clone();
     same_bytes.pop();
     same_bytes.push(ALPHABET[index ^ 1] as char);
-    assert_eq!(v.verify(&same_bytes, "s", NOW), Err(Rejection::Malformed));
+    assert_eq!(v.verify(&same_bytes, "s", NOW).map(drop), Err(Rejection::Malformed));
     // Too long to look at.
     let mut huge = claims_for(&["s"]);
     huge["pad"] = json!("x".repeat(MAX_TOKEN_BYTES));
-    assert_eq!(v.verify(&hs256(huge), "s", NOW), Err(Rejection::TooLong));
+    assert_eq!(v.verify(&hs256(huge), "s", NOW).map(drop), Err(Rejection::TooLong));
 }
 
 #[test]
@@ -567,7 +650,7 @@ fn no_mutation_of_a_token_verifies_or_panics() {
         (rs256(claims_for(&["s"])), 9),
     ];
     for (token, step) in &tokens {
-        assert_eq!(v.verify(token, "s", NOW), Ok(()));
+        assert_eq!(v.verify(token, "s", NOW).map(drop), Ok(()));
         let bytes = token.as_bytes();
         for i in (0..bytes.len()).step_by(*step) {
             for replacement in [b'A', b'_', b'.', b'=', b'z', 0xc3] {
@@ -579,10 +662,13 @@ fn no_mutation_of_a_token_verifies_or_panics() {
                 let Ok(mutated) = String::from_utf8(mutated) else {
                     continue;
                 };
-                assert!(v.verify(&mutated, "s", NOW).is_err(), "byte {i} -> {replacement}");
+                assert!(
+                    v.verify(&mutated, "s", NOW).map(drop).is_err(),
+                    "byte {i} -> {replacement}"
+                );
             }
             let truncated = &token[..i];
-            assert!(v.verify(truncated, "s", NOW).is_err(), "cut at {i}");
+            assert!(v.verify(truncated, "s", NOW).map(drop).is_err(), "cut at {i}");
         }
     }
 }
@@ -684,9 +770,9 @@ fn key_configuration_errors() {
     let mut mixed = unusable;
     mixed.push(rsa_key);
     let v = Verifier::new().with_jwks(&set(mixed)).unwrap();
-    assert_eq!(v.verify(&rs256(claims_for(&["s"])), "s", NOW), Ok(()));
+    assert_eq!(v.verify(&rs256(claims_for(&["s"])), "s", NOW).map(drop), Ok(()));
     assert_eq!(
-        v.verify(&es256(claims_for(&["s"])), "s", NOW),
+        v.verify(&es256(claims_for(&["s"])), "s", NOW).map(drop),
         Err(Rejection::AlgNotAccepted)
     );
 }
@@ -700,6 +786,6 @@ fn nothing_secret_in_debug_or_messages() {
     assert!(debug.contains("rsa-1") && debug.contains("<redacted>"), "{debug}");
     // Rejection texts are fixed: nothing from the token reaches them.
     let token = hs256(claims_for(&["other"]));
-    let reason = v.verify(&token, "s", NOW).unwrap_err().to_string();
+    let reason = v.verify(&token, "s", NOW).map(drop).unwrap_err().to_string();
     assert_eq!(reason, "token not valid for this store");
 }

@@ -73,6 +73,11 @@ export type Settings = {
   maxPushEvents?: number
   maxSocketsPerStore?: number
   maxPushesPerSecond?: number
+  /** Event rules (docs/governance.md): names clients may push, comma-separated patterns, `!` to deny. */
+  allowedEvents?: string
+  maxArgsBytes?: number
+  maxStoreEvents?: number
+  maxStoreBytes?: number
   electricHoldSeconds?: number
   logLevel?: 'off' | 'error' | 'warn' | 'info' | 'debug'
   /** The outbox (docs/outbox.md): every stored event delivered once more. `WEBHOOK_SECRET` is a secret, so a var only. */

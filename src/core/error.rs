@@ -94,6 +94,39 @@ pub enum Error {
         /// The storeId in the request.
         requested: String,
     },
+    /// A push from a connection admitted to read only (`READ_TOKEN`, or a token's `access: "read"`).
+    #[error("this connection may pull but not push: its token is read-only")]
+    ReadOnly,
+    /// An event whose name `ALLOWED_EVENTS` does not let through.
+    #[error(
+        "event {index}: {name:?} is not an event this server accepts (ALLOWED_EVENTS); nothing of the push was stored"
+    )]
+    EventNotAllowed {
+        /// The event's position in the batch.
+        index: usize,
+        /// Its name.
+        name: String,
+    },
+    /// An event's `args` over `MAX_ARGS_BYTES`.
+    #[error("event {index}: args of {size} bytes, more than the {max} MAX_ARGS_BYTES allows; nothing of the push was stored")]
+    ArgsTooLarge {
+        /// The event's position in the batch.
+        index: usize,
+        /// The size of its `args` JSON.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A push that would take its store past a quota.
+    #[error("the store would hold {would_be}, more than the {max} {setting} allows; nothing of the push was stored")]
+    StoreQuota {
+        /// The setting: `MAX_STORE_EVENTS` or `MAX_STORE_BYTES`.
+        setting: &'static str,
+        /// The quota.
+        max: u64,
+        /// What the store would hold with the push.
+        would_be: u64,
+    },
     /// A hook refused the request.
     #[error("{}", .0.message)]
     Hook(HookError),
@@ -159,6 +192,10 @@ impl Error {
             Error::RateLimited(_) => "RateLimitError",
             Error::TooManyLivePulls(_) => "TooManyLivePullsError",
             Error::Unstorable(_) => "UnstorableEventError",
+            Error::ReadOnly => "ReadOnlyError",
+            Error::EventNotAllowed { .. } => "EventNotAllowedError",
+            Error::ArgsTooLarge { .. } => "ArgsTooLargeError",
+            Error::StoreQuota { .. } => "StoreQuotaError",
             // What the reference's UnknownError carries for a thrown `new Error(…)`.
             Error::Hook(_) => "Error",
             Error::Storage(_) => "StorageError",
@@ -191,12 +228,13 @@ impl Error {
 
     /// The HTTP status of a transport that answers with statuses (the sync-electric endpoint):
     /// the client's request can never succeed as sent (400), refused by a rule of the log (409),
-    /// by a hook (403), by a limit (413, 429), or the backend failed (500).
+    /// by a hook, the connection's read-only grant or an event rule (403), by a size limit (413),
+    /// a rate limit (429), or the backend failed (500).
     pub fn http_status(&self) -> u16 {
         match self {
             Error::ServerAhead { .. } | Error::BackendIdMismatch { .. } | Error::UnknownPosition { .. } => 409,
-            Error::Hook(_) => 403,
-            Error::MessageTooLarge { .. } | Error::TooManyEvents { .. } => 413,
+            Error::Hook(_) | Error::ReadOnly | Error::EventNotAllowed { .. } | Error::StoreQuota { .. } => 403,
+            Error::MessageTooLarge { .. } | Error::TooManyEvents { .. } | Error::ArgsTooLarge { .. } => 413,
             Error::RateLimited(_) => 429,
             Error::Storage(_) | Error::ConnectionState(_) | Error::Config(_) => 500,
             Error::InvalidRequest(_)

@@ -4,6 +4,7 @@
 
 use futures::future::LocalBoxFuture;
 
+use crate::directory::Entry;
 use crate::log::Line;
 use crate::otel::Span;
 use crate::outbox::{SinkConfig, SinkMessage};
@@ -85,4 +86,12 @@ pub trait Host {
         sink: &SinkConfig,
         message: SinkMessage,
     ) -> LocalBoxFuture<'static, Result<Option<u16>, String>>;
+
+    /// Records a store's figures in the store directory ([`crate::directory`]), or with `None`
+    /// removes the store from it.
+    fn tell_directory(&self, store_id: &str, entry: Option<&Entry>) -> LocalBoxFuture<'static, Result<(), String>>;
+    /// The store directory's entry of a store, if it has one.
+    fn directory_entry(&self, store_id: &str) -> LocalBoxFuture<'static, Result<Option<Entry>, String>>;
+    /// Deletes everything the object stores (and its alarm): the last step of deleting a store.
+    fn wipe_object(&self) -> LocalBoxFuture<'static, Result<(), String>>;
 }

@@ -14,6 +14,7 @@
 //! (`tests/core.rs`), and the Durable Object (`crate::object`) is glue around it.
 
 pub mod admin;
+pub mod directory;
 pub mod error;
 pub mod host;
 mod live;
@@ -66,6 +67,8 @@ pub struct Conn<'a, S> {
     pub headers: &'a [(String, String)],
     /// The socket, for a transport whose live pulls stay on it (WebSocket).
     pub socket: Option<&'a S>,
+    /// Admitted to pull only ([`crate::access::Grant::read_only`]): every push is refused.
+    pub read_only: bool,
 }
 
 /// Whether a message could be read at all; an HTTP transport answers `400` when it could not.
@@ -109,6 +112,12 @@ pub struct Core<L: EventLog, X: Host, H: SyncHooks> {
     live: live::Live<X::Socket>,
     /// The alarm that drives the outbox, as far as this object knows it.
     alarm: outbox::AlarmState,
+    /// What the store holds, for its quotas: counted at a head and backendId, kept current by
+    /// this object's pushes, counted again when the store moved otherwise (another node, an
+    /// import, a reset).
+    usage: RefCell<Option<(i64, String, crate::rules::Usage)>>,
+    /// The store's directory entry, as far as this object knows it.
+    directory: directory::DirectoryState,
 }
 
 impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
@@ -129,6 +138,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             opening: Turns::new(),
             verify_head: std::cell::Cell::new(false),
             live: live::Live::default(),
+            usage: RefCell::new(None),
+            directory: directory::DirectoryState::default(),
             alarm: outbox::AlarmState::default(),
         }
     }
@@ -196,7 +207,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                     self.interrupt(socket, &request_id, out);
                 }
             }
-            ClientMessage::Request(request) => self.request(text.len(), &request, conn, out).await,
+            ClientMessage::Request(request) => {
+                self.directory_due();
+                self.request(text.len(), &request, conn, out).await
+            }
         }
         Handled::Read
     }

@@ -31,6 +31,8 @@ const STORAGE_RETRY_MS: i64 = 5_000;
 pub(super) struct AlarmState {
     /// The alarm known to be set, if any: `None` also after a wake, when it is not known.
     set_for: Cell<Option<i64>>,
+    /// Whether `set_for` is known: since this object last set its alarm or ran it.
+    known: Cell<bool>,
     /// No sink can send before this time (the earliest retry wait; `i64::MAX` while every sink
     /// is paused); 0 when unknown.
     ready_at: Cell<i64>,
@@ -157,13 +159,32 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
 
     fn set_alarm(&self, at: i64) {
         self.alarm.set_for.set(Some(at));
+        self.alarm.known.set(true);
         self.host.set_alarm(at);
+    }
+
+    /// Makes sure the object's alarm comes at `at` (ms) or sooner, for a duty of the object's
+    /// own (a socket whose token runs out then). The object has one alarm, and setting it
+    /// replaces the one set before; when this object does not know that one (after a wake) the
+    /// alarm comes now instead, and the alarm handler sets it again for every duty.
+    pub fn alarm_by(&self, at: i64) {
+        if !self.alarm.known.get() {
+            self.set_alarm(self.host.now_millis().min(at));
+        } else if self.alarm.set_for.get().is_none_or(|set| set > at) {
+            self.set_alarm(at);
+        }
+    }
+
+    /// The alarm is running: none is set now.
+    pub fn alarm_fired(&self) {
+        self.alarm.set_for.set(None);
+        self.alarm.known.set(true);
     }
 
     /// The store's alarm: sends each sink what is due, then sets the alarm for the next due
     /// attempt (none when every sink is caught up or paused).
     pub async fn run_outbox(&self, store_id: &str) -> Result<(), Error> {
-        self.alarm.set_for.set(None);
+        self.alarm_fired();
         if self.config.sinks.is_empty() {
             return Ok(());
         }

@@ -112,6 +112,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     /// `UnknownPosition`. Held, when asked, until the store changes (any transport's push, an
     /// import, a reset) or the wait ends; a held pull blocks nothing.
     pub async fn pull_since(&self, pull: PullSince<'_>, conn: &Conn<'_, X::Socket>) -> Result<Since, Error> {
+        self.directory_due();
         let started = self.clock();
         let ticket = self.turns.ticket();
         let cursor = pull.backend_id.map(|backend_id| Cursor {

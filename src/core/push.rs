@@ -11,6 +11,7 @@ use super::{parse, Conn, Core, Done, Error, Host, Limits, Pager, MAX_ARGS_DEPTH}
 use crate::hooks::{RequestContext, SyncHooks};
 use crate::protocol::server::push_batch_item;
 use crate::protocol::{EventIn, PushPayload, RpcRequest};
+use crate::rules::{batch_usage, Usage};
 use crate::storage::{Appended, ContextRow, CreatedAt, EventLog, StoreMeta};
 use crate::util::json::{nests_deeper_than, str_literal};
 use crate::util::time::iso8601_from_millis;
@@ -149,6 +150,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         bytes: usize,
     ) -> Result<Done, Error> {
         let ticket = self.turns.ticket();
+        self.directory_due();
         self.push_parsed(ticket, payload, conn, bytes as i64, None).await
     }
 
@@ -166,7 +168,11 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         let started = self.clock();
         let checked = self.count_push(conn).and(payload).and_then(|payload| {
             self.check_store(&payload.store_id, conn)?;
+            if conn.read_only {
+                return Err(Error::ReadOnly);
+            }
             check_batch(&payload.batch, &self.limits())?;
+            self.config.rules.check_events(&payload.batch)?;
             Ok(payload)
         });
         let payload = match checked {
@@ -225,8 +231,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             meta = self.head_from_log(&log, meta).await?;
         }
         let created_at = iso8601_from_millis(self.host.now_millis());
+        let adding = batch_usage(&payload.batch, &created_at);
         for _ in 0..MAX_STALE_ATTEMPTS {
             check_head(&meta, payload)?;
+            self.check_quota(&log, &meta, adding).await?;
             let context = ContextRow {
                 current_head: last.seq_num.0,
                 backend_id: meta.backend_id.clone(),
@@ -245,8 +253,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                 }
                 Appended::Unstorable(reason) => return Err(Error::Unstorable(reason)),
             }
+            let previous = meta.head;
             meta.head = last.seq_num.0;
             self.set_meta(&meta);
+            self.count_usage(previous, &meta, adding);
             self.fan_out(&log, &payload.batch, CreatedAt::All(&created_at), &meta.backend_id, ctx)
                 .await;
             return Ok(());
@@ -254,6 +264,51 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         Err(Error::Storage(crate::storage::StorageError(
             "the store kept changing on other nodes during this push; nothing was stored".into(),
         )))
+    }
+
+    /// Refuses a batch that would take the store past a quota (`MAX_STORE_EVENTS`,
+    /// `MAX_STORE_BYTES`), when one is set.
+    async fn check_quota(&self, log: &L, meta: &StoreMeta, adding: Usage) -> Result<(), Error> {
+        let rules = &self.config.rules;
+        if !rules.has_quota() {
+            return Ok(());
+        }
+        let usage = self.current_usage(log, meta).await?;
+        rules.check_quota(usage, adding)
+    }
+
+    /// What the store holds: as this object counted it, or counted now when the store moved
+    /// since (the count is kept with the head and backendId it was taken at).
+    pub(super) async fn current_usage(&self, log: &L, meta: &StoreMeta) -> Result<Usage, Error> {
+        let known = match &*self.usage.borrow() {
+            Some((head, backend_id, usage)) if *head == meta.head && *backend_id == meta.backend_id => Some(*usage),
+            _ => None,
+        };
+        if let Some(usage) = known {
+            return Ok(usage);
+        }
+        let counted = async {
+            Ok::<_, Error>(Usage {
+                events: log.count_after(None).await?,
+                bytes: log.size_bytes().await?,
+            })
+        }
+        .await;
+        self.forget_store_on_storage_error(&counted);
+        let usage = counted?;
+        *self.usage.borrow_mut() = Some((meta.head, meta.backend_id.clone(), usage));
+        Ok(usage)
+    }
+
+    /// Adds a stored batch to the store's count, if it was current before the batch.
+    fn count_usage(&self, previous_head: i64, meta: &StoreMeta, adding: Usage) {
+        let mut usage = self.usage.borrow_mut();
+        if let Some((head, backend_id, held)) = usage.as_mut() {
+            if *head == previous_head && *backend_id == meta.backend_id {
+                *head = meta.head;
+                *held = held.plus(adding);
+            }
+        }
     }
 
     /// Moves the head up to the log's last event if it is behind it (a store written by
@@ -303,6 +358,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     ) {
         self.live.changes.notify();
         self.outbox_due();
+        self.directory_due();
         let subscribers = self.subscribers(log).await;
         let sockets = self.with_live_sockets(|sockets, _| !sockets.is_empty());
         if !sockets && subscribers.is_empty() && !self.hooks.observes_pages() {

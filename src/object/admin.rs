@@ -102,6 +102,7 @@ impl<H: SyncHooks> SyncObject<H> {
                 self.admin_import(sync, &store_id, &body).await?
             }
             Action::Reset => self.admin_reset(sync, &store_id).await?,
+            Action::Delete => self.admin_delete(sync, &store_id).await?,
             Action::Outbox => match sync.core.outbox_status(&store_id).await {
                 Ok(status) => (json(200, status.to_json(&store_id))?, vec![]),
                 Err(e) => (storage_failure(&e)?, vec![]),
@@ -231,6 +232,27 @@ impl<H: SyncHooks> SyncObject<H> {
             str_literal(&done.backend_id),
             done.removed_events,
             done.closed_sockets
+        );
+        Ok((
+            json(200, body)?,
+            vec![
+                ("events", done.removed_events as i64),
+                ("sockets", done.closed_sockets as i64),
+            ],
+        ))
+    }
+}
+
+impl<H: SyncHooks> SyncObject<H> {
+    async fn admin_delete(&self, sync: &Sync<H>, store_id: &str) -> Result<(Response, Vec<(&'static str, i64)>)> {
+        let done = match sync.core.delete_store(store_id).await {
+            Ok(done) => done,
+            Err(e) => return Ok((storage_failure(&e)?, vec![])),
+        };
+        sync.open_sockets.set(None);
+        let body = format!(
+            r#"{{"deleted":true,"removedEvents":{},"closedSockets":{}}}"#,
+            done.removed_events, done.closed_sockets
         );
         Ok((
             json(200, body)?,

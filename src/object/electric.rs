@@ -6,6 +6,7 @@
 use worker::{Headers, Method, Request, Response, Result};
 
 use super::{Sync, SyncObject};
+use crate::access::Grant;
 use crate::core::pull::PullSince;
 use crate::core::{Conn, Error};
 use crate::hooks::SyncHooks;
@@ -22,12 +23,13 @@ impl<H: SyncHooks> SyncObject<H> {
         sync: &Sync<H>,
         mut req: Request,
         headers: Vec<(String, String)>,
+        grant: Grant,
     ) -> Result<Response> {
         match req.method() {
             Method::Get => self.electric_pull(sync, &req, &headers).await,
             Method::Post => {
                 let body = req.text().await?;
-                self.electric_push(sync, &body, &headers).await
+                self.electric_push(sync, &body, &headers, grant.read_only).await
             }
             _ => {
                 let _ = req.text().await;
@@ -67,6 +69,7 @@ impl<H: SyncHooks> SyncObject<H> {
             store_id: Some(&parsed.store_id),
             headers,
             socket: None,
+            read_only: false,
         };
         // A client without data is never held; nor is one whose last answer carried events, so
         // its own pushes are not held back behind a long-poll (see `protocol::electric`).
@@ -112,7 +115,13 @@ impl<H: SyncHooks> SyncObject<H> {
         )
     }
 
-    async fn electric_push(&self, sync: &Sync<H>, body: &str, headers: &[(String, String)]) -> Result<Response> {
+    async fn electric_push(
+        &self,
+        sync: &Sync<H>,
+        body: &str,
+        headers: &[(String, String)],
+        read_only: bool,
+    ) -> Result<Response> {
         let payload = parse_push(body).map_err(|e| Error::InvalidRequest(e.to_string()));
         let store_id = payload.as_ref().map(|p| p.store_id.to_string()).ok();
         let conn = Conn {
@@ -120,6 +129,7 @@ impl<H: SyncHooks> SyncObject<H> {
             store_id: store_id.as_deref(),
             headers,
             socket: None,
+            read_only,
         };
         match sync.core.push_decoded(payload, &conn, body.len()).await {
             Ok(_) => respond(sync, 200, r#"{"success":true}"#.to_owned(), &[]),

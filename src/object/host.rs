@@ -24,6 +24,8 @@ pub struct DoHost {
     env: Env,
     otel: Option<OtelConfig>,
     log_level: LogLevel,
+    /// The Durable Object binding the store directory's object is reached through.
+    binding: String,
     /// Per socket, `[window start in seconds, pushes in it]` for `MAX_PUSHES_PER_SECOND`. A weak
     /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
     /// the current window.
@@ -61,12 +63,13 @@ impl SendGroups {
 
 impl DoHost {
     /// The host of the object with this state and environment.
-    pub fn new(state: State, env: Env, otel: Option<OtelConfig>, log_level: LogLevel) -> Self {
+    pub fn new(state: State, env: Env, otel: Option<OtelConfig>, log_level: LogLevel, binding: String) -> Self {
         DoHost {
             state,
             env,
             otel,
             log_level,
+            binding,
             push_windows: js_sys::WeakMap::new(),
             send_groups: std::cell::RefCell::new(None),
         }
@@ -231,6 +234,49 @@ impl Host for DoHost {
         }
     }
 
+    fn tell_directory(
+        &self,
+        store_id: &str,
+        entry: Option<&crate::directory::Entry>,
+    ) -> futures::future::LocalBoxFuture<'static, Result<(), String>> {
+        let env = self.env.clone();
+        let binding = self.binding.clone();
+        let (path, body) = match entry {
+            Some(entry) => ("/update".to_owned(), serde_json::to_string(entry).ok()),
+            None => (format!("/remove{}", store_query(store_id)), None),
+        };
+        Box::pin(async move {
+            match call_directory(&env, &binding, worker::Method::Post, &path, body).await? {
+                (status, _) if (200..300).contains(&status) => Ok(()),
+                (status, text) => Err(format!("HTTP {status}: {text}")),
+            }
+        })
+    }
+
+    fn directory_entry(
+        &self,
+        store_id: &str,
+    ) -> futures::future::LocalBoxFuture<'static, Result<Option<crate::directory::Entry>, String>> {
+        let env = self.env.clone();
+        let binding = self.binding.clone();
+        let path = format!("/entry{}", store_query(store_id));
+        Box::pin(async move {
+            match call_directory(&env, &binding, worker::Method::Get, &path, None).await? {
+                (200, text) => serde_json::from_str(&text).map(Some).map_err(|e| e.to_string()),
+                (404, _) => Ok(None),
+                (status, text) => Err(format!("HTTP {status}: {text}")),
+            }
+        })
+    }
+
+    fn wipe_object(&self) -> futures::future::LocalBoxFuture<'static, Result<(), String>> {
+        let storage = self.state.storage();
+        Box::pin(async move {
+            storage.delete_alarm().await.map_err(|e| e.to_string())?;
+            storage.delete_all().await.map_err(|e| e.to_string())
+        })
+    }
+
     fn send_to_sink(
         &self,
         sink: &SinkConfig,
@@ -249,6 +295,39 @@ impl Host for DoHost {
             }
         }
     }
+}
+
+/// One request to the store directory's object (`https://livestore-directory/<path>`): its
+/// status and body.
+async fn call_directory(
+    env: &Env,
+    binding: &str,
+    method: worker::Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<(u16, String), String> {
+    let namespace = env.durable_object(binding).map_err(|e| e.to_string())?;
+    let stub = namespace
+        .id_from_name(crate::directory::OBJECT_NAME)
+        .and_then(|id| id.get_stub())
+        .map_err(|e| e.to_string())?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        init.with_body(Some(JsValue::from_str(&body)));
+    }
+    let url = format!("https://{}{path}", crate::directory::HOST);
+    let request = worker::Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+    let mut response = stub.fetch_with_request(request).await.map_err(|e| e.to_string())?;
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    Ok((response.status_code(), text))
+}
+
+/// `?storeId=<id>`, encoded.
+fn store_query(store_id: &str) -> String {
+    let mut query = worker::url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("storeId", store_id);
+    format!("?{}", query.finish())
 }
 
 /// POSTs a webhook batch; its status, or why there is none. The answer's body is read (and

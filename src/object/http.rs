@@ -6,6 +6,7 @@
 use worker::{Headers, Request, Response, Result};
 
 use super::{Sync, SyncObject};
+use crate::access::Grant;
 use crate::core::{Conn, Handled};
 use crate::hooks::SyncHooks;
 use crate::protocol::{json_message, Transport};
@@ -20,6 +21,7 @@ impl<H: SyncHooks> SyncObject<H> {
         mut req: Request,
         store_id: &str,
         headers: Vec<(String, String)>,
+        grant: Grant,
     ) -> Result<Response> {
         // The Worker has bounded the body to MAX_MESSAGE_BYTES before forwarding it.
         let body = req.text().await?;
@@ -28,6 +30,7 @@ impl<H: SyncHooks> SyncObject<H> {
             store_id: Some(store_id),
             headers: &headers,
             socket: None,
+            read_only: grant.read_only,
         };
         let mut messages = Vec::new();
         let handled = sync

@@ -14,6 +14,7 @@
 //! a cache, rebuilt on the first event after a wake.
 
 mod admin;
+mod directory;
 mod electric;
 mod host;
 mod http;
@@ -25,6 +26,7 @@ use std::rc::Rc;
 
 use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage};
 
+use crate::access::Grant;
 use crate::config::{Config, ConfigError, StorageConfig};
 use crate::core::Core;
 use crate::hooks::SyncHooks;
@@ -46,6 +48,9 @@ struct Sync<H: SyncHooks> {
     /// Open sockets, for `MAX_SOCKETS_PER_STORE`: read from the runtime once after a wake, then
     /// kept by counting, so a connect does not list every socket of the store.
     open_sockets: Cell<Option<usize>>,
+    /// When the next socket's token runs out (Unix seconds): `None` until the sockets are first
+    /// looked at after a wake, then `Some(None)` while no socket expires.
+    next_expiry: Cell<Option<Option<i64>>>,
 }
 
 /// A store's sync Durable Object; one instance per storeId.
@@ -78,13 +83,20 @@ impl<H: SyncHooks> SyncObject<H> {
         let sync = config.map(|config| {
             let engine = EngineParts::new(&env, &config);
             let open_log = open_log(&state, &env, &config, &engine);
-            let host = DoHost::new(state, env, config.otel.clone(), config.log_level);
+            let host = DoHost::new(
+                state,
+                env,
+                config.otel.clone(),
+                config.log_level,
+                config.binding.clone(),
+            );
             let core = Rc::new(Core::new(config, hooks, host, open_log));
             engine.connect_to(&core);
             Sync {
                 core,
                 engine,
                 open_sockets: Cell::new(None),
+                next_expiry: Cell::new(None),
             }
         });
         if let Err(e) = &sync {
@@ -128,17 +140,21 @@ impl<H: SyncHooks> SyncObject<H> {
                 return Response::error(e.to_string(), 500);
             }
         };
+        let url = req.url()?;
+        if directory::is_directory_request(&url) {
+            return self.directory(sync, req).await;
+        }
         if req.headers().has(crate::admin::INTERNAL_HEADER)? {
             return self.admin(sync, req).await;
         }
-        let url = req.url()?;
         if crate::protocol::electric::is_endpoint(url.path()) {
             if !sync.core.config().transports.allows(Transport::Electric) {
                 let _ = req.text().await;
                 return Response::error(crate::core::error::transport_disabled(Transport::Electric), 400);
             }
             let headers = self.forwarded_headers(sync.core.config(), &req);
-            return self.electric(sync, req, headers).await;
+            let grant = Grant::from_header(req.headers().get(crate::access::HEADER)?.as_deref());
+            return self.electric(sync, req, headers, grant).await;
         }
         let websocket = req.headers().get("Upgrade")?.is_some();
         let params = match parse_sync_request(url.query(), websocket) {
@@ -154,9 +170,10 @@ impl<H: SyncHooks> SyncObject<H> {
             }
         };
         let headers = self.forwarded_headers(sync.core.config(), &req);
+        let grant = Grant::from_header(req.headers().get(crate::access::HEADER)?.as_deref());
         match params.transport {
-            Transport::Ws => self.accept_socket(sync, params.store_id, headers),
-            Transport::Http => self.http(sync, req, &params.store_id, headers).await,
+            Transport::Ws => self.accept_socket(sync, params.store_id, headers, grant),
+            Transport::Http => self.http(sync, req, &params.store_id, headers, grant).await,
             // Not URL transports of this shape: DO RPC arrives through the `rpc` method, the
             // sync-electric endpoint by its path.
             Transport::DoRpc | Transport::Electric => Response::error("Not a sync request", 400),
@@ -209,19 +226,33 @@ impl<H: SyncHooks> SyncObject<H> {
         Ok(())
     }
 
-    /// The object's alarm: delivers the store's outbox. An alarm comes with no request, so the
-    /// store is the one this object has open, or else the one its outbox was recorded for.
+    /// The object's alarm: closes the sockets whose tokens have run out, delivers the store's
+    /// outbox, keeps its directory entry current and expires it when idle; then sets itself
+    /// again for whichever comes first. An alarm comes with no
+    /// request, so the store is the one this object has open, or else the one its outbox was
+    /// recorded for.
     pub async fn alarm(&self) {
         let Ok(sync) = &self.sync else { return };
+        sync.core.alarm_fired();
+        let next_expiry = self.close_expired_sockets(sync);
         let store_id = sync
             .core
             .open_store_id()
-            .or_else(|| DoSqliteLog::outbox_store(&sync.core.host().state().storage()));
-        let Some(store_id) = store_id else { return };
-        if let Err(e) = sync.core.run_outbox(&store_id).await {
-            if let Some(line) = sync.core.config().log_level.line(Level::Error, "outbox_failed") {
-                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
+            .or_else(|| DoSqliteLog::stored_store_id(&sync.core.host().state().storage()));
+        if let Some(store_id) = store_id {
+            if let Err(e) = sync.core.run_outbox(&store_id).await {
+                if let Some(line) = sync.core.config().log_level.line(Level::Error, "outbox_failed") {
+                    log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
+                }
             }
+            if let Err(e) = sync.core.run_directory(&store_id).await {
+                if let Some(line) = sync.core.config().log_level.line(Level::Error, "directory_failed") {
+                    log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
+                }
+            }
+        }
+        if let Some(at) = next_expiry {
+            sync.core.alarm_by(at.saturating_mul(1000));
         }
     }
 

@@ -71,6 +71,7 @@ impl<H: SyncHooks> SyncObject<H> {
             store_id: None,
             headers: &[],
             socket: None,
+            read_only: false,
         };
         let mut replies = Vec::new();
         let messages = match rpc::decode_request(payload) {

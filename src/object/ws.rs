@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use worker::{Response, Result, WebSocket, WebSocketPair};
 
 use super::{Sync, SyncObject};
+use crate::access::Grant;
 use crate::core::Conn;
 use crate::hooks::SyncHooks;
+use crate::js::now_millis;
 use crate::log::{self, Level};
 use crate::protocol::{json_message, Reply, Transport};
 
@@ -22,7 +24,27 @@ pub(super) struct Attachment {
     /// The upgrade request's headers named in `FORWARD_HEADERS`, for the hooks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
+    /// Admitted to pull only.
+    #[serde(rename = "readOnly", default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// When the token that admitted it stops being accepted (Unix seconds): the socket closes then.
+    #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
+
+impl Attachment {
+    fn grant(&self) -> Grant {
+        Grant {
+            read_only: self.read_only,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// The close code of a socket whose token ran out: a policy violation (RFC 6455 §7.4.1).
+const EXPIRED_CODE: u16 = 1008;
+/// Its close reason.
+const EXPIRED_REASON: &str = "TokenExpired: the token that opened this connection has expired";
 
 /// The socket's attachment, if it has one.
 pub(super) fn attachment(ws: &WebSocket) -> Option<Attachment> {
@@ -42,6 +64,7 @@ impl<H: SyncHooks> SyncObject<H> {
         sync: &Sync<H>,
         store_id: String,
         headers: Vec<(String, String)>,
+        grant: Grant,
     ) -> Result<Response> {
         let state = sync.core.host().state();
         let open = sync.open_sockets.get().unwrap_or_else(|| state.get_websockets().len());
@@ -62,6 +85,8 @@ impl<H: SyncHooks> SyncObject<H> {
             store_id: store_id.clone(),
             live_pulls: Vec::new(),
             headers,
+            read_only: grant.read_only,
+            expires_at: grant.expires_at,
         });
         if let Err(e) = attached {
             self.log_connect(sync, &store_id, Err(("AttachmentTooLarge", 431)));
@@ -69,6 +94,12 @@ impl<H: SyncHooks> SyncObject<H> {
             return Response::error(format!("Cannot accept the connection: {e}"), 431);
         }
         state.accept_web_socket(&pair.server);
+        if let Some(at) = grant.expires_at {
+            if let Some(next) = sync.next_expiry.get() {
+                sync.next_expiry.set(Some(Some(next.map_or(at, |n| n.min(at)))));
+            }
+            sync.core.alarm_by(at.saturating_mul(1000));
+        }
         sync.open_sockets.set(Some(open + 1));
         self.log_connect(sync, &store_id, Ok(open + 1));
         Response::from_websocket(pair.client)
@@ -96,18 +127,26 @@ impl<H: SyncHooks> SyncObject<H> {
         // The store is known once open (one object serves one store); the attachment is read
         // only when it must be: before that, or when headers are forwarded to the hooks.
         let open_store = sync.core.open_store_id();
+        let config = sync.core.config();
         let att = match open_store {
-            Some(store_id) if !self.forwards_headers(sync.core.config()) => Some(Attachment {
+            Some(store_id) if !self.forwards_headers(config) && !config.grants_vary() => Some(Attachment {
                 store_id,
                 ..Attachment::default()
             }),
             _ => attachment(ws),
         };
+        let grant = att.as_ref().map(Attachment::grant).unwrap_or_default();
+        if grant.expired(now_millis().div_euclid(1000)) {
+            // The alarm closes it on time; a frame that comes first is not served either.
+            self.close_expired(sync, ws, att.as_ref());
+            return;
+        }
         let conn = Conn {
             transport: Transport::Ws,
             store_id: att.as_ref().map(|a| a.store_id.as_str()),
             headers: att.as_ref().map_or(&[], |a| a.headers.as_slice()),
             socket: Some(ws),
+            read_only: grant.read_only,
         };
         let mut out = |reply: Reply<'_>| send(ws, &json_message(reply, Transport::Ws));
         match text {
@@ -121,6 +160,46 @@ impl<H: SyncHooks> SyncObject<H> {
                 "Binary frames are not supported: send one JSON RPC message per text frame",
                 &mut out,
             ),
+        }
+    }
+
+    /// Closes every socket whose token has run out, and returns when the next one does (Unix
+    /// seconds). Runs in the alarm; looks at the sockets only where tokens expire, and only once
+    /// one is due (or after a wake, when that is not known).
+    pub(super) fn close_expired_sockets(&self, sync: &Sync<H>) -> Option<i64> {
+        if !matches!(sync.core.config().auth, crate::config::Auth::Signed { .. }) {
+            return None;
+        }
+        let now = now_millis().div_euclid(1000);
+        if let Some(next) = sync.next_expiry.get() {
+            if next.is_none_or(|at| at > now) {
+                return next;
+            }
+        }
+        let mut next: Option<i64> = None;
+        for ws in sync.core.host().state().get_websockets() {
+            let Some(att) = attachment(&ws) else { continue };
+            match att.expires_at {
+                Some(_) if att.grant().expired(now) => self.close_expired(sync, &ws, Some(&att)),
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                None => {}
+            }
+        }
+        sync.next_expiry.set(Some(next));
+        next
+    }
+
+    /// Closes a socket whose token has run out; its live pulls end now, the count of open
+    /// sockets follows with the close handshake.
+    fn close_expired(&self, sync: &Sync<H>, ws: &WebSocket, att: Option<&Attachment>) {
+        let _ = ws.close(Some(EXPIRED_CODE), Some(EXPIRED_REASON));
+        sync.core.socket_closed(ws);
+        if let Some(line) = sync.core.config().log_level.line(Level::Info, "disconnect") {
+            let line = line.str("transport", "ws").str("reason", "TokenExpired");
+            log::emit(match att {
+                Some(att) => line.str("storeId", &att.store_id),
+                None => line,
+            });
         }
     }
 }

@@ -380,14 +380,24 @@ impl DoSqliteLog {
         Ok(cursor.rows_written() > 0.0)
     }
 
-    /// The store whose outbox this object holds, if it has one: an alarm arrives with no
-    /// request to name it.
-    pub fn outbox_store(storage: &worker::Storage) -> Option<String> {
+    /// The store this object serves, as its storage records it (its context row, or else its
+    /// outbox): an alarm arrives with no request to name it.
+    pub fn stored_store_id(storage: &worker::Storage) -> Option<String> {
         let log = DoSqliteLog::new(storage, "");
-        if log.first_value(sql::OUTBOX_EXISTS, &[]).ok()?.as_f64() != Some(1.0) {
-            return None;
-        }
-        log.first_value(sql::OUTBOX_STORE, &[]).ok()?.as_string()
+        let listed = |exists: &str| log.first_value(exists, &[]).ok().and_then(|v| v.as_f64()) == Some(1.0);
+        let first = |query: &str| log.first_value(query, &[]).ok().and_then(|v| v.as_string());
+        let from_context = if listed(sql::CONTEXT_EXISTS) {
+            first(sql::CONTEXT_STORE)
+        } else {
+            None
+        };
+        from_context.or_else(|| {
+            if listed(sql::OUTBOX_EXISTS) {
+                first(sql::OUTBOX_STORE)
+            } else {
+                None
+            }
+        })
     }
 }
 
@@ -413,5 +423,109 @@ impl DoSqliteLog {
             .ok_or_else(|| StorageError("storage.transactionSync is not a function".into()))?;
         transaction_sync.call1(&self.storage, &callback).map_err(js_err)?;
         Ok(())
+    }
+}
+
+/// The store directory's table ([`crate::directory`]) in its own object's SQLite.
+pub struct DirectoryTable {
+    sql: SqlStorage,
+}
+
+impl DirectoryTable {
+    /// The table in the object's storage, created if missing.
+    pub fn open(storage: &worker::Storage) -> Result<DirectoryTable, StorageError> {
+        let log = DoSqliteLog::new(storage, "");
+        log.exec(sql::CREATE_DIRECTORY, &[])?;
+        Ok(DirectoryTable { sql: log.sql })
+    }
+
+    fn rows(&self, query: &str, values: &[JsValue]) -> Result<Array, StorageError> {
+        let cursor = self.sql.exec(query, binds(values)).map_err(js_err)?;
+        Ok(Array::from(&cursor.raw()))
+    }
+
+    /// Records a store's figures.
+    pub fn upsert(&self, entry: &crate::directory::Entry, now: i64) -> Result<(), StorageError> {
+        let expires = entry
+            .expires_at
+            .map_or(JsValue::NULL, |at| JsValue::from_f64(at as f64));
+        self.rows(
+            sql::UPSERT_DIRECTORY,
+            &[
+                JsValue::from_str(&entry.store_id),
+                JsValue::from_str(&entry.engine),
+                JsValue::from_f64(entry.events as f64),
+                JsValue::from_f64(entry.bytes as f64),
+                JsValue::from_f64(now.min(entry.last_at) as f64),
+                expires,
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// Forgets a store.
+    pub fn remove(&self, store_id: &str) -> Result<(), StorageError> {
+        self.rows(sql::DELETE_DIRECTORY, &[JsValue::from_str(store_id)])
+            .map(|_| ())
+    }
+
+    /// One page of a listing, and how many stores its prefix matches.
+    pub fn list(
+        &self,
+        query: &crate::directory::ListQuery,
+    ) -> Result<(Vec<crate::directory::Entry>, u64), StorageError> {
+        let prefix = JsValue::from_str(&query.prefix);
+        let total = first_column(&self.rows(sql::COUNT_DIRECTORY, std::slice::from_ref(&prefix))?)
+            .as_f64()
+            .unwrap_or(0.0) as u64;
+        let rows = self.rows(
+            &sql::list_directory(query.sort.column(), query.descending),
+            &[
+                prefix,
+                JsValue::from_f64(query.limit as f64),
+                JsValue::from_f64(query.offset as f64),
+            ],
+        )?;
+        let entries = rows.iter().map(|row| directory_entry(&row)).collect::<Result<_, _>>()?;
+        Ok((entries, total))
+    }
+
+    /// One store's entry.
+    pub fn get(&self, store_id: &str) -> Result<Option<crate::directory::Entry>, StorageError> {
+        let query = crate::directory::ListQuery {
+            prefix: store_id.to_owned(),
+            sort: crate::directory::Sort::Id,
+            descending: false,
+            limit: 1,
+            offset: 0,
+        };
+        Ok(self.list(&query)?.0.into_iter().find(|e| e.store_id == store_id))
+    }
+}
+
+/// A directory row (storeId, engine, events, bytes, firstAt, lastAt, expiresAt) as an entry.
+fn directory_entry(row: &JsValue) -> Result<crate::directory::Entry, StorageError> {
+    let col = |i: u32| Reflect::get_u32(row, i).unwrap_or(JsValue::NULL);
+    let number = |i: u32| col(i).as_f64().map(|n| n as i64);
+    match (
+        col(0).as_string(),
+        col(1).as_string(),
+        number(2),
+        number(3),
+        number(4),
+        number(5),
+    ) {
+        (Some(store_id), Some(engine), Some(events), Some(bytes), Some(first_at), Some(last_at)) => {
+            Ok(crate::directory::Entry {
+                store_id,
+                engine,
+                events: events.max(0) as u64,
+                bytes: bytes.max(0) as u64,
+                first_at,
+                last_at,
+                expires_at: number(6),
+            })
+        }
+        _ => Err(StorageError("store directory row has unexpected column types".into())),
     }
 }

@@ -338,6 +338,35 @@ pub const SAVE_SINK: &str = "UPDATE outbox_sinks_1 SET cursor = ?, delivered = ?
 /// The store an outbox belongs to, for an alarm that arrives before any request.
 pub const OUTBOX_STORE: &str = "SELECT store_id FROM outbox_sinks_1 LIMIT 1";
 
+/// The store an object serves, for an alarm that arrives before any request: its context row.
+pub const CONTEXT_STORE: &str = r#"SELECT storeId FROM "context_7" LIMIT 1"#;
+
+/// Whether the context table exists (1 or 0), found without reading a row.
+pub const CONTEXT_EXISTS: &str = "SELECT COUNT(*) FROM pragma_table_list('context_7')";
+
+/// The store directory ([`crate::directory`]), in its own object's SQLite: one row per store.
+pub const CREATE_DIRECTORY: &str = "CREATE TABLE IF NOT EXISTS store_directory_1 (storeId TEXT PRIMARY KEY, engine TEXT NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL, firstAt INTEGER NOT NULL, lastAt INTEGER NOT NULL, expiresAt INTEGER) STRICT";
+
+/// Records a store's figures; the first time it is heard of stays. Binds: storeId, engine,
+/// events, bytes, now (first and last activity), expiry.
+pub const UPSERT_DIRECTORY: &str = "INSERT INTO store_directory_1 (storeId, engine, events, bytes, firstAt, lastAt, expiresAt) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT (storeId) DO UPDATE SET engine = excluded.engine, events = excluded.events, bytes = excluded.bytes, lastAt = MAX(lastAt, excluded.lastAt), expiresAt = excluded.expiresAt";
+
+/// Forgets a store. Binds: storeId.
+pub const DELETE_DIRECTORY: &str = "DELETE FROM store_directory_1 WHERE storeId = ?";
+
+/// How many stores a listing's prefix matches. Binds: prefix.
+pub const COUNT_DIRECTORY: &str = "SELECT COUNT(*) FROM store_directory_1 WHERE substr(storeId, 1, length(?1)) = ?1";
+
+/// A page of the directory: storeId, engine, events, bytes, firstAt, lastAt, expiresAt, ordered
+/// by `column` (one of [`crate::directory::Sort::column`]'s fixed names), then by storeId.
+/// Binds: prefix, limit, offset.
+pub fn list_directory(column: &str, descending: bool) -> String {
+    let order = if descending { "DESC" } else { "ASC" };
+    format!(
+        "SELECT storeId, engine, events, bytes, firstAt, lastAt, expiresAt FROM store_directory_1 WHERE substr(storeId, 1, length(?1)) = ?1 ORDER BY {column} {order}, storeId {order} LIMIT ?2 OFFSET ?3"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -434,6 +434,10 @@ pub struct TestHost {
     pub sink_answers: RefCell<std::collections::VecDeque<Result<Option<u16>, String>>>,
     /// When set, the next send to that sink waits for this answer (sent when the test likes).
     pub sink_gate: RefCell<Option<(String, SinkGate)>>,
+    /// The store directory, as the core told it.
+    pub directory: RefCell<std::collections::BTreeMap<String, livestore_sync::directory::Entry>>,
+    /// How often the object was wiped (a store deleted).
+    pub wipes: Cell<u32>,
 }
 
 impl TestHost {
@@ -512,6 +516,43 @@ impl Host for TestHost {
 
     fn set_alarm(&self, at_millis: i64) {
         self.alarms.borrow_mut().push(at_millis);
+    }
+
+    fn tell_directory(
+        &self,
+        store_id: &str,
+        entry: Option<&livestore_sync::directory::Entry>,
+    ) -> LocalBoxFuture<'static, Result<(), String>> {
+        let mut directory = self.directory.borrow_mut();
+        match entry {
+            Some(entry) => {
+                let first_at = directory.get(store_id).map_or(entry.first_at, |e| e.first_at);
+                directory.insert(
+                    store_id.to_owned(),
+                    livestore_sync::directory::Entry {
+                        first_at,
+                        ..entry.clone()
+                    },
+                );
+            }
+            None => {
+                directory.remove(store_id);
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn directory_entry(
+        &self,
+        store_id: &str,
+    ) -> LocalBoxFuture<'static, Result<Option<livestore_sync::directory::Entry>, String>> {
+        let entry = self.directory.borrow().get(store_id).cloned();
+        Box::pin(async move { Ok(entry) })
+    }
+
+    fn wipe_object(&self) -> LocalBoxFuture<'static, Result<(), String>> {
+        self.wipes.set(self.wipes.get() + 1);
+        Box::pin(async { Ok(()) })
     }
 
     fn send_to_sink(
@@ -710,6 +751,8 @@ impl SyncHooks for Recorder {
 pub fn config() -> Config {
     Config {
         auth: Auth::Open,
+        // Off, so the tests that count alarms see the outbox's alone; tests/governance.rs turns it on.
+        store_directory: false,
         ..Config::default()
     }
 }
@@ -745,6 +788,7 @@ pub fn conn<'a>(transport: Transport, store_id: Option<&'a str>, socket: Option<
         store_id,
         headers: &[],
         socket,
+        read_only: false,
     }
 }
 

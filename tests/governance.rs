@@ -1,0 +1,349 @@
+//! Governance in the sync core, against real SQLite with a recording host: a read-only
+//! connection's pushes, the event rules and the per-store quotas refuse a push whole and store
+//! nothing; the quotas count what a store holds across another writer's events; and the alarm
+//! a socket's expiry asks for never moves another one later.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use livestore_sync::config::Config;
+use livestore_sync::core::Host;
+use livestore_sync::hooks::NoHooks;
+use livestore_sync::protocol::{SyncError, Transport};
+use livestore_sync::rules::{EventFilter, EventRules};
+use serde_json::{json, Value};
+use support::{conn, core_for, events, exit_error, pull_payload, push_payload, request, send};
+
+/// The typed error's name and message of the last frame, or `None` for a success.
+fn refusal(frames: &[Value]) -> Option<(String, String)> {
+    match exit_error(frames.last()?)? {
+        SyncError::Unknown { name, message, .. } => Some((name.to_string(), message)),
+        other => Some((format!("{other:?}"), String::new())),
+    }
+}
+
+fn with_rules(rules: EventRules) -> Config {
+    Config {
+        rules,
+        ..support::config()
+    }
+}
+
+#[test]
+fn a_read_only_connection_pulls_but_never_pushes() {
+    let (core, log) = core_for("s", NoHooks, support::config());
+    let writer = conn(Transport::Http, Some("s"), None);
+    let (_, frames) = send(
+        &core,
+        &writer,
+        &request("1", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
+    );
+    assert_eq!(refusal(&frames), None);
+    let mut reader = conn(Transport::Http, Some("s"), None);
+    reader.read_only = true;
+    let (_, frames) = send(
+        &core,
+        &reader,
+        &request("2", "SyncHttpRpc.Push", push_payload("s", &events(3, 2, 1), None)),
+    );
+    let (name, message) = refusal(&frames).expect("refused");
+    assert_eq!(name, "ReadOnlyError");
+    assert!(message.contains("read-only"), "{message}");
+    assert_eq!(log.rows().len(), 2, "nothing of the refused push is stored");
+    // The same connection still pulls what the writer stored.
+    let (_, frames) = send(
+        &core,
+        &reader,
+        &request("3", "SyncHttpRpc.Pull", pull_payload("s", None, false)),
+    );
+    let page = &frames[0]["values"][0];
+    assert_eq!(page["batch"].as_array().map(Vec::len), Some(2), "{frames:?}");
+    // Refused before the rules or the head are looked at: an empty batch is refused too.
+    let (_, frames) = send(
+        &core,
+        &reader,
+        &request("4", "SyncHttpRpc.Push", push_payload("s", &[], None)),
+    );
+    assert_eq!(refusal(&frames).map(|r| r.0).as_deref(), Some("ReadOnlyError"));
+}
+
+#[test]
+fn event_rules_refuse_the_whole_push() {
+    let rules = EventRules {
+        names: EventFilter::parse("v1.*,!v1.Purged"),
+        max_args_bytes: Some(64),
+        ..EventRules::default()
+    };
+    let (core, log) = core_for("s", NoHooks, with_rules(rules));
+    let http = conn(Transport::Http, Some("s"), None);
+    let mut batch = events(1, 0, 3);
+    batch[2]["name"] = json!("v1.Purged");
+    let (_, frames) = send(
+        &core,
+        &http,
+        &request("1", "SyncHttpRpc.Push", push_payload("s", &batch, None)),
+    );
+    let (name, message) = refusal(&frames).expect("refused");
+    assert_eq!(name, "EventNotAllowedError");
+    assert!(
+        message.contains("event 2") && message.contains("v1.Purged") && message.contains("ALLOWED_EVENTS"),
+        "{message}"
+    );
+    let mut batch = events(1, 0, 2);
+    batch[1]["args"] = json!({ "text": "x".repeat(100) });
+    let (_, frames) = send(
+        &core,
+        &http,
+        &request("2", "SyncHttpRpc.Push", push_payload("s", &batch, None)),
+    );
+    let (name, message) = refusal(&frames).expect("refused");
+    assert_eq!(name, "ArgsTooLargeError");
+    assert!(
+        message.contains("MAX_ARGS_BYTES") && message.contains("event 1"),
+        "{message}"
+    );
+    assert!(log.rows().is_empty());
+    let (_, frames) = send(
+        &core,
+        &http,
+        &request("3", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
+    );
+    assert_eq!(refusal(&frames), None);
+    assert_eq!(log.rows().len(), 2);
+    let line = core
+        .host()
+        .log_lines()
+        .into_iter()
+        .find(|l| l["event"] == "push" && l["outcome"] == "EventNotAllowedError")
+        .expect("a push line names the rule");
+    assert_eq!(line["level"], "warn");
+}
+
+#[test]
+fn quotas_count_what_the_store_holds() {
+    let rules = EventRules {
+        max_store_events: Some(5),
+        ..EventRules::default()
+    };
+    let (core, log) = core_for("s", NoHooks, with_rules(rules.clone()));
+    let http = conn(Transport::Http, Some("s"), None);
+    let push = |id: &str, start: i64, count: i64| {
+        let (_, frames) = send(
+            &core,
+            &http,
+            &request(
+                id,
+                "SyncHttpRpc.Push",
+                push_payload("s", &events(start, start - 1, count), None),
+            ),
+        );
+        refusal(&frames)
+    };
+    assert_eq!(push("1", 1, 3), None);
+    let (name, message) = push("2", 4, 3).expect("over the quota");
+    assert_eq!(name, "StoreQuotaError");
+    assert!(
+        message.contains("MAX_STORE_EVENTS") && message.contains('6') && message.contains('5'),
+        "{message}"
+    );
+    assert_eq!(log.rows().len(), 3);
+    assert_eq!(push("3", 4, 2), None, "up to the quota is fine");
+    assert_eq!(push("4", 6, 1).map(|r| r.0).as_deref(), Some("StoreQuotaError"));
+    assert_eq!(log.rows().len(), 5);
+
+    // A second object on the same log (another node, or this one after a wake) counts what is
+    // stored rather than trusting nothing.
+    let (other, _) = support::core_on(log.clone(), NoHooks, with_rules(rules));
+    let (_, frames) = send(
+        &other,
+        &conn(Transport::Http, Some("s"), None),
+        &request("5", "SyncHttpRpc.Push", push_payload("s", &events(6, 5, 1), None)),
+    );
+    assert_eq!(refusal(&frames).map(|r| r.0).as_deref(), Some("StoreQuotaError"));
+}
+
+#[test]
+fn a_byte_quota_counts_as_the_admin_api_does() {
+    let rules = EventRules {
+        max_store_bytes: Some(400),
+        ..EventRules::default()
+    };
+    let (core, log) = core_for("s", NoHooks, with_rules(rules));
+    let http = conn(Transport::Http, Some("s"), None);
+    let mut stored = 0;
+    for i in 1..=10 {
+        let (_, frames) = send(
+            &core,
+            &http,
+            &request(
+                &i.to_string(),
+                "SyncHttpRpc.Push",
+                push_payload("s", &events(i, i - 1, 1), None),
+            ),
+        );
+        match refusal(&frames) {
+            None => stored += 1,
+            Some((name, message)) => {
+                assert_eq!(name, "StoreQuotaError");
+                assert!(message.contains("MAX_STORE_BYTES"), "{message}");
+                break;
+            }
+        }
+    }
+    assert!((1..10).contains(&stored), "{stored} events fit");
+    assert_eq!(log.rows().len(), stored);
+    let info = futures::executor::block_on(core.info("s")).unwrap();
+    assert!(info.approx_size_bytes <= 400, "{}", info.approx_size_bytes);
+}
+
+#[test]
+fn an_expiry_alarm_never_moves_an_earlier_alarm_later() {
+    let (core, _) = core_for("s", NoHooks, support::config());
+    let now = core.host().now_millis();
+    // Not known after a wake: the alarm comes now, and sets itself again for every duty.
+    core.alarm_by(now + 60_000);
+    assert_eq!(core.host().alarms.borrow().last(), Some(&now));
+    core.alarm_fired();
+    core.alarm_by(now + 60_000);
+    core.alarm_by(now + 90_000);
+    core.alarm_by(now + 30_000);
+    assert_eq!(*core.host().alarms.borrow(), vec![now, now + 60_000, now + 30_000]);
+}
+
+/// The store's alarm, as the object runs it: none is set any more, then its duties.
+fn alarm(core: &livestore_sync::core::Core<support::SqliteLog, support::TestHost, NoHooks>) {
+    core.alarm_fired();
+    futures::executor::block_on(core.run_directory("s")).unwrap();
+}
+
+fn with_directory(idle_expiry_ms: Option<i64>) -> Config {
+    Config {
+        store_directory: true,
+        idle_expiry_ms,
+        ..support::config()
+    }
+}
+
+#[test]
+fn a_used_store_reports_to_the_directory_at_most_every_interval() {
+    let (core, _) = core_for("s", NoHooks, with_directory(None));
+    let http = conn(Transport::Http, Some("s"), None);
+    let start = core.host().now_millis();
+    // A read of an empty store asks for the alarm, but lists nothing.
+    send(
+        &core,
+        &http,
+        &request("1", "SyncHttpRpc.Pull", pull_payload("s", None, false)),
+    );
+    assert_eq!(
+        core.host().alarms.borrow().last(),
+        Some(&start),
+        "after a wake: at once"
+    );
+    alarm(&core);
+    assert!(
+        core.host().directory.borrow().is_empty(),
+        "a store without events is not listed"
+    );
+    send(
+        &core,
+        &http,
+        &request("2", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 3), None)),
+    );
+    let due = start + livestore_sync::directory::UPDATE_INTERVAL_MS;
+    assert_eq!(
+        core.host().alarms.borrow().last(),
+        Some(&due),
+        "not sooner than an interval after the last"
+    );
+    let alarms = core.host().alarms.borrow().len();
+    // More use before then sets nothing new.
+    send(
+        &core,
+        &http,
+        &request("3", "SyncHttpRpc.Push", push_payload("s", &events(4, 3, 2), None)),
+    );
+    assert_eq!(core.host().alarms.borrow().len(), alarms);
+    core.host().now.set(due);
+    alarm(&core);
+    let entry = core.host().directory.borrow().get("s").cloned().expect("listed");
+    assert_eq!((entry.events, entry.engine.as_str()), (5, "sqlite"));
+    let info = futures::executor::block_on(core.info("s")).unwrap();
+    assert_eq!(entry.bytes, info.approx_size_bytes, "counted as the admin API counts");
+    assert_eq!(entry.expires_at, None);
+    // Unused since: the alarm sends nothing more.
+    core.host().directory.borrow_mut().clear();
+    alarm(&core);
+    assert!(core.host().directory.borrow().is_empty());
+}
+
+#[test]
+fn an_idle_store_expires_and_a_used_one_does_not() {
+    let day = 86_400_000;
+    let (core, log) = core_for("s", NoHooks, with_directory(Some(day)));
+    let http = conn(Transport::Http, Some("s"), None);
+    send(
+        &core,
+        &http,
+        &request("1", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
+    );
+    let used = core.host().now_millis();
+    alarm(&core);
+    let entry = core.host().directory.borrow().get("s").cloned().unwrap();
+    assert_eq!(entry.expires_at, Some(used + day), "the directory shows when");
+    assert_eq!(core.host().alarms.borrow().last(), Some(&(used + day)));
+    // Before then: nothing happens, and the alarm stays.
+    core.host().now.set(used + day - 1);
+    alarm(&core);
+    assert_eq!(log.rows().len(), 2);
+    assert_eq!(core.host().alarms.borrow().last(), Some(&(used + day)));
+    // An open socket keeps it.
+    core.host().now.set(used + day);
+    core.host().open_socket(7);
+    alarm(&core);
+    assert_eq!(log.rows().len(), 2);
+    core.host().sockets.borrow_mut().clear();
+    alarm(&core);
+    assert!(log.rows().is_empty(), "deleted");
+    assert_eq!(core.host().wipes.get(), 1);
+    assert!(
+        core.host().directory.borrow().get("s").is_none(),
+        "and gone from the directory"
+    );
+    let line = core
+        .host()
+        .log_lines()
+        .into_iter()
+        .find(|l| l["event"] == "expired")
+        .unwrap();
+    assert_eq!(
+        (line["storeId"].as_str(), line["events"].as_i64()),
+        (Some("s"), Some(2))
+    );
+}
+
+#[test]
+fn deleting_a_store_empties_it_and_a_client_starts_over() {
+    let (core, log) = core_for("s", NoHooks, with_directory(None));
+    let http = conn(Transport::Http, Some("s"), None);
+    send(
+        &core,
+        &http,
+        &request("1", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 4), None)),
+    );
+    core.host().now.set(core.host().now_millis() + 60_000);
+    alarm(&core);
+    assert!(core.host().directory.borrow().contains_key("s"));
+    let done = futures::executor::block_on(core.delete_store("s")).unwrap();
+    assert_eq!(done.removed_events, 4);
+    assert!(log.rows().is_empty());
+    assert!(!core.host().directory.borrow().contains_key("s"));
+    // A client of the old store is told it is gone; a new one starts from nothing.
+    let (_, frames) = send(
+        &core,
+        &http,
+        &request("2", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 1), None)),
+    );
+    assert_eq!(refusal(&frames), None);
+    assert_eq!(log.rows().len(), 1);
+}
