@@ -13,6 +13,8 @@ const POLL_LIMIT = 500
 const LIVE_ROWS = 200
 // Figures are refreshed every this many quiet polls, to notice a reset or an import.
 const INFO_EVERY = 5
+// The directory's search asks the Worker once typing pauses this long.
+const SEARCH_DEBOUNCE_MS = 250
 
 const $ = (id) => document.getElementById(id)
 
@@ -82,12 +84,16 @@ function showSignedIn(signedIn) {
 
 function signOut(message = '') {
   generation++
+  directoryTicket++
   store = null
   secret = null
   sessionStorage.removeItem(SECRET_KEY)
   $('store').hidden = true
+  $('directory').hidden = true
+  $('back-bar').hidden = true
   $('live-events').tBodies[0].replaceChildren()
   $('event-table').tBodies[0].replaceChildren()
+  $('dir-table').tBodies[0].replaceChildren()
   showSignedIn(false)
   showError($('sign-in-error'), message)
   $('secret').focus()
@@ -108,8 +114,8 @@ $('sign-in-form').addEventListener('submit', async (event) => {
   try {
     await signIn(candidate)
     $('secret').value = ''
-    openFromHash()
-    $('store-id').focus()
+    route()
+    $(storeFromHash() === null ? 'dir-search' : 'store-id').focus()
   } catch (e) {
     showError($('sign-in-error'), e.message)
     $('secret').select()
@@ -120,32 +126,241 @@ $('sign-in-form').addEventListener('submit', async (event) => {
 
 $('sign-out').addEventListener('click', () => signOut())
 
-// --- a store ---
+// --- where the page is: #store=<id> shows that store, no hash the directory ---
 
-function openFromHash() {
+const storeHash = (id) => `#store=${encodeURIComponent(id)}`
+
+// The store the URL names, or null for the directory.
+function storeFromHash() {
   const match = /^#store=(.+)$/.exec(location.hash)
-  if (!match) return
-  let id
+  if (!match) return null
   try {
-    id = decodeURIComponent(match[1])
+    return decodeURIComponent(match[1])
   } catch {
-    return
+    return null
   }
-  $('store-id').value = id
-  openStore(id)
 }
+
+function route() {
+  const id = storeFromHash()
+  if (id === null) {
+    showDirectory()
+  } else {
+    $('store-id').value = id
+    openStore(id)
+  }
+}
+
+// A link to a store, Back and Forward change the hash; pushState (the Back button) does not.
+window.addEventListener('hashchange', () => {
+  if (secret !== null && !$('store-view').hidden) route()
+})
 
 $('open-form').addEventListener('submit', (event) => {
   event.preventDefault()
   const id = $('store-id').value.trim()
-  if (id) openStore(id)
+  if (!id) return
+  // Through the hash, so the browser's Back returns to where the person was.
+  if (location.hash === storeHash(id)) openStore(id)
+  else location.hash = storeHash(id)
 })
+
+$('back').addEventListener('click', () => {
+  history.pushState(null, '', location.pathname + location.search)
+  route()
+})
+
+// --- the store directory: GET stores?prefix=&sort=&order=&limit=&offset= ---
+
+const directory = { prefix: '', sort: 'lastActivity', order: 'desc', offset: 0, total: 0, shown: 0 }
+// Only the newest listing request may fill the table.
+let directoryTicket = 0
+let searchTimer = null
+
+function showDirectory() {
+  // Stops a store's polling and drops its replies.
+  generation++
+  store = null
+  $('store').hidden = true
+  $('back-bar').hidden = true
+  $('live-events').tBodies[0].replaceChildren()
+  $('event-table').tBodies[0].replaceChildren()
+  showError($('store-error'), '')
+  $('directory').hidden = false
+  loadDirectory()
+}
+
+const DEFAULT_ORDER = { id: 'asc', lastActivity: 'desc', firstActivity: 'desc', events: 'desc', bytes: 'desc' }
+
+function formatBytes(n) {
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = n / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`
+}
+
+function timeCell(iso, none = '—') {
+  const td = document.createElement('td')
+  if (iso === null || iso === undefined) {
+    td.textContent = none
+    return td
+  }
+  const time = document.createElement('time')
+  time.dateTime = iso
+  time.title = iso
+  const date = new Date(iso)
+  time.textContent = Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString()
+  td.append(time)
+  return td
+}
+
+function directoryRow(entry) {
+  const tr = document.createElement('tr')
+  tr.dataset.storeId = entry.storeId
+  const idCell = document.createElement('td')
+  const link = document.createElement('a')
+  link.href = storeHash(entry.storeId)
+  link.textContent = entry.storeId
+  idCell.append(link)
+  const engine = document.createElement('td')
+  engine.textContent = String(entry.engine)
+  const events = document.createElement('td')
+  events.className = 'num'
+  events.textContent = String(entry.events)
+  const bytes = document.createElement('td')
+  bytes.className = 'num'
+  bytes.textContent = formatBytes(entry.bytes)
+  bytes.title = `${entry.bytes} bytes`
+  bytes.dataset.bytes = String(entry.bytes)
+  tr.append(idCell, engine, events, bytes, timeCell(entry.lastActivityAt), timeCell(entry.expiresAt))
+  return tr
+}
+
+function showSort() {
+  $('dir-sort').value = `${directory.sort}:${directory.order}`
+  for (const th of $('dir-table').tHead.querySelectorAll('th[data-sort]')) {
+    if (th.dataset.sort === directory.sort) th.setAttribute('aria-sort', directory.order === 'asc' ? 'ascending' : 'descending')
+    else th.removeAttribute('aria-sort')
+  }
+}
+
+async function loadDirectory() {
+  const ticket = ++directoryTicket
+  const limit = Number($('dir-page-size').value)
+  const query = new URLSearchParams({
+    sort: directory.sort,
+    order: directory.order,
+    limit: String(limit),
+    offset: String(directory.offset),
+  })
+  if (directory.prefix) query.set('prefix', directory.prefix)
+  showSort()
+  $('dir-refresh').disabled = true
+  try {
+    const res = await api(`stores?${query}`)
+    const page = await res.json()
+    if (ticket !== directoryTicket) return
+    // A page past the end (stores deleted meanwhile): show the last one instead.
+    const lastPage = Math.floor(Math.max(page.total - 1, 0) / limit) * limit
+    if (page.stores.length === 0 && directory.offset > lastPage) {
+      directory.offset = lastPage
+      return loadDirectory()
+    }
+    directory.total = page.total
+    directory.shown = page.stores.length
+    showError($('dir-error'), '')
+    $('dir-table').tBodies[0].replaceChildren(...page.stores.map(directoryRow))
+    const first = page.stores.length > 0 ? directory.offset + 1 : 0
+    const last = directory.offset + page.stores.length
+    $('dir-range').textContent = page.stores.length > 0 ? `${first}–${last} of ${page.total}` : `0 of ${page.total}`
+    $('dir-prev').disabled = directory.offset === 0
+    $('dir-next').disabled = last >= page.total
+    const empty = $('dir-empty')
+    empty.hidden = page.stores.length > 0
+    empty.textContent = directory.prefix
+      ? `No store id starts with “${directory.prefix}”.`
+      : 'No stores with events yet. A store is listed within seconds of its first push.'
+    $('dir-status').textContent = `Listed at ${new Date().toLocaleTimeString()}`
+  } catch (e) {
+    if (ticket !== directoryTicket) return
+    if (e instanceof Unauthorized) return signOut('The admin secret is no longer accepted; sign in again.')
+    $('dir-table').tBodies[0].replaceChildren()
+    $('dir-range').textContent = ''
+    $('dir-prev').disabled = $('dir-next').disabled = true
+    $('dir-empty').hidden = true
+    showError($('dir-error'), e.message)
+  } finally {
+    if (ticket === directoryTicket) $('dir-refresh').disabled = false
+  }
+}
+
+function searchNow() {
+  clearTimeout(searchTimer)
+  searchTimer = null
+  const prefix = $('dir-search').value.trim()
+  if (prefix === directory.prefix) return
+  directory.prefix = prefix
+  directory.offset = 0
+  loadDirectory()
+}
+
+$('dir-search').addEventListener('input', () => {
+  clearTimeout(searchTimer)
+  searchTimer = setTimeout(searchNow, SEARCH_DEBOUNCE_MS)
+})
+$('dir-search').addEventListener('keydown', (event) => {
+  if (event.key === 'Enter') searchNow()
+})
+
+function sortBy(sort, order) {
+  directory.sort = sort
+  directory.order = order
+  directory.offset = 0
+  loadDirectory()
+}
+
+$('dir-sort').addEventListener('change', () => {
+  const [sort, order] = $('dir-sort').value.split(':')
+  sortBy(sort, order)
+})
+// A column's header sorts by it; clicking the sorted column again turns the order around.
+for (const th of $('dir-table').tHead.querySelectorAll('th[data-sort]')) {
+  th.querySelector('button').addEventListener('click', () => {
+    const sort = th.dataset.sort
+    if (sort === directory.sort) sortBy(sort, directory.order === 'asc' ? 'desc' : 'asc')
+    else sortBy(sort, DEFAULT_ORDER[sort])
+  })
+}
+
+$('dir-prev').addEventListener('click', () => {
+  directory.offset = Math.max(0, directory.offset - Number($('dir-page-size').value))
+  loadDirectory()
+})
+$('dir-next').addEventListener('click', () => {
+  directory.offset += Number($('dir-page-size').value)
+  loadDirectory()
+})
+$('dir-page-size').addEventListener('change', () => {
+  directory.offset = 0
+  loadDirectory()
+})
+$('dir-refresh').addEventListener('click', () => loadDirectory())
+
+// --- a store ---
 
 async function openStore(id) {
   const mine = ++generation
+  directoryTicket++
   store = { id, info: null, pages: [null], index: 0, nextAfter: null, live: null }
-  history.replaceState(null, '', `#store=${encodeURIComponent(id)}`)
+  history.replaceState(null, '', storeHash(id))
   showError($('store-error'), '')
+  $('directory').hidden = true
+  $('back-bar').hidden = false
   $('store').hidden = true
   $('live-events').tBodies[0].replaceChildren()
   $('event-table').tBodies[0].replaceChildren()
@@ -388,5 +603,5 @@ async function poll(mine) {
 showSignedIn(false)
 if (secret !== null) {
   // A reload in the same tab: check the kept secret again before showing anything.
-  signIn(secret).then(openFromHash, (e) => signOut(e.message))
+  signIn(secret).then(route, (e) => signOut(e.message))
 }

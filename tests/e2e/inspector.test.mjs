@@ -1,7 +1,9 @@
 // The web inspector (issue 7): a page under /_admin/ driven in headless Chromium (Debian's
 // package, through playwright-core). Signs in, refuses a wrong secret, shows a store's figures,
 // pages through its events, shows pushed events live without a reload, renders event data as
-// text, shows the outbox's sinks and resumes a paused one, and notices a reset. Screenshots go to tests/e2e/.tmp/screenshots/ (paths printed).
+// text, shows the outbox's sinks and resumes a paused one, notices a reset, and opens on the store
+// directory (search, sort, paging, open, a deleted store gone). Screenshots go to
+// tests/e2e/.tmp/screenshots/ (paths printed).
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
@@ -11,7 +13,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { chromium } from 'playwright-core'
 
-import { OK, withSocket } from './lib/helpers.mjs'
+import { OK, waitFor, withSocket } from './lib/helpers.mjs'
 import { makeEvents, pullAll, push } from './lib/raw.mjs'
 import { DEFAULT_TOKEN, freePort, STORAGE, startWorker, storeId, TMP } from './lib/worker.mjs'
 
@@ -50,6 +52,19 @@ describe('web inspector', () => {
     page.$$eval(`${table} tbody tr`, (rows) => rows.map((r) => Number(r.dataset.seq)))
   const firstRowIs = (table, seq) =>
     page.waitForFunction(([t, s]) => document.querySelector(`${t} tbody tr`)?.dataset.seq === s, [table, String(seq)], WAIT)
+  // The directory's rows (their storeIds, in order), and a wait until they are exactly `ids`.
+  const dirRows = () => page.$$eval('#dir-table tbody tr', (rows) => rows.map((r) => r.dataset.storeId))
+  const dirRowsAre = (ids) =>
+    page.waitForFunction(
+      (want) => JSON.stringify([...document.querySelectorAll('#dir-table tbody tr')].map((r) => r.dataset.storeId)) === want,
+      JSON.stringify(ids),
+      WAIT,
+    )
+  const adminGet = async (pathAndQuery) => {
+    const res = await fetch(`${w.url}/_admin/${pathAndQuery}`, { headers: { Authorization: `Bearer ${ADMIN}` } })
+    assert.equal(res.status, 200, pathAndQuery)
+    return res.json()
+  }
 
   before(async () => {
     const port = await freePort()
@@ -152,6 +167,8 @@ describe('web inspector', () => {
     await page.click('#sign-in')
     await page.locator('#store-view').waitFor({ state: 'visible', ...WAIT })
     assert.equal(await page.locator('#sign-in-error').isHidden(), true)
+    // Signed in, the page shows the store directory first.
+    await page.locator('#directory').waitFor({ state: 'visible', ...WAIT })
     await page.fill('#store-id', store)
     await page.click('#open')
     await waitText('#info dd[data-field="head"]', String(COUNT))
@@ -279,6 +296,145 @@ describe('web inspector', () => {
     assert.equal(await page.evaluate(() => sessionStorage.length), 0)
     assert.equal(await page.locator('#store-view').isHidden(), true)
     await shot(t, '7-signed-out')
+  })
+
+  test('opens on the store directory: figures, search, sort, paging, open a store, a deleted one is gone', async (t) => {
+    const prefix = storeId('dir')
+    const [alpha1, alpha2, beta] = [`${prefix}-alpha-1`, `${prefix}-alpha-2`, `${prefix}-beta`]
+    const counts = { [alpha1]: 3, [alpha2]: 12, [beta]: 6 }
+    // Eight more under the prefix, one event each: 11 stores make two pages of 10.
+    const filler = Array.from({ length: 8 }, (_, i) => `${prefix}-page-${i}`)
+    for (const id of filler) counts[id] = 1
+    for (const [id, n] of Object.entries(counts)) {
+      await withSocket(w, id, async (sock) => assert.deepEqual((await push(sock, id, makeEvents(n))).exit, OK))
+    }
+    const byId = Object.keys(counts).sort()
+    // Each store sends its figures from its alarm: wait until the directory has them all.
+    let listed
+    await waitFor(
+      async () => {
+        listed = await adminGet(`stores?${new URLSearchParams({ prefix, sort: 'id' })}`)
+        return listed.total === byId.length && listed.stores.every((e) => e.events === counts[e.storeId])
+      },
+      { timeout: 30_000, interval: 250, message: 'the 11 stores in the directory' },
+    )
+    const entry = Object.fromEntries(listed.stores.map((e) => [e.storeId, e]))
+
+    // Signed out above; the page without a #store= opens on the directory once signed in.
+    await page.goto(`${w.url}/_admin/`)
+    await page.fill('#secret', ADMIN)
+    await page.click('#sign-in')
+    await page.locator('#directory').waitFor({ state: 'visible', ...WAIT })
+    // The whole directory (these 11 and the first test's store at most) fits one page of 50.
+    await page.waitForFunction(
+      (ids) => ids.every((id) => document.querySelector(`#dir-table tbody tr[data-store-id="${id}"]`)),
+      byId,
+      WAIT,
+    )
+    for (const id of [alpha1, alpha2, beta]) {
+      const row = `#dir-table tbody tr[data-store-id="${id}"]`
+      const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent))
+      assert.deepEqual(cells.slice(0, 3), [id, STORAGE, String(counts[id])])
+      assert.equal(await page.getAttribute(`${row} td:nth-child(4)`, 'data-bytes'), String(entry[id].bytes))
+      assert.match(cells[3], /^\d+(\.\d)? (B|KiB|MiB)$/, 'the size is human readable')
+      assert.equal(await page.getAttribute(`${row} td:nth-child(5) time`, 'datetime'), entry[id].lastActivityAt)
+      assert.equal(cells[5], '—', 'no expiry without EXPIRE_IDLE_STORES_AFTER')
+    }
+    await shot(t, '8-directory')
+
+    // The search asks the Worker (prefix=) once typing pauses.
+    const listings = []
+    const onRequest = (r) => {
+      const url = new URL(r.url())
+      if (url.pathname === '/_admin/stores') listings.push(url.searchParams.get('prefix'))
+    }
+    page.on('request', onRequest)
+    await page.locator('#dir-search').pressSequentially(`${prefix}-alpha`, { delay: 20 })
+    await page.waitForFunction(
+      () => document.querySelectorAll('#dir-table tbody tr').length === 2 && document.querySelector('#dir-range').textContent === '1–2 of 2',
+      null,
+      WAIT,
+    )
+    page.off('request', onRequest)
+    assert.deepEqual((await dirRows()).sort(), [alpha1, alpha2])
+    assert.equal(listings.at(-1), `${prefix}-alpha`)
+    assert.ok(listings.length < 5, `debounced: ${listings.length} listing requests while typing`)
+    assert.equal(await page.locator('#dir-prev').isDisabled(), true)
+    assert.equal(await page.locator('#dir-next').isDisabled(), true)
+    await shot(t, '9-directory-search')
+
+    // Sorting: a column header, again for the other order, and the select.
+    await page.fill('#dir-search', prefix)
+    await page.press('#dir-search', 'Enter')
+    await page.waitForFunction((n) => document.querySelectorAll('#dir-table tbody tr').length === n, byId.length, WAIT)
+    const eventsOrder = (desc) =>
+      [...byId].sort((a, b) => (desc ? counts[b] - counts[a] : counts[a] - counts[b]) || (desc ? b.localeCompare(a) : a.localeCompare(b)))
+    await page.click('#dir-table th[data-sort="events"] button')
+    await dirRowsAre(eventsOrder(true))
+    assert.equal(await page.getAttribute('#dir-table th[data-sort="events"]', 'aria-sort'), 'descending')
+    assert.equal(await page.inputValue('#dir-sort'), 'events:desc')
+    await page.click('#dir-table th[data-sort="events"] button')
+    await dirRowsAre(eventsOrder(false))
+    assert.equal(await page.getAttribute('#dir-table th[data-sort="events"]', 'aria-sort'), 'ascending')
+    await page.selectOption('#dir-sort', 'bytes:desc')
+    await dirRowsAre([...byId].sort((a, b) => entry[b].bytes - entry[a].bytes || b.localeCompare(a)))
+    assert.equal(await page.getAttribute('#dir-table th[data-sort="bytes"]', 'aria-sort'), 'descending')
+    await page.selectOption('#dir-sort', 'id:asc')
+    await dirRowsAre(byId)
+
+    // Paging: 10 a page, Next, Previous.
+    await page.selectOption('#dir-page-size', '10')
+    await dirRowsAre(byId.slice(0, 10))
+    assert.equal(await text('#dir-range'), '1–10 of 11')
+    assert.equal(await page.locator('#dir-prev').isDisabled(), true)
+    await page.click('#dir-next')
+    await dirRowsAre(byId.slice(10))
+    assert.equal(await text('#dir-range'), '11–11 of 11')
+    assert.equal(await page.locator('#dir-next').isDisabled(), true)
+    await shot(t, '10-directory-page-2')
+    await page.click('#dir-prev')
+    await dirRowsAre(byId.slice(0, 10))
+    await page.selectOption('#dir-page-size', '50')
+    await dirRowsAre(byId)
+
+    // No match: an empty table and a note.
+    await page.fill('#dir-search', `${prefix}-nothing`)
+    await page.locator('#dir-empty').waitFor({ state: 'visible', ...WAIT })
+    assert.equal(await page.locator('#dir-table tbody tr').count(), 0)
+    assert.equal(await text('#dir-range'), '0 of 0')
+
+    // A click on a store opens it; Back returns to the directory as it was.
+    await page.fill('#dir-search', `${prefix}-alpha`)
+    await dirRowsAre([alpha1, alpha2])
+    await page.click(`#dir-table tbody tr[data-store-id="${alpha2}"] a`)
+    await waitText('#store-title', alpha2)
+    await waitText('#info dd[data-field="eventCount"]', String(counts[alpha2]))
+    assert.equal(await field('approxSizeBytes'), String(entry[alpha2].bytes), 'the directory counts bytes as the info does')
+    assert.equal(await page.locator('#directory').isHidden(), true)
+    assert.equal(await page.evaluate(() => location.hash), `#store=${alpha2}`)
+    await page.click('#back')
+    await page.locator('#directory').waitFor({ state: 'visible', ...WAIT })
+    await dirRowsAre([alpha1, alpha2])
+    assert.equal(await page.locator('#store').isHidden(), true)
+    assert.equal(await page.evaluate(() => location.hash), '')
+    // The browser's Back goes to the store again, Forward to the directory.
+    await page.goBack()
+    await waitText('#store-title', alpha2)
+    await page.locator('#store').waitFor({ state: 'visible', ...WAIT })
+    await page.goForward()
+    await page.locator('#directory').waitFor({ state: 'visible', ...WAIT })
+
+    // Deleted through the API, then Refresh: gone from the list.
+    const del = await fetch(`${w.url}/_admin/stores/${encodeURIComponent(alpha1)}`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    })
+    assert.equal(del.status, 200)
+    assert.equal((await del.json()).deleted, true)
+    await page.click('#dir-refresh')
+    await dirRowsAre([alpha2])
+    assert.equal(await text('#dir-range'), '1–1 of 1')
+    await shot(t, '11-directory-after-delete')
   })
 
   test('the page ran without script errors or policy violations', () => {
