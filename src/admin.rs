@@ -52,6 +52,10 @@ pub enum Action {
     OutboxSkip,
     /// `DELETE /_admin/stores/<id>`: delete the store for good.
     Delete,
+    /// `POST /_admin/stores/<id>/backup`: write the store's new events to `BACKUP_BUCKET` now.
+    Backup,
+    /// `POST /_admin/stores/<id>/restore?backendId=`: import the store's backup into it (empty).
+    Restore,
 }
 
 impl Action {
@@ -66,6 +70,8 @@ impl Action {
             Action::OutboxResume => "outbox-resume",
             Action::OutboxSkip => "outbox-skip",
             Action::Delete => "delete",
+            Action::Backup => "backup",
+            Action::Restore => "restore",
         }
     }
 
@@ -73,7 +79,12 @@ impl Action {
     pub fn method(&self) -> &'static str {
         match self {
             Action::Info | Action::Export | Action::Outbox => "GET",
-            Action::Import | Action::Reset | Action::OutboxResume | Action::OutboxSkip => "POST",
+            Action::Import
+            | Action::Reset
+            | Action::OutboxResume
+            | Action::OutboxSkip
+            | Action::Backup
+            | Action::Restore => "POST",
             Action::Delete => "DELETE",
         }
     }
@@ -89,6 +100,8 @@ impl Action {
             "outbox-resume" => Some(Action::OutboxResume),
             "outbox-skip" => Some(Action::OutboxSkip),
             "delete" => Some(Action::Delete),
+            "backup" => Some(Action::Backup),
+            "restore" => Some(Action::Restore),
             _ => None,
         }
     }
@@ -157,6 +170,8 @@ pub fn route(method: &str, path: &str) -> Route {
         Some("import") => Action::Import,
         Some("reset") => Action::Reset,
         Some("outbox") => Action::Outbox,
+        Some("backup") => Action::Backup,
+        Some("restore") => Action::Restore,
         Some(other) => {
             let Some((name, verb)) = other.strip_prefix("outbox/").and_then(|rest| rest.split_once('/')) else {
                 return Route::NotFound;
@@ -432,6 +447,9 @@ mod tests {
         assert_eq!(route("GET", "/_admin/stores"), Route::Directory);
         assert_eq!(route("POST", "/_admin/stores"), Route::MethodNotAllowed);
         assert_eq!(route("DELETE", "/_admin/stores/s1"), store("s1", Action::Delete));
+        assert_eq!(route("POST", "/_admin/stores/s1/backup"), store("s1", Action::Backup));
+        assert_eq!(route("POST", "/_admin/stores/s1/restore"), store("s1", Action::Restore));
+        assert_eq!(route("GET", "/_admin/stores/s1/restore"), Route::MethodNotAllowed);
         assert_eq!(route("DELETE", "/_admin/stores/s1/events"), Route::MethodNotAllowed);
         // The directory's object is never a store.
         assert_eq!(route("GET", "/_admin/stores/__livestore_directory__"), Route::NotFound);
@@ -455,6 +473,8 @@ mod tests {
             Action::OutboxResume,
             Action::OutboxSkip,
             Action::Delete,
+            Action::Backup,
+            Action::Restore,
         ] {
             assert_eq!(Action::from_name(a.as_str()), Some(a));
         }

@@ -182,6 +182,17 @@ pub struct Config {
     pub store_directory: bool,
     /// Delete stores idle this long (ms); `None` keeps them.
     pub idle_expiry_ms: Option<i64>,
+    /// Backups to R2; `None` when `BACKUP_BUCKET` is not set.
+    pub backup: Option<BackupConfig>,
+}
+
+/// Where and how often stores are backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// The R2 bucket binding (`BACKUP_BUCKET`).
+    pub bucket: String,
+    /// The longest a stored event waits for its backup (`BACKUP_INTERVAL`), in ms.
+    pub interval_ms: i64,
 }
 
 impl Default for Config {
@@ -217,6 +228,7 @@ impl Default for Config {
             sinks: Vec::new(),
             store_directory: true,
             idle_expiry_ms: None,
+            backup: None,
         }
     }
 }
@@ -402,6 +414,8 @@ pub struct Draft {
     postgres_url: Option<String>,
     webhook: SinkDraft,
     queue: SinkDraft,
+    backup_bucket: Option<String>,
+    backup_interval_ms: Option<i64>,
 }
 
 /// A sink's settings while the vars are read.
@@ -543,6 +557,20 @@ impl Draft {
             .queue
             .finish("queue", |binding, _| crate::outbox::Target::Queue { binding });
         config.sinks = webhook.into_iter().chain(queue).collect();
+        config.backup = match (self.backup_bucket, self.backup_interval_ms) {
+            (Some(bucket), interval) => Some(BackupConfig {
+                bucket,
+                interval_ms: interval.unwrap_or(3_600_000),
+            }),
+            (None, Some(_)) => {
+                return Err(ConfigError {
+                    name: "BACKUP_INTERVAL",
+                    value: String::new(),
+                    expected: "BACKUP_BUCKET set too: the interval is of backups to that bucket",
+                })
+            }
+            (None, None) => None,
+        };
         if config.idle_expiry_ms.is_some() && !config.store_directory {
             return Err(ConfigError {
                 name: "EXPIRE_IDLE_STORES_AFTER",
@@ -997,6 +1025,28 @@ pub const SETTINGS: &[Setting] = &[
         self_hosted: true,
         parse: |d, name, v| {
             d.config.idle_expiry_ms = Some(parse_duration_ms(name, v)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "BACKUP_BUCKET",
+        secret: false,
+        default: "none",
+        description: "An R2 bucket binding: every store's new events are written to it as NDJSON (the export's lines), incrementally by seqNum, at most `BACKUP_INTERVAL` after they were stored; restore with `POST /_admin/stores/<id>/restore` ([docs/governance.md](docs/governance.md#backups-to-r2)). Not on workerd alone, which has no R2.",
+        self_hosted: false,
+        parse: |d, _, v| {
+            d.backup_bucket = non_empty(v).map(|b| b.trim().to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "BACKUP_INTERVAL",
+        secret: false,
+        default: "`1h`",
+        description: "The longest a stored event waits for its backup (`30m`, `6h`, `1d`): a store written to is backed up once per interval by its own alarm.",
+        self_hosted: false,
+        parse: |d, name, v| {
+            d.backup_interval_ms = Some(parse_duration_ms(name, v)?);
             Ok(())
         },
     },
@@ -1568,6 +1618,22 @@ mod tests {
         assert_eq!(c.rules.max_store_events, Some(100_000));
         assert_eq!(c.rules.max_store_bytes, None);
         assert_eq!(config(&[("READ_TOKEN", "")]).unwrap().read_token, None);
+        let c = config(&[("BACKUP_BUCKET", "BACKUPS"), ("BACKUP_INTERVAL", "30m")]).unwrap();
+        assert_eq!(
+            c.backup,
+            Some(BackupConfig {
+                bucket: "BACKUPS".into(),
+                interval_ms: 1_800_000
+            })
+        );
+        assert_eq!(
+            config(&[("BACKUP_BUCKET", "B")]).unwrap().backup.unwrap().interval_ms,
+            3_600_000
+        );
+        assert_eq!(
+            config(&[("BACKUP_INTERVAL", "1h")]).unwrap_err().name,
+            "BACKUP_INTERVAL"
+        );
         let c = config(&[("EXPIRE_IDLE_STORES_AFTER", "90d")]).unwrap();
         assert_eq!(c.idle_expiry_ms, Some(90 * 86_400_000));
         assert!(c.store_directory);

@@ -44,7 +44,7 @@ pub struct Entry {
     pub first_at: i64,
     /// Its last activity: the last time it was opened or written (ms since the epoch).
     pub last_at: i64,
-    /// When it will be deleted for being idle (ms since the epoch), if `STORE_IDLE_DAYS` is set.
+    /// When it will be deleted for being idle (ms since the epoch), if `EXPIRE_IDLE_STORES_AFTER` is set.
     #[serde(default)]
     pub expires_at: Option<i64>,
 }

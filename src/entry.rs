@@ -612,7 +612,7 @@ async fn admin_request(mut req: Request, env: &Env, config: &Config) -> Result<R
         query.append_pair("sink", sink);
     }
     for (key, value) in url.query_pairs() {
-        if matches!(key.as_ref(), "after" | "until" | "limit" | "to") {
+        if matches!(key.as_ref(), "after" | "until" | "limit" | "to" | "backendId") {
             query.append_pair(&key, &value);
         }
     }
@@ -651,7 +651,15 @@ async fn directory_listing(env: &Env, config: &Config, url: &worker::Url) -> Res
     let Ok(namespace) = env.durable_object(&config.binding) else {
         return admin_json(424, r#"{"error":"DurableObjectBindingMissing"}"#);
     };
-    let target = format!("https://{}/list?{}", crate::directory::HOST, url.query().unwrap_or(""));
+    // Only the listing's own parameters: anything else (a `transport`) could make the object take
+    // the request for something it is not.
+    let mut query = worker::url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in url.query_pairs() {
+        if matches!(key.as_ref(), "prefix" | "sort" | "order" | "limit" | "offset") {
+            query.append_pair(&key, &value);
+        }
+    }
+    let target = format!("https://{}/list?{}", crate::directory::HOST, query.finish());
     let stub = namespace.id_from_name(crate::directory::OBJECT_NAME)?.get_stub()?;
     let mut answer = stub
         .fetch_with_request(Request::new(&target, worker::Method::Get)?)

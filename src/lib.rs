@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod backup;
 pub mod config;
 pub mod core;
 pub mod directory;

@@ -347,3 +347,112 @@ fn deleting_a_store_empties_it_and_a_client_starts_over() {
     assert_eq!(refusal(&frames), None);
     assert_eq!(log.rows().len(), 1);
 }
+
+fn with_backups() -> Config {
+    Config {
+        backup: Some(livestore_sync::config::BackupConfig {
+            bucket: "BACKUPS".into(),
+            interval_ms: 3_600_000,
+        }),
+        ..support::config()
+    }
+}
+
+#[test]
+fn backups_are_incremental_and_restore_an_emptied_store() {
+    let (core, log) = core_for("team/1", NoHooks, with_backups());
+    let http = conn(Transport::Http, Some("team/1"), None);
+    let push = |id: &str, start: i64, count: i64| {
+        let (_, frames) = send(
+            &core,
+            &http,
+            &request(
+                id,
+                "SyncHttpRpc.Push",
+                push_payload("team/1", &events(start, start - 1, count), None),
+            ),
+        );
+        assert_eq!(refusal(&frames), None);
+    };
+    let now = core.host().now_millis();
+    core.alarm_fired();
+    push("1", 1, 3);
+    assert_eq!(
+        core.host().alarms.borrow().last(),
+        Some(&(now + 3_600_000)),
+        "due within the interval"
+    );
+    // The alarm then writes them (here it runs early: the test's clock stands still).
+    core.alarm_fired();
+    let first = futures::executor::block_on(core.run_backup("team/1"))
+        .unwrap()
+        .expect("ran");
+    assert_eq!((first.to, first.objects, first.events), (3, 1, 3));
+    push("2", 4, 2);
+    core.alarm_fired();
+    assert_eq!(
+        futures::executor::block_on(core.run_backup("team/1")).unwrap(),
+        None,
+        "once per interval"
+    );
+    core.host().now.set(now + 3_600_000);
+    let second = futures::executor::block_on(core.run_backup("team/1"))
+        .unwrap()
+        .expect("ran");
+    assert_eq!((second.to, second.events), (5, 2), "only the new events");
+    let keys: Vec<String> = core.host().bucket.borrow().keys().cloned().collect();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys[0].starts_with("team%2F1/") && keys[0].ends_with("0000000000000000-0000000000000003.ndjson"),
+        "{keys:?}"
+    );
+    // Nothing new: nothing written.
+    let none = futures::executor::block_on(core.back_up("team/1")).unwrap();
+    assert_eq!(none.objects, 0);
+
+    // A restore refuses a store that holds events, and fills an emptied one.
+    assert!(futures::executor::block_on(core.restore("team/1", None)).is_err());
+    futures::executor::block_on(core.reset("team/1")).unwrap();
+    assert!(log.rows().is_empty());
+    let restored = futures::executor::block_on(core.restore("team/1", None)).unwrap();
+    assert_eq!((restored.events, restored.head), (5, 5));
+    assert_eq!(log.rows().len(), 5);
+    let (_, frames) = send(
+        &core,
+        &http,
+        &request("3", "SyncHttpRpc.Pull", pull_payload("team/1", None, false)),
+    );
+    let seqs: Vec<i64> = frames[0]["values"][0]["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["eventEncoded"]["seqNum"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    // The restored store is a new incarnation: its next backup starts over under its backendId.
+    let third = futures::executor::block_on(core.back_up("team/1")).unwrap();
+    assert_eq!((third.to, third.events), (5, 5));
+    assert_ne!(third.backend_id, second.backend_id);
+    // A store never backed up has nothing to restore.
+    let (other, _) = core_for("other", NoHooks, with_backups());
+    assert!(futures::executor::block_on(other.restore("other", None)).is_err());
+}
+
+#[test]
+fn a_reset_store_leaves_the_directory_until_written_again() {
+    let (core, _) = core_for("s", NoHooks, with_directory(None));
+    let http = conn(Transport::Http, Some("s"), None);
+    send(
+        &core,
+        &http,
+        &request("1", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
+    );
+    alarm(&core);
+    assert!(core.host().directory.borrow().contains_key("s"));
+    futures::executor::block_on(core.reset("s")).unwrap();
+    core.host()
+        .now
+        .set(core.host().now_millis() + livestore_sync::directory::UPDATE_INTERVAL_MS);
+    alarm(&core);
+    assert!(!core.host().directory.borrow().contains_key("s"));
+}

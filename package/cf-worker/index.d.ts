@@ -78,6 +78,14 @@ export type Settings = {
   maxArgsBytes?: number
   maxStoreEvents?: number
   maxStoreBytes?: number
+  /** The store directory (docs/governance.md); `false` turns it off. */
+  storeDirectory?: boolean
+  /** Delete stores idle this long: `90d`, `12h`, `30m`, `45s`. */
+  expireIdleStoresAfter?: string
+  /** An R2 bucket binding's name: stores' new events are backed up to it. */
+  backupBucket?: string
+  /** `1h` by default. */
+  backupInterval?: string
   electricHoldSeconds?: number
   logLevel?: 'off' | 'error' | 'warn' | 'info' | 'debug'
   /** The outbox (docs/outbox.md): every stored event delivered once more. `WEBHOOK_SECRET` is a secret, so a var only. */

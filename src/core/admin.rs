@@ -262,6 +262,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         let closed_sockets = self.host.close_sockets(RESET_CLOSE_CODE, "store reset");
         self.forget_sockets();
         self.live.changes.notify();
+        // The directory lists stores with events: this one leaves it until written again.
+        self.directory_due();
         Ok(ResetDone {
             previous_backend_id: meta.backend_id,
             backend_id,

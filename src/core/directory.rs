@@ -62,26 +62,39 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             return Ok(());
         }
         let now = self.host.now_millis();
-        if self.directory.dirty.get() {
+        let last_at = if self.directory.dirty.get() {
             let due = self.directory.sent_at.get() + UPDATE_INTERVAL_MS;
-            if now < due {
-                self.alarm_by(due);
+            if now >= due {
+                return self.send_entry(store_id, now).await;
+            }
+            self.alarm_by(due);
+            // Used since the last report, so its last use is the one this object saw.
+            let last_at = self.directory.last_at.get();
+            match self.config.idle_expiry_ms {
+                Some(expiry) if now >= last_at + expiry => last_at,
+                Some(expiry) => {
+                    self.alarm_by(last_at + expiry);
+                    return Ok(());
+                }
+                None => return Ok(()),
+            }
+        } else {
+            if self.config.idle_expiry_ms.is_none() {
                 return Ok(());
             }
-            return self.send_entry(store_id, now).await;
-        }
+            let entry = match self.host.directory_entry(store_id).await {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.alarm_by(now + RETRY_MS);
+                    return Err(Error::Storage(crate::storage::StorageError(e)));
+                }
+            };
+            let Some(entry) = entry else { return Ok(()) };
+            entry.last_at.max(self.directory.last_at.get())
+        };
         let Some(expiry) = self.config.idle_expiry_ms else {
             return Ok(());
         };
-        let entry = match self.host.directory_entry(store_id).await {
-            Ok(entry) => entry,
-            Err(e) => {
-                self.alarm_by(now + RETRY_MS);
-                return Err(Error::Storage(crate::storage::StorageError(e)));
-            }
-        };
-        let Some(entry) = entry else { return Ok(()) };
-        let last_at = entry.last_at.max(self.directory.last_at.get());
         if now < last_at + expiry {
             self.alarm_by(last_at + expiry);
             return Ok(());
@@ -109,7 +122,12 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         self.directory.sent_at.set(now);
         let (meta, log) = self.open(store_id).await?;
         if meta.head == 0 {
-            return Ok(());
+            // Not listed: a store without events (never written, or reset since it was listed).
+            return self
+                .host
+                .tell_directory(store_id, None)
+                .await
+                .map_err(|e| Error::Storage(crate::storage::StorageError(e)));
         }
         let usage = self.current_usage(&log, &meta).await?;
         let last_at = match self.directory.last_at.get() {

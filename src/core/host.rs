@@ -94,4 +94,11 @@ pub trait Host {
     fn directory_entry(&self, store_id: &str) -> LocalBoxFuture<'static, Result<Option<Entry>, String>>;
     /// Deletes everything the object stores (and its alarm): the last step of deleting a store.
     fn wipe_object(&self) -> LocalBoxFuture<'static, Result<(), String>>;
+
+    /// The names of the backup bucket's objects under `prefix`, with when each was written (ms).
+    fn backup_list(&self, prefix: &str) -> LocalBoxFuture<'static, Result<Vec<(String, i64)>, String>>;
+    /// Writes one backup object.
+    fn backup_put(&self, key: &str, body: String) -> LocalBoxFuture<'static, Result<(), String>>;
+    /// Reads one backup object (`None` if it does not exist).
+    fn backup_get(&self, key: &str) -> LocalBoxFuture<'static, Result<Option<String>, String>>;
 }

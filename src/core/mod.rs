@@ -14,6 +14,7 @@
 //! (`tests/core.rs`), and the Durable Object (`crate::object`) is glue around it.
 
 pub mod admin;
+pub mod backup;
 pub mod directory;
 pub mod error;
 pub mod host;
@@ -118,6 +119,8 @@ pub struct Core<L: EventLog, X: Host, H: SyncHooks> {
     usage: RefCell<Option<(i64, String, crate::rules::Usage)>>,
     /// The store's directory entry, as far as this object knows it.
     directory: directory::DirectoryState,
+    /// The store's backup, as far as this object knows it.
+    backup: backup::BackupState,
 }
 
 impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
@@ -140,6 +143,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             live: live::Live::default(),
             usage: RefCell::new(None),
             directory: directory::DirectoryState::default(),
+            backup: backup::BackupState::default(),
             alarm: outbox::AlarmState::default(),
         }
     }

@@ -359,6 +359,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         self.live.changes.notify();
         self.outbox_due();
         self.directory_due();
+        self.backup_due();
         let subscribers = self.subscribers(log).await;
         let sockets = self.with_live_sockets(|sockets, _| !sockets.is_empty());
         if !sockets && subscribers.is_empty() && !self.hooks.observes_pages() {

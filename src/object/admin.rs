@@ -9,6 +9,7 @@ use worker::{Headers, Request, Response, Result};
 use super::{Sync, SyncObject};
 use crate::admin::{self, Action, ImportError};
 use crate::core::admin::ImportFailure;
+use crate::core::backup::RestoreFailure;
 use crate::core::outbox::SinkActionFailure;
 use crate::core::Error;
 use crate::hooks::SyncHooks;
@@ -103,6 +104,41 @@ impl<H: SyncHooks> SyncObject<H> {
             }
             Action::Reset => self.admin_reset(sync, &store_id).await?,
             Action::Delete => self.admin_delete(sync, &store_id).await?,
+            Action::Backup | Action::Restore if sync.core.config().backup.is_none() => (
+                json(
+                    404,
+                    r#"{"error":"BackupsOff","message":"backups are off: set BACKUP_BUCKET to an R2 bucket binding"}"#
+                        .to_owned(),
+                )?,
+                vec![],
+            ),
+            Action::Backup => match sync.core.back_up(&store_id).await {
+                Ok(done) => (
+                    json(
+                        200,
+                        format!(
+                            r#"{{"backendId":{},"backedUpTo":{},"objects":{},"events":{}}}"#,
+                            str_literal(&done.backend_id),
+                            done.to,
+                            done.objects,
+                            done.events
+                        ),
+                    )?,
+                    vec![("events", done.events as i64)],
+                ),
+                Err(e) => (storage_failure(&e)?, vec![]),
+            },
+            Action::Restore => {
+                let backend_id = admin::query_param(url.query(), "backendId");
+                match sync.core.restore(&store_id, backend_id.as_deref()).await {
+                    Ok(done) => (
+                        json(200, format!(r#"{{"restored":{},"head":{}}}"#, done.events, done.head))?,
+                        vec![("events", done.events as i64)],
+                    ),
+                    Err(RestoreFailure::Refused { status, error }) => (json(status, error.to_json())?, vec![]),
+                    Err(RestoreFailure::Storage(e)) => (storage_failure(&e)?, vec![]),
+                }
+            }
             Action::Outbox => match sync.core.outbox_status(&store_id).await {
                 Ok(status) => (json(200, status.to_json(&store_id))?, vec![]),
                 Err(e) => (storage_failure(&e)?, vec![]),

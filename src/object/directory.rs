@@ -27,6 +27,10 @@ fn json(status: u16, body: String) -> Result<Response> {
     Ok(Response::ok(body)?.with_status(status).with_headers(headers))
 }
 
+fn no_content() -> Result<Response> {
+    Ok(Response::empty()?.with_status(204))
+}
+
 fn error(status: u16, kind: &str, message: &str) -> Result<Response> {
     let mut body = String::from("{\"error\":");
     crate::util::json::push_str_literal(&mut body, kind);
@@ -53,9 +57,9 @@ impl<H: SyncHooks> SyncObject<H> {
                     Ok(entry) => entry,
                     Err(e) => return error(400, "InvalidEntry", &e.to_string()),
                 };
-                table.upsert(&entry, now_millis()).map(|()| json(204, String::new()))
+                table.upsert(&entry, now_millis()).map(|()| no_content())
             }
-            (Method::Post, "/remove") => table.remove(&store_id()).map(|()| json(204, String::new())),
+            (Method::Post, "/remove") => table.remove(&store_id()).map(|()| no_content()),
             (Method::Get, "/entry") => table.get(&store_id()).map(|entry| match entry {
                 Some(entry) => json(200, serde_json::to_string(&entry).unwrap_or_default()),
                 None => error(404, "NotFound", "no such store in the directory"),

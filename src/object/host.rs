@@ -26,6 +26,8 @@ pub struct DoHost {
     log_level: LogLevel,
     /// The Durable Object binding the store directory's object is reached through.
     binding: String,
+    /// The R2 binding backups go to, if any.
+    backup_binding: Option<String>,
     /// Per socket, `[window start in seconds, pushes in it]` for `MAX_PUSHES_PER_SECOND`. A weak
     /// map, so closed sockets need no bookkeeping; it is lost on eviction, which only resets
     /// the current window.
@@ -63,13 +65,14 @@ impl SendGroups {
 
 impl DoHost {
     /// The host of the object with this state and environment.
-    pub fn new(state: State, env: Env, otel: Option<OtelConfig>, log_level: LogLevel, binding: String) -> Self {
+    pub fn new(state: State, env: Env, config: &crate::config::Config) -> Self {
         DoHost {
             state,
             env,
-            otel,
-            log_level,
-            binding,
+            otel: config.otel.clone(),
+            log_level: config.log_level,
+            binding: config.binding.clone(),
+            backup_binding: config.backup.as_ref().map(|b| b.bucket.clone()),
             push_windows: js_sys::WeakMap::new(),
             send_groups: std::cell::RefCell::new(None),
         }
@@ -83,6 +86,14 @@ impl DoHost {
     /// The Worker's environment.
     pub fn env(&self) -> &Env {
         &self.env
+    }
+
+    /// The `BACKUP_BUCKET` binding.
+    fn backup_bucket(&self) -> Result<worker::Bucket, String> {
+        let name = self.backup_binding.as_deref().ok_or("BACKUP_BUCKET is not set")?;
+        self.env
+            .bucket(name)
+            .map_err(|_| format!("{name} (BACKUP_BUCKET) is not an R2 bucket binding of this Worker"))
     }
 }
 
@@ -274,6 +285,60 @@ impl Host for DoHost {
         Box::pin(async move {
             storage.delete_alarm().await.map_err(|e| e.to_string())?;
             storage.delete_all().await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn backup_list(
+        &self,
+        prefix: &str,
+    ) -> futures::future::LocalBoxFuture<'static, Result<Vec<(String, i64)>, String>> {
+        let bucket = self.backup_bucket();
+        let prefix = prefix.to_owned();
+        Box::pin(async move {
+            let bucket = bucket?;
+            let mut names = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut list = bucket.list().prefix(prefix.clone());
+                if let Some(c) = cursor.take() {
+                    list = list.cursor(c);
+                }
+                let page = list.execute().await.map_err(|e| e.to_string())?;
+                for object in page.objects() {
+                    names.push((object.key(), object.uploaded().as_millis() as i64));
+                }
+                match page.cursor().filter(|_| page.truncated()) {
+                    Some(next) => cursor = Some(next),
+                    None => return Ok(names),
+                }
+            }
+        })
+    }
+
+    fn backup_put(&self, key: &str, body: String) -> futures::future::LocalBoxFuture<'static, Result<(), String>> {
+        let bucket = self.backup_bucket();
+        let key = key.to_owned();
+        Box::pin(async move {
+            bucket?
+                .put(key, body)
+                .execute()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn backup_get(&self, key: &str) -> futures::future::LocalBoxFuture<'static, Result<Option<String>, String>> {
+        let bucket = self.backup_bucket();
+        let key = key.to_owned();
+        Box::pin(async move {
+            let Some(object) = bucket?.get(key).execute().await.map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
+            match object.body() {
+                Some(body) => body.text().await.map(Some).map_err(|e| e.to_string()),
+                None => Ok(Some(String::new())),
+            }
         })
     }
 

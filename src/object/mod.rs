@@ -83,13 +83,7 @@ impl<H: SyncHooks> SyncObject<H> {
         let sync = config.map(|config| {
             let engine = EngineParts::new(&env, &config);
             let open_log = open_log(&state, &env, &config, &engine);
-            let host = DoHost::new(
-                state,
-                env,
-                config.otel.clone(),
-                config.log_level,
-                config.binding.clone(),
-            );
+            let host = DoHost::new(state, env, &config);
             let core = Rc::new(Core::new(config, hooks, host, open_log));
             engine.connect_to(&core);
             Sync {
@@ -242,6 +236,13 @@ impl<H: SyncHooks> SyncObject<H> {
         if let Some(store_id) = store_id {
             if let Err(e) = sync.core.run_outbox(&store_id).await {
                 if let Some(line) = sync.core.config().log_level.line(Level::Error, "outbox_failed") {
+                    log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
+                }
+            }
+            // Before the directory's turn, which may delete an expired store: its last events
+            // are backed up first.
+            if let Err(e) = sync.core.run_backup(&store_id).await {
+                if let Some(line) = sync.core.config().log_level.line(Level::Error, "backup_failed") {
                     log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
                 }
             }

@@ -1,4 +1,5 @@
-//! `decodeURIComponent`, for the sync request's `payload` search parameter.
+//! `decodeURIComponent`, for the sync request's `payload` search parameter, and
+//! `encodeURIComponent`, for names built from a storeId (backup objects).
 
 /// Decodes percent-escapes the way JavaScript's `decodeURIComponent` does: every `%XX` must be
 /// valid hex and the decoded bytes must be UTF-8, otherwise the whole input is rejected
@@ -24,6 +25,20 @@ pub fn decode_uri_component(input: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Percent-encodes the way JavaScript's `encodeURIComponent` does: every byte but ASCII letters,
+/// digits and `-_.!~*'()` becomes `%XX`, so the result holds no `/`.
+pub fn encode_uri_component(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for b in input.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -36,6 +51,14 @@ fn hex_value(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_round_trips() {
+        for s in ["team/42", "a b+c", "ünï", "plain-id_1.x", "%"] {
+            assert_eq!(decode_uri_component(&encode_uri_component(s)).as_deref(), Some(s));
+        }
+        assert_eq!(encode_uri_component("a/b c"), "a%2Fb%20c");
+    }
 
     #[test]
     fn decodes_like_javascript() {

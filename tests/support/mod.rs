@@ -438,6 +438,8 @@ pub struct TestHost {
     pub directory: RefCell<std::collections::BTreeMap<String, livestore_sync::directory::Entry>>,
     /// How often the object was wiped (a store deleted).
     pub wipes: Cell<u32>,
+    /// The backup bucket: name -> (body, written at).
+    pub bucket: RefCell<std::collections::BTreeMap<String, (String, i64)>>,
 }
 
 impl TestHost {
@@ -548,6 +550,27 @@ impl Host for TestHost {
     ) -> LocalBoxFuture<'static, Result<Option<livestore_sync::directory::Entry>, String>> {
         let entry = self.directory.borrow().get(store_id).cloned();
         Box::pin(async move { Ok(entry) })
+    }
+
+    fn backup_list(&self, prefix: &str) -> LocalBoxFuture<'static, Result<Vec<(String, i64)>, String>> {
+        let names = self
+            .bucket
+            .borrow()
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, (_, at))| (key.clone(), *at))
+            .collect();
+        Box::pin(async move { Ok(names) })
+    }
+
+    fn backup_put(&self, key: &str, body: String) -> LocalBoxFuture<'static, Result<(), String>> {
+        self.bucket.borrow_mut().insert(key.to_owned(), (body, self.now.get()));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn backup_get(&self, key: &str) -> LocalBoxFuture<'static, Result<Option<String>, String>> {
+        let body = self.bucket.borrow().get(key).map(|(body, _)| body.clone());
+        Box::pin(async move { Ok(body) })
     }
 
     fn wipe_object(&self) -> LocalBoxFuture<'static, Result<(), String>> {
