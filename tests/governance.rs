@@ -7,7 +7,7 @@
 mod support;
 
 use livestore_sync::config::Config;
-use livestore_sync::core::Host;
+use livestore_sync::core::{Conn, Host};
 use livestore_sync::hooks::NoHooks;
 use livestore_sync::protocol::{SyncError, Transport};
 use livestore_sync::rules::{EventFilter, EventRules};
@@ -22,6 +22,18 @@ fn refusal(frames: &[Value]) -> Option<(String, String)> {
     }
 }
 
+type TestCore = livestore_sync::core::Core<support::SqliteLog, support::TestHost, NoHooks>;
+
+/// Pushes `batch` to store `s` over `conn`; the refusal, if any.
+fn push(core: &TestCore, conn: &Conn<'_, support::Socket>, id: &str, batch: &[Value]) -> Option<(String, String)> {
+    let (_, frames) = send(
+        core,
+        conn,
+        &request(id, "SyncHttpRpc.Push", push_payload("s", batch, None)),
+    );
+    refusal(&frames)
+}
+
 fn with_rules(rules: EventRules) -> Config {
     Config {
         rules,
@@ -33,20 +45,12 @@ fn with_rules(rules: EventRules) -> Config {
 fn a_read_only_connection_pulls_but_never_pushes() {
     let (core, log) = core_for("s", NoHooks, support::config());
     let writer = conn(Transport::Http, Some("s"), None);
-    let (_, frames) = send(
-        &core,
-        &writer,
-        &request("1", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
-    );
-    assert_eq!(refusal(&frames), None);
+    let refused = push(&core, &writer, "1", &events(1, 0, 2));
+    assert_eq!(refused, None);
     let mut reader = conn(Transport::Http, Some("s"), None);
     reader.read_only = true;
-    let (_, frames) = send(
-        &core,
-        &reader,
-        &request("2", "SyncHttpRpc.Push", push_payload("s", &events(3, 2, 1), None)),
-    );
-    let (name, message) = refusal(&frames).expect("refused");
+    let refused = push(&core, &reader, "2", &events(3, 2, 1));
+    let (name, message) = refused.expect("refused");
     assert_eq!(name, "ReadOnlyError");
     assert!(message.contains("read-only"), "{message}");
     assert_eq!(log.rows().len(), 2, "nothing of the refused push is stored");
@@ -59,12 +63,8 @@ fn a_read_only_connection_pulls_but_never_pushes() {
     let page = &frames[0]["values"][0];
     assert_eq!(page["batch"].as_array().map(Vec::len), Some(2), "{frames:?}");
     // Refused before the rules or the head are looked at: an empty batch is refused too.
-    let (_, frames) = send(
-        &core,
-        &reader,
-        &request("4", "SyncHttpRpc.Push", push_payload("s", &[], None)),
-    );
-    assert_eq!(refusal(&frames).map(|r| r.0).as_deref(), Some("ReadOnlyError"));
+    let refused = push(&core, &reader, "4", &[]);
+    assert_eq!(refused.map(|r| r.0).as_deref(), Some("ReadOnlyError"));
 }
 
 #[test]
@@ -78,12 +78,7 @@ fn event_rules_refuse_the_whole_push() {
     let http = conn(Transport::Http, Some("s"), None);
     let mut batch = events(1, 0, 3);
     batch[2]["name"] = json!("v1.Purged");
-    let (_, frames) = send(
-        &core,
-        &http,
-        &request("1", "SyncHttpRpc.Push", push_payload("s", &batch, None)),
-    );
-    let (name, message) = refusal(&frames).expect("refused");
+    let (name, message) = push(&core, &http, "1", &batch).expect("refused");
     assert_eq!(name, "EventNotAllowedError");
     assert!(
         message.contains("event 2") && message.contains("v1.Purged") && message.contains("ALLOWED_EVENTS"),
@@ -91,24 +86,15 @@ fn event_rules_refuse_the_whole_push() {
     );
     let mut batch = events(1, 0, 2);
     batch[1]["args"] = json!({ "text": "x".repeat(100) });
-    let (_, frames) = send(
-        &core,
-        &http,
-        &request("2", "SyncHttpRpc.Push", push_payload("s", &batch, None)),
-    );
-    let (name, message) = refusal(&frames).expect("refused");
+    let (name, message) = push(&core, &http, "2", &batch).expect("refused");
     assert_eq!(name, "ArgsTooLargeError");
     assert!(
         message.contains("MAX_ARGS_BYTES") && message.contains("event 1"),
         "{message}"
     );
     assert!(log.rows().is_empty());
-    let (_, frames) = send(
-        &core,
-        &http,
-        &request("3", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
-    );
-    assert_eq!(refusal(&frames), None);
+    let refused = push(&core, &http, "3", &events(1, 0, 2));
+    assert_eq!(refused, None);
     assert_eq!(log.rows().len(), 2);
     let line = core
         .host()
@@ -127,39 +113,24 @@ fn quotas_count_what_the_store_holds() {
     };
     let (core, log) = core_for("s", NoHooks, with_rules(rules.clone()));
     let http = conn(Transport::Http, Some("s"), None);
-    let push = |id: &str, start: i64, count: i64| {
-        let (_, frames) = send(
-            &core,
-            &http,
-            &request(
-                id,
-                "SyncHttpRpc.Push",
-                push_payload("s", &events(start, start - 1, count), None),
-            ),
-        );
-        refusal(&frames)
-    };
-    assert_eq!(push("1", 1, 3), None);
-    let (name, message) = push("2", 4, 3).expect("over the quota");
+    let push_n = |id: &str, start: i64, count: i64| push(&core, &http, id, &events(start, start - 1, count));
+    assert_eq!(push_n("1", 1, 3), None);
+    let (name, message) = push_n("2", 4, 3).expect("over the quota");
     assert_eq!(name, "StoreQuotaError");
     assert!(
         message.contains("MAX_STORE_EVENTS") && message.contains('6') && message.contains('5'),
         "{message}"
     );
     assert_eq!(log.rows().len(), 3);
-    assert_eq!(push("3", 4, 2), None, "up to the quota is fine");
-    assert_eq!(push("4", 6, 1).map(|r| r.0).as_deref(), Some("StoreQuotaError"));
+    assert_eq!(push_n("3", 4, 2), None, "up to the quota is fine");
+    assert_eq!(push_n("4", 6, 1).map(|r| r.0).as_deref(), Some("StoreQuotaError"));
     assert_eq!(log.rows().len(), 5);
 
     // A second object on the same log (another node, or this one after a wake) counts what is
     // stored rather than trusting nothing.
     let (other, _) = support::core_on(log.clone(), NoHooks, with_rules(rules));
-    let (_, frames) = send(
-        &other,
-        &conn(Transport::Http, Some("s"), None),
-        &request("5", "SyncHttpRpc.Push", push_payload("s", &events(6, 5, 1), None)),
-    );
-    assert_eq!(refusal(&frames).map(|r| r.0).as_deref(), Some("StoreQuotaError"));
+    let refused = push(&other, &conn(Transport::Http, Some("s"), None), "5", &events(6, 5, 1));
+    assert_eq!(refused.map(|r| r.0).as_deref(), Some("StoreQuotaError"));
 }
 
 #[test]
@@ -211,7 +182,7 @@ fn an_expiry_alarm_never_moves_an_earlier_alarm_later() {
 }
 
 /// The store's alarm, as the object runs it: none is set any more, then its duties.
-fn alarm(core: &livestore_sync::core::Core<support::SqliteLog, support::TestHost, NoHooks>) {
+fn alarm(core: &TestCore) {
     core.alarm_fired();
     futures::executor::block_on(core.run_directory("s")).unwrap();
 }
@@ -339,12 +310,8 @@ fn deleting_a_store_empties_it_and_a_client_starts_over() {
     assert!(log.rows().is_empty());
     assert!(!core.host().directory.borrow().contains_key("s"));
     // A client of the old store is told it is gone; a new one starts from nothing.
-    let (_, frames) = send(
-        &core,
-        &http,
-        &request("2", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 1), None)),
-    );
-    assert_eq!(refusal(&frames), None);
+    let refused = push(&core, &http, "2", &events(1, 0, 1));
+    assert_eq!(refused, None);
     assert_eq!(log.rows().len(), 1);
 }
 
