@@ -252,11 +252,14 @@ describe('admin API on', () => {
       ['an import into a non-empty store', await admin(w, `stores/${store}/import`, { method: 'POST', body }), 409],
       ['an import of a bad line', await admin(w, `stores/${storeId('admin-headers-bad')}/import`, { method: 'POST', body: '{"name": oops\n' }), 400],
       ['a reset', await admin(w, `stores/${copy}/reset`, { method: 'POST' }), 200],
+      ['a delete', await admin(w, `stores/${copy}`, { method: 'DELETE' }), 200],
+      ['the store directory', await admin(w, 'stores?prefix=admin-headers'), 200],
+      ['the 400 of a bad directory query', await admin(w, 'stores?sort=nope'), 400],
       ['the 401 of a wrong token', await admin(w, `stores/${store}`, { token: 'wrong' }), 401],
       ['the 401 of a missing token', await admin(w, `stores/${store}`, { token: null }), 401],
       ['the 404 of an unknown admin path', await admin(w, 'no-such-thing'), 404],
       ['the 405 of a GET of reset', await admin(w, `stores/${store}/reset`), 405],
-      ['the 405 of a DELETE of a store', await admin(w, `stores/${store}`, { method: 'DELETE' }), 405],
+      ['the 405 of a PUT of a store', await admin(w, `stores/${store}`, { method: 'PUT' }), 405],
     ]
     for (const [what, res, status] of answers) {
       assert.equal(res.status, status, what)
