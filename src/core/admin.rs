@@ -243,6 +243,11 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     /// clients then reconnect and, carrying the old backendId, are told to reset.
     pub async fn reset(&self, store_id: &str) -> Result<ResetDone, Error> {
         let _turn = self.turns.ticket().await;
+        self.reset_in_turn(store_id).await
+    }
+
+    /// [`Core::reset`], by a caller that holds the push lock's turn.
+    pub(super) async fn reset_in_turn(&self, store_id: &str) -> Result<ResetDone, Error> {
         let (meta, log) = self.open(store_id).await?;
         let removed_events = log.count_after(None).await.unwrap_or(0);
         let backend_id = self.host.new_backend_id();

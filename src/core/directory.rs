@@ -161,7 +161,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     /// the object keeps, and its directory entry; its sockets are closed. The next request for
     /// it finds a new, empty store.
     pub async fn delete_store(&self, store_id: &str) -> Result<Deleted, Error> {
-        let reset = self.reset(store_id).await?;
+        // One turn for all of it: a push waiting behind the reset must not be stored, and
+        // acknowledged, in the storage about to be wiped.
+        let _turn = self.turns.ticket().await;
+        let reset = self.reset_in_turn(store_id).await?;
         self.host
             .wipe_object()
             .await
