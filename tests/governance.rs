@@ -216,16 +216,25 @@ fn a_used_store_reports_to_the_directory_at_most_every_interval() {
         core.host().directory.borrow().is_empty(),
         "a store without events is not listed"
     );
+    // Nothing was reported, so the first push's report is not held back.
     send(
         &core,
         &http,
-        &request("2", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 3), None)),
+        &request("2", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 1), None)),
+    );
+    assert_eq!(core.host().alarms.borrow().last(), Some(&start));
+    alarm(&core);
+    assert_eq!(core.host().directory.borrow().get("s").map(|e| e.events), Some(1));
+    send(
+        &core,
+        &http,
+        &request("2b", "SyncHttpRpc.Push", push_payload("s", &events(2, 1, 2), None)),
     );
     let due = start + livestore_sync::directory::UPDATE_INTERVAL_MS;
     assert_eq!(
         core.host().alarms.borrow().last(),
         Some(&due),
-        "not sooner than an interval after the last"
+        "not sooner than an interval after the last report"
     );
     let alarms = core.host().alarms.borrow().len();
     // More use before then sets nothing new.

@@ -119,16 +119,18 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     /// sets the alarm for its expiry.
     async fn send_entry(&self, store_id: &str, now: i64) -> Result<(), Error> {
         self.directory.dirty.set(false);
-        self.directory.sent_at.set(now);
         let (meta, log) = self.open(store_id).await?;
         if meta.head == 0 {
             // Not listed: a store without events (never written, or reset since it was listed).
+            // Not a report that holds the next one back: on an engine that awaits, the alarm of a
+            // store's first use can run before that use's first push is stored.
             return self
                 .host
                 .tell_directory(store_id, None)
                 .await
                 .map_err(|e| Error::Storage(crate::storage::StorageError(e)));
         }
+        self.directory.sent_at.set(now);
         let usage = self.current_usage(&log, &meta).await?;
         let last_at = match self.directory.last_at.get() {
             0 => now,

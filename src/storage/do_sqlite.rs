@@ -84,6 +84,13 @@ impl DoSqliteLog {
         Ok(first_column(&self.rows(query, values)?))
     }
 
+    /// Records which store this object serves, for an engine whose context row is elsewhere.
+    pub fn remember_store(&self) -> Result<(), StorageError> {
+        self.exec(sql::CREATE_OBJECT_STORE, &[])?;
+        self.exec(sql::SAVE_OBJECT_STORE, &[JsValue::from_str(&self.store_id)])
+            .map(|_| ())
+    }
+
     /// Creates the `context_7` table, which stays in the object's SQLite whatever the engine.
     pub fn create_context_table(&self) -> Result<(), StorageError> {
         self.exec(sql::CREATE_CONTEXT, &[]).map(|_| ())
@@ -380,8 +387,8 @@ impl DoSqliteLog {
         Ok(cursor.rows_written() > 0.0)
     }
 
-    /// The store this object serves, as its storage records it (its context row, or else its
-    /// outbox): an alarm arrives with no request to name it.
+    /// The store this object serves, as its storage records it (its context row, the record an
+    /// engine without one there keeps, or its outbox): an alarm arrives with no request to name it.
     pub fn stored_store_id(storage: &worker::Storage) -> Option<String> {
         let log = DoSqliteLog::new(storage, "");
         let listed = |exists: &str| log.first_value(exists, &[]).ok().and_then(|v| v.as_f64()) == Some(1.0);

@@ -427,6 +427,8 @@ impl EventLog for PgLog {
         self.ddl(&sql::add_created_at(&table)).await?;
         self.node.listen(&table).await?;
         *self.table.borrow_mut() = table;
+        // The context row is in Postgres: the object's alarm finds its store here.
+        self.local.remember_store()?;
         // Its head is read from the log on every opening anyway (`head_may_lag`).
         Ok(false)
     }

@@ -341,6 +341,19 @@ pub const OUTBOX_STORE: &str = "SELECT store_id FROM outbox_sinks_1 LIMIT 1";
 /// The store an object serves, for an alarm that arrives before any request: its context row.
 pub const CONTEXT_STORE: &str = r#"SELECT storeId FROM "context_7" LIMIT 1"#;
 
+/// The store an object serves, on an engine that keeps its context row elsewhere (Postgres), so
+/// that an alarm arriving before any request finds it.
+pub const CREATE_OBJECT_STORE: &str = "CREATE TABLE IF NOT EXISTS object_store_1 (storeId TEXT PRIMARY KEY) STRICT";
+
+/// Records it (a row written once per object). Binds: storeId.
+pub const SAVE_OBJECT_STORE: &str = "INSERT OR IGNORE INTO object_store_1 (storeId) VALUES (?)";
+
+/// Whether that table exists (1 or 0).
+pub const OBJECT_STORE_EXISTS: &str = "SELECT COUNT(*) FROM pragma_table_list('object_store_1')";
+
+/// The store recorded there.
+pub const OBJECT_STORE: &str = "SELECT storeId FROM object_store_1 LIMIT 1";
+
 /// Whether the context table exists (1 or 0), found without reading a row.
 pub const CONTEXT_EXISTS: &str = "SELECT COUNT(*) FROM pragma_table_list('context_7')";
 
