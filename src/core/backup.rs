@@ -72,6 +72,11 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         self.alarm_by(since + backup.interval_ms);
     }
 
+    /// Whether events wait for a backup this object knows of.
+    pub(super) fn backup_pending(&self) -> bool {
+        self.backup.due.get()
+    }
+
     /// From the alarm: writes the store's new events to the bucket if a backup is due (after a
     /// wake, when that is not known, it looks once).
     pub async fn run_backup(&self, store_id: &str) -> Result<Option<BackedUp>, Error> {

@@ -15,6 +15,9 @@ use crate::storage::EventLog;
 /// How soon a directory update that failed is tried again.
 const RETRY_MS: i64 = 30_000;
 
+/// How soon an alarm that came before its store was opened comes again.
+const RETRY_BEFORE_OPEN_MS: i64 = 1_000;
+
 /// What this object knows of its store's directory entry.
 #[derive(Default)]
 pub(super) struct DirectoryState {
@@ -51,6 +54,14 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             return;
         }
         self.alarm_by((self.directory.sent_at.get() + UPDATE_INTERVAL_MS).max(now));
+    }
+
+    /// The alarm came before the store it is for was opened (on an engine that awaits, a first
+    /// request's alarm can): a report still due sets it again, a moment later.
+    pub fn alarm_before_open(&self) {
+        if self.directory.dirty.get() || self.backup_pending() {
+            self.alarm_by(self.host.now_millis() + RETRY_BEFORE_OPEN_MS);
+        }
     }
 
     /// From the alarm: sends the store's figures if it was used since they were last sent, and

@@ -233,23 +233,28 @@ impl<H: SyncHooks> SyncObject<H> {
             .core
             .open_store_id()
             .or_else(|| DoSqliteLog::stored_store_id(&sync.core.host().state().storage()));
-        if let Some(store_id) = store_id {
-            if let Err(e) = sync.core.run_outbox(&store_id).await {
-                if let Some(line) = sync.core.config().log_level.line(Level::Error, "outbox_failed") {
-                    log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
-                }
+        let Some(store_id) = store_id else {
+            sync.core.alarm_before_open();
+            if let Some(at) = next_expiry {
+                sync.core.alarm_by(at.saturating_mul(1000));
             }
-            // Before the directory's turn, which may delete an expired store: its last events
-            // are backed up first.
-            if let Err(e) = sync.core.run_backup(&store_id).await {
-                if let Some(line) = sync.core.config().log_level.line(Level::Error, "backup_failed") {
-                    log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
-                }
+            return;
+        };
+        if let Err(e) = sync.core.run_outbox(&store_id).await {
+            if let Some(line) = sync.core.config().log_level.line(Level::Error, "outbox_failed") {
+                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
             }
-            if let Err(e) = sync.core.run_directory(&store_id).await {
-                if let Some(line) = sync.core.config().log_level.line(Level::Error, "directory_failed") {
-                    log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
-                }
+        }
+        // Before the directory's turn, which may delete an expired store: its last events
+        // are backed up first.
+        if let Err(e) = sync.core.run_backup(&store_id).await {
+            if let Some(line) = sync.core.config().log_level.line(Level::Error, "backup_failed") {
+                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
+            }
+        }
+        if let Err(e) = sync.core.run_directory(&store_id).await {
+            if let Some(line) = sync.core.config().log_level.line(Level::Error, "directory_failed") {
+                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
             }
         }
         if let Some(at) = next_expiry {

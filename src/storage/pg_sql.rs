@@ -127,9 +127,14 @@ pub fn count_after(table: &str) -> String {
     format!(r#"SELECT COUNT(*)::int8 FROM "{table}" WHERE "seqNum" > $1::int8"#)
 }
 
-/// Bytes the store's rows take.
+/// Approximate bytes of a store's events, summed as on the other engines
+/// ([`crate::storage::sql::size_bytes`]): the text of each column and 16 for the numbers, the args
+/// as Postgres prints its JSONB (not the compressed size it stores, so a quota means the same on
+/// every engine).
 pub fn size_bytes(table: &str) -> String {
-    format!(r#"SELECT COALESCE(SUM(pg_column_size(t.*)), 0)::int8 FROM "{table}" t"#)
+    format!(
+        r#"SELECT COALESCE(SUM(octet_length("name") + octet_length("args"::text) + COALESCE(octet_length("createdAt"), 0) + octet_length("clientId") + octet_length("sessionId") + 16), 0)::int8 FROM "{table}""#
+    )
 }
 
 /// Deletes every event (a reset, in a transaction with [`RESET_BACKEND_ID`]).
