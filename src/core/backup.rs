@@ -10,7 +10,7 @@ use crate::admin::ImportError;
 use crate::backup::{object_key, parse_key, restore_plan, store_prefix};
 use crate::hooks::SyncHooks;
 use crate::log::Level;
-use crate::storage::{EventLog, StorageError};
+use crate::storage::EventLog;
 
 /// Most events in one backup object (one export page).
 const EVENTS_PER_OBJECT: usize = 10_000;
@@ -58,7 +58,7 @@ pub enum RestoreFailure {
 }
 
 fn bucket_error(e: String) -> Error {
-    Error::Storage(StorageError(format!("BACKUP_BUCKET: {e}")))
+    Error::storage(format!("BACKUP_BUCKET: {e}"))
 }
 
 impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {

@@ -97,7 +97,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                 Ok(entry) => entry,
                 Err(e) => {
                     self.alarm_by(now + RETRY_MS);
-                    return Err(Error::Storage(crate::storage::StorageError(e)));
+                    return Err(Error::storage(e));
                 }
             };
             let Some(entry) = entry else { return Ok(()) };
@@ -135,11 +135,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             // Not listed: a store without events (never written, or reset since it was listed).
             // Not a report that holds the next one back: on an engine that awaits, the alarm of a
             // store's first use can run before that use's first push is stored.
-            return self
-                .host
-                .tell_directory(store_id, None)
-                .await
-                .map_err(|e| Error::Storage(crate::storage::StorageError(e)));
+            return self.host.tell_directory(store_id, None).await.map_err(Error::storage);
         }
         self.directory.sent_at.set(now);
         let usage = self.current_usage(&log, &meta).await?;
@@ -160,9 +156,9 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         if let Err(e) = self.host.tell_directory(store_id, Some(&entry)).await {
             self.directory.dirty.set(true);
             self.alarm_by(now + RETRY_MS);
-            return Err(Error::Storage(crate::storage::StorageError(format!(
+            return Err(Error::storage(format!(
                 "the store directory did not take the update: {e}"
-            ))));
+            )));
         }
         if let Some(at) = expires_at {
             self.alarm_by(at);
@@ -178,19 +174,13 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         // acknowledged, in the storage about to be wiped.
         let _turn = self.turns.ticket().await;
         let reset = self.reset_in_turn(store_id).await?;
-        self.host
-            .wipe_object()
-            .await
-            .map_err(|e| Error::Storage(crate::storage::StorageError(e)))?;
+        self.host.wipe_object().await.map_err(Error::storage)?;
         *self.usage.borrow_mut() = None;
         self.directory.dirty.set(false);
         self.directory.last_at.set(0);
         self.alarm_fired();
         if self.config.store_directory {
-            self.host
-                .tell_directory(store_id, None)
-                .await
-                .map_err(|e| Error::Storage(crate::storage::StorageError(e)))?;
+            self.host.tell_directory(store_id, None).await.map_err(Error::storage)?;
         }
         Ok(Deleted {
             removed_events: reset.removed_events,

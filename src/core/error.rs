@@ -163,6 +163,13 @@ fn served(transport: Transport) -> String {
     }
 }
 
+impl Error {
+    /// A storage failure described by `message` (the backend's fault: 500, logged as an error).
+    pub fn storage(message: impl Into<String>) -> Self {
+        Error::Storage(StorageError(message.into()))
+    }
+}
+
 impl From<StorageError> for Error {
     fn from(e: StorageError) -> Self {
         Error::Storage(e)

@@ -483,9 +483,9 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                     return Ok(self.sink_status(&log, sink, state).await?);
                 }
             }
-            Err(SinkActionFailure::Storage(Error::Storage(StorageError(
-                "the sink's state kept changing; try again".into(),
-            ))))
+            Err(SinkActionFailure::Storage(Error::storage(
+                "the sink's state kept changing; try again",
+            )))
         }
         .await;
         if let Err(SinkActionFailure::Storage(e)) = &result {

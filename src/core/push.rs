@@ -261,9 +261,9 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
                 .await;
             return Ok(());
         }
-        Err(Error::Storage(crate::storage::StorageError(
-            "the store kept changing on other nodes during this push; nothing was stored".into(),
-        )))
+        Err(Error::storage(
+            "the store kept changing on other nodes during this push; nothing was stored",
+        ))
     }
 
     /// Refuses a batch that would take the store past a quota (`MAX_STORE_EVENTS`,

@@ -30,7 +30,7 @@ use crate::access::Grant;
 use crate::config::{Config, ConfigError, StorageConfig};
 use crate::core::Core;
 use crate::hooks::SyncHooks;
-use crate::log::{self, Level};
+use crate::log::{self, Level, LogLevel};
 use crate::protocol::server::{PING, PONG};
 use crate::protocol::Transport;
 use crate::router::{parse_sync_request, SyncMatch};
@@ -233,29 +233,21 @@ impl<H: SyncHooks> SyncObject<H> {
             .core
             .open_store_id()
             .or_else(|| DoSqliteLog::stored_store_id(&sync.core.host().state().storage()));
-        let Some(store_id) = store_id else {
-            sync.core.alarm_before_open();
-            if let Some(at) = next_expiry {
-                sync.core.alarm_by(at.saturating_mul(1000));
+        match store_id {
+            Some(store_id) => {
+                let (core, level) = (&sync.core, sync.core.config().log_level);
+                alarm_duty(level, &store_id, "outbox_failed", core.run_outbox(&store_id).await);
+                // Before the directory's turn, which may delete an expired store: its last
+                // events are backed up first.
+                alarm_duty(level, &store_id, "backup_failed", core.run_backup(&store_id).await);
+                alarm_duty(
+                    level,
+                    &store_id,
+                    "directory_failed",
+                    core.run_directory(&store_id).await,
+                );
             }
-            return;
-        };
-        if let Err(e) = sync.core.run_outbox(&store_id).await {
-            if let Some(line) = sync.core.config().log_level.line(Level::Error, "outbox_failed") {
-                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
-            }
-        }
-        // Before the directory's turn, which may delete an expired store: its last events
-        // are backed up first.
-        if let Err(e) = sync.core.run_backup(&store_id).await {
-            if let Some(line) = sync.core.config().log_level.line(Level::Error, "backup_failed") {
-                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
-            }
-        }
-        if let Err(e) = sync.core.run_directory(&store_id).await {
-            if let Some(line) = sync.core.config().log_level.line(Level::Error, "directory_failed") {
-                log::emit(line.str("storeId", &store_id).str("error", &e.to_string()));
-            }
+            None => sync.core.alarm_before_open(),
         }
         if let Some(at) = next_expiry {
             sync.core.alarm_by(at.saturating_mul(1000));
@@ -271,6 +263,20 @@ impl<H: SyncHooks> SyncObject<H> {
         }
         sync.core.socket_closed(ws);
         sync.engine.live_pulls_changed();
+    }
+}
+
+/// Logs a duty of the alarm that failed (at error, as `event`); the alarm goes on with the next.
+fn alarm_duty<T>(
+    log_level: LogLevel,
+    store_id: &str,
+    event: &'static str,
+    result: std::result::Result<T, crate::core::Error>,
+) {
+    if let Err(e) = result {
+        if let Some(line) = log_level.line(Level::Error, event) {
+            log::emit(line.str("storeId", store_id).str("error", &e.to_string()));
+        }
     }
 }
 
