@@ -110,9 +110,17 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             self.alarm_by(last_at + expiry);
             return Ok(());
         }
-        if self.host.socket_count() > 0 {
+        let sockets = self.host.socket_count();
+        if sockets > 0 {
             // Connected clients use the store, even without a request for a while.
             self.alarm_by(now + expiry);
+            if let Some(line) = self.config.log_level.line(Level::Debug, "expiry_postponed") {
+                self.host.log(
+                    line.str("storeId", store_id)
+                        .int("sockets", sockets as i64)
+                        .str("nextCheckAt", &crate::util::time::iso8601_from_millis(now + expiry)),
+                );
+            }
             return Ok(());
         }
         let deleted = self.delete_store(store_id).await?;
