@@ -3,10 +3,13 @@
 // pushes), so a ratio from one run says little. Here ours, the bare Durable Object (the runtime's
 // floor) and the TypeScript server run side by side under `wrangler dev`, and each load is repeated
 // in rounds, each round one server after the other, so a slow moment of the machine falls on all
-// three alike. Prints each figure's median over the rounds with its range, and the ratios of the
+// three alike. The pushes also run on the bare object writing the store's head row with each
+// push, which the reference's layout needs and the plain bare object skips. Prints each figure's median over the rounds with its range, and the ratios of the
 // medians; writes tests/bench/results/rounds-<level>.json.
 //
-//   node tests/bench/behind.mjs [--rounds N] [--log-level LEVEL] [--only push1,httpPush,fan100,fan500]
+//   node tests/bench/behind.mjs [--rounds N] [--log-level LEVEL] [--only push1,httpPush,fan100,fan500] [--name NAME]
+//
+// --name writes results/NAME.json instead.
 //
 // Run ./scripts/build-worker first: it uses the build it finds.
 import { execFileSync } from 'node:child_process'
@@ -43,11 +46,16 @@ const median = (xs) => {
 }
 const fmt = (v) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1))
 
+const floorMain = path.join(ROOT, 'tests/bench/floor-worker/index.js')
 const servers = [
   ['ours', { vars: { AUTH_TOKEN: DEFAULT_TOKEN, LOG_LEVEL: logLevel } }],
-  ['floor', { jsMain: path.join(ROOT, 'tests/bench/floor-worker/index.js') }],
+  ['floor', { jsMain: floorMain }],
+  // The bare object writing the head row per push too, as the reference's layout needs: the
+  // pushes only (it is the same object for everything else).
+  ['floorHead', { jsMain: floorMain, vars: { FLOOR_HEAD_ROW: 'true' } }],
   ['reference', { reference: true }],
 ]
+const headRowLoads = new Set(['push1', 'httpPush'])
 const started = []
 try {
   for (const [name, options] of servers) {
@@ -58,7 +66,7 @@ try {
   const results = {}
   for (let round = 1; round <= rounds; round++) {
     for (const [key, label, run] of loads.filter(([, , run]) => run)) {
-      for (const srv of started) {
+      for (const srv of started.filter((srv) => srv.name !== 'floorHead' || headRowLoads.has(key))) {
         log(`round ${round}/${rounds}, ${srv.name}: ${label}`)
         const result = await run(srv)
         ;((results[key] ??= {})[srv.name] ??= []).push(result)
@@ -68,7 +76,8 @@ try {
   const rows = loads.map(([key, label, , read, higher, from]) => {
     const row = { key, label, higherIsBetter: higher }
     for (const { name } of started) {
-      const values = results[from ?? key][name].map(read)
+      const values = results[from ?? key][name]?.map(read)
+      if (!values) continue
       row[name] = { median: median(values), min: Math.min(...values), max: Math.max(...values), values }
     }
     // How many times better than the TypeScript server, and what share of the floor's figure.
@@ -76,20 +85,22 @@ try {
     row.oursVsReference = times(row.ours.median, row.reference.median)
     row.floorVsReference = times(row.floor.median, row.reference.median)
     row.oursOfFloor = times(row.ours.median, row.floor.median)
+    if (row.floorHead) row.oursOfFloorHead = times(row.ours.median, row.floorHead.median)
     return row
   })
 
   const machine = `${execFileSync('nproc').toString().trim()} cores, node ${process.version}`
   const out = path.join(ROOT, 'tests/bench/results')
   mkdirSync(out, { recursive: true })
-  const file = path.join(out, `rounds-${logLevel}.json`)
+  const file = path.join(out, `${arg('--name', `rounds-${logLevel}`)}.json`)
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, logLevel, rounds, rows }, null, 2) + '\n')
   const cell = (r) => `${fmt(r.median)} (${fmt(r.min)}–${fmt(r.max)})`
   console.log(`${rounds} rounds, ours at LOG_LEVEL=${logLevel}; median (range); ratios of the medians\n`)
-  console.log('| figure | ours | bare object | TypeScript | ours vs TS | bare vs TS | ours of bare |')
-  console.log('|---|---:|---:|---:|---:|---:|---:|')
+  console.log('| figure | ours | bare object | bare + head row | TypeScript | ours vs TS | bare vs TS | ours of bare | ours of bare + head row |')
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of rows) {
-    console.log(`| ${r.label} | ${cell(r.ours)} | ${cell(r.floor)} | ${cell(r.reference)} | ${r.oursVsReference.toFixed(1)}× | ${r.floorVsReference.toFixed(1)}× | ${r.oursOfFloor.toFixed(2)}× |`)
+    const head = r.floorHead ? [cell(r.floorHead), `${r.oursOfFloorHead.toFixed(2)}×`] : ['—', '—']
+    console.log(`| ${r.label} | ${cell(r.ours)} | ${cell(r.floor)} | ${head[0]} | ${cell(r.reference)} | ${r.oursVsReference.toFixed(1)}× | ${r.floorVsReference.toFixed(1)}× | ${r.oursOfFloor.toFixed(2)}× | ${head[1]} |`)
   }
   log(`wrote ${path.relative(ROOT, file)}`)
 } finally {

@@ -13,6 +13,13 @@ export class SyncBackendDO extends DurableObject {
     super(ctx, env)
     this.sql = ctx.storage.sql
     this.sql.exec('CREATE TABLE IF NOT EXISTS events (seqNum integer primary key, parentSeqNum integer not null, name text not null, args text, createdAt text not null, clientId text not null, sessionId text not null) strict')
+    // FLOOR_HEAD_ROW=true: the store's head in a row of its own, written with every push, as the
+    // reference's layout keeps it (`context_7`): the floor for a server that must keep that layout.
+    this.headRow = env.FLOOR_HEAD_ROW === 'true'
+    if (this.headRow) {
+      this.sql.exec('CREATE TABLE IF NOT EXISTS head (id integer primary key, seqNum integer not null)')
+      this.sql.exec('INSERT OR IGNORE INTO head VALUES (1, 0)')
+    }
     this.live = new Map() // socket -> live pull request ids
   }
 
@@ -39,6 +46,7 @@ export class SyncBackendDO extends DurableObject {
     // the runtime's console costs on its own.
     if (this.env.FLOOR_LOG_LINES === 'true') console.log(JSON.stringify({ level: 'info', msg: 'push', events: batch.length, head: batch.at(-1)?.seqNum }))
     this.sql.exec(INSERT, createdAt, JSON.stringify(batch.map((e) => [e.seqNum, e.parentSeqNum, e.name, e.clientId, e.sessionId, e.args])))
+    if (this.headRow && batch.length > 0) this.sql.exec('UPDATE head SET seqNum = ? WHERE id = 1', batch.at(-1).seqNum)
     const page = `{"batch":[${batch.map((e) => this.item({ ...e, args: JSON.stringify(e.args), createdAt })).join(',')}],"pageInfo":{"_tag":"NoMore"},"backendId":"floor"}`
     for (const [ws, ids] of this.live) for (const id of ids) ws.send(`{"_tag":"Chunk","requestId":"${id}","values":[${page}]}`)
   }
