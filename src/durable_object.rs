@@ -10,6 +10,8 @@ use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
 };
 
+use std::rc::Rc;
+
 use crate::hooks::NoHooks;
 use crate::object::SyncObject;
 use wasm_bindgen::JsValue;
@@ -17,13 +19,14 @@ use wasm_bindgen::JsValue;
 /// The sync Durable Object; one instance per storeId.
 #[durable_object(websocket)]
 pub struct SyncBackendDO {
-    inner: SyncObject<NoHooks>,
+    /// Shared, so that a WebSocket frame that must wait keeps the object ([`Self::websocket_message_now`]).
+    inner: Rc<SyncObject<NoHooks>>,
 }
 
 impl DurableObject for SyncBackendDO {
     fn new(state: State, env: Env) -> Self {
         SyncBackendDO {
-            inner: SyncObject::new(state, env, NoHooks),
+            inner: Rc::new(SyncObject::new(state, env, NoHooks)),
         }
     }
 
@@ -55,6 +58,14 @@ impl SyncBackendDO {
     pub async fn rpc(&self, payload: js_sys::Uint8Array) -> std::result::Result<JsValue, JsValue> {
         let payload = payload.to_vec();
         Ok(std::panic::AssertUnwindSafe(self.inner.rpc(&payload)).await.into_js())
+    }
+
+    /// `webSocketMessageNow(ws, message)`: the `webSocketMessage` handler without an async
+    /// method's `Promise` and microtask for a frame served at once; `src/worker-entry.mjs` calls
+    /// it.
+    #[wasm_bindgen(js_name = webSocketMessageNow)]
+    pub fn websocket_message_now(&self, ws: worker::worker_sys::web_sys::WebSocket, message: JsValue) -> JsValue {
+        SyncObject::websocket_message_now(&self.inner, ws, message)
     }
 
     /// The object's alarm, which delivers the store's outbox. Declared here rather than through

@@ -1,5 +1,8 @@
 //! The few things taken straight from the JavaScript runtime: time, randomness, error text,
-//! and a method looked up on an object.
+//! a method looked up on an object, and a future run at once.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
 
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -78,4 +81,22 @@ pub fn method(target: &JsValue, name: &str) -> Option<js_sys::Function> {
     js_sys::Reflect::get(target, &JsValue::from_str(name))
         .ok()
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+}
+
+/// Runs `future` as far as it goes without waiting, inside this call: what finishes here (a
+/// WebSocket frame served from DO SQLite, whose storage answers synchronously) returns its value
+/// with no `Promise` and no microtask made for it, which `#[wasm_bindgen] async fn` makes for
+/// every call. A future that must wait becomes a `Promise`, whose task polls it again with a
+/// waker that works (futures take the waker of their latest poll); a failure finished here is a
+/// rejected `Promise`, as from an async method.
+pub fn run_now<F>(future: F) -> JsValue
+where
+    F: Future<Output = Result<JsValue, JsValue>> + 'static,
+{
+    let mut future = Box::pin(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(value)) => value,
+        Poll::Ready(Err(error)) => js_sys::Promise::reject(&error).into(),
+        Poll::Pending => worker::wasm_bindgen_futures::future_to_promise(future).into(),
+    }
 }

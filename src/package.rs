@@ -184,7 +184,8 @@ impl SyncHooks for JsHooks {
 /// `makeDurableObject`'s object: one per store, over the Rust sync core.
 #[wasm_bindgen]
 pub struct SyncStoreObject {
-    inner: SyncObject<JsHooks>,
+    /// Shared, so that a WebSocket frame that must wait keeps the object.
+    inner: std::rc::Rc<SyncObject<JsHooks>>,
 }
 
 #[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
@@ -213,7 +214,9 @@ impl SyncStoreObject {
                     .collect()
             }));
         }
-        SyncStoreObject { inner }
+        SyncStoreObject {
+            inner: std::rc::Rc::new(inner),
+        }
     }
 
     /// Checks an options object (its JSON) as the constructors (this one and [`SyncWorker`]'s)
@@ -237,20 +240,8 @@ impl SyncStoreObject {
     }
 
     #[wasm_bindgen(js_name = webSocketMessage)]
-    pub async fn websocket_message(
-        &self,
-        ws: worker::worker_sys::web_sys::WebSocket,
-        message: JsValue,
-    ) -> Result<JsValue, JsValue> {
-        let message = match message.as_string() {
-            Some(text) => worker::WebSocketIncomingMessage::String(text),
-            None => worker::WebSocketIncomingMessage::Binary(Uint8Array::new(&message).to_vec()),
-        };
-        self.inner
-            .websocket_message(ws.into(), message)
-            .await
-            .map(|_| JsValue::NULL)
-            .map_err(JsValue::from)
+    pub fn websocket_message(&self, ws: worker::worker_sys::web_sys::WebSocket, message: JsValue) -> JsValue {
+        SyncObject::websocket_message_now(&self.inner, ws, message)
     }
 
     #[wasm_bindgen(js_name = webSocketClose)]

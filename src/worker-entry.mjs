@@ -26,8 +26,9 @@ export class SyncBackendDO extends DurableObject {
     return this.#inner.fetch(request)
   }
 
+  // Served within the call when it can be: `undefined` then, else a Promise.
   webSocketMessage(ws, message) {
-    return this.#inner.webSocketMessage(ws, message)
+    return this.#inner.webSocketMessageNow(ws, message)
   }
 
   webSocketClose(ws, code, reason, wasClean) {

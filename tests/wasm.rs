@@ -86,3 +86,32 @@ fn signed_token_keys_from_a_worker_env() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A future that finishes within the call gives its value, no Promise; one that waits on a
+/// Promise (a microtask away) gives a Promise of its value, driven on after the first poll's
+/// no-op waker; a failure is a rejected Promise either way.
+#[wasm_bindgen_test]
+async fn run_now_answers_at_once_or_with_a_promise() {
+    use livestore_sync::js::run_now;
+    use worker::wasm_bindgen_futures::JsFuture;
+
+    let now = run_now(async { Ok(JsValue::from_str("served")) });
+    assert_eq!(now.as_string().as_deref(), Some("served"), "a value, not a Promise");
+
+    let waits = run_now(async {
+        let later = js_sys::Promise::resolve(&JsValue::from_f64(7.0));
+        let value = JsFuture::from(later).await?;
+        Ok(JsValue::from_f64(value.as_f64().unwrap_or(0.0) + 1.0))
+    });
+    let promise = waits
+        .dyn_into::<js_sys::Promise>()
+        .expect("a Promise for a future that waits");
+    assert_eq!(JsFuture::from(promise).await.unwrap().as_f64(), Some(8.0));
+
+    let failed = run_now(async { Err(JsValue::from_str("refused")) });
+    let promise = failed.dyn_into::<js_sys::Promise>().expect("a rejected Promise");
+    assert_eq!(
+        JsFuture::from(promise).await.unwrap_err().as_string().as_deref(),
+        Some("refused")
+    );
+}

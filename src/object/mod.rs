@@ -24,6 +24,7 @@ mod ws;
 use std::cell::Cell;
 use std::rc::Rc;
 
+use wasm_bindgen::JsValue;
 use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage};
 
 use crate::access::Grant;
@@ -172,6 +173,28 @@ impl<H: SyncHooks> SyncObject<H> {
             // sync-electric endpoint by its path.
             Transport::DoRpc | Transport::Electric => Response::error("Not a sync request", 400),
         }
+    }
+
+    /// The object's `webSocketMessage` handler as the runtime calls it (a socket, and a string or
+    /// an `ArrayBuffer`), run at once ([`crate::js::run_now`]): `undefined` when the frame was
+    /// served within the call, else a `Promise`. The object must be shared (`Rc`) for a frame
+    /// that waits to keep it.
+    pub fn websocket_message_now(
+        this: &Rc<Self>,
+        ws: worker::worker_sys::web_sys::WebSocket,
+        message: JsValue,
+    ) -> JsValue {
+        let message = match message.as_string() {
+            Some(text) => WebSocketIncomingMessage::String(text),
+            None => WebSocketIncomingMessage::Binary(js_sys::Uint8Array::new(&message).to_vec()),
+        };
+        let this = Rc::clone(this);
+        crate::js::run_now(async move {
+            this.websocket_message(ws.into(), message)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+                .map_err(JsValue::from)
+        })
     }
 
     /// The object's `webSocketMessage` handler.
