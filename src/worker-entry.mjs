@@ -17,18 +17,22 @@ export default worker
 export class SyncBackendDO extends DurableObject {
   #inner
 
+  // The Rust class's WebSocket handler: `webSocketMessageNow` (a frame served within the call
+  // answers `undefined`, not a Promise) where the crate has it, else the async one. Looked up once.
+  #onMessage
+
   constructor(ctx, env) {
     super(ctx, env)
     this.#inner = new RustSyncBackendDO(ctx, env)
+    this.#onMessage = typeof this.#inner.webSocketMessageNow === 'function' ? 'webSocketMessageNow' : 'webSocketMessage'
   }
 
   fetch(request) {
     return this.#inner.fetch(request)
   }
 
-  // Served within the call when it can be: `undefined` then, else a Promise.
   webSocketMessage(ws, message) {
-    return this.#inner.webSocketMessageNow(ws, message)
+    return this.#inner[this.#onMessage](ws, message)
   }
 
   webSocketClose(ws, code, reason, wasClean) {

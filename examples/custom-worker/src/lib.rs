@@ -82,13 +82,14 @@ impl SyncHooks for Moderation {
 /// The sync Durable Object, with this app's hooks.
 #[durable_object(websocket)]
 pub struct SyncBackendDO {
-    inner: SyncObject<Moderation>,
+    // Shared, so that a WebSocket frame that must wait keeps the object (`webSocketMessageNow`).
+    inner: std::rc::Rc<SyncObject<Moderation>>,
 }
 
 impl DurableObject for SyncBackendDO {
     fn new(state: State, env: Env) -> Self {
         SyncBackendDO {
-            inner: SyncObject::new(state, env, Moderation),
+            inner: std::rc::Rc::new(SyncObject::new(state, env, Moderation)),
         }
     }
 
@@ -122,6 +123,17 @@ impl SyncBackendDO {
     ) -> std::result::Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
         Ok(self.inner.rpc(&payload.to_vec()).await.into_js())
     }
+    /// `webSocketMessageNow(ws, message)`: the WebSocket handler served within the runtime's call
+    /// when it can be, which the library's worker-entry.mjs prefers to `webSocketMessage`.
+    #[wasm_bindgen(js_name = webSocketMessageNow)]
+    pub fn websocket_message_now(
+        &self,
+        ws: worker::worker_sys::web_sys::WebSocket,
+        message: wasm_bindgen::JsValue,
+    ) -> wasm_bindgen::JsValue {
+        SyncObject::websocket_message_now(&self.inner, ws, message)
+    }
+
     /// The object's alarm, which delivers the store's outbox (`WEBHOOK_URL`, `QUEUE_BINDING`).
     #[wasm_bindgen(js_name = alarm)]
     pub async fn alarm(&self) {
