@@ -3,9 +3,10 @@
 // pushes), so a ratio from one run says little. Here ours, the bare Durable Object (the runtime's
 // floor) and the TypeScript server run side by side under `wrangler dev`, and each load is repeated
 // in rounds, each round one server after the other, so a slow moment of the machine falls on all
-// three alike. The pushes also run on the bare object writing the store's head row with each
-// push, which the reference's layout needs and the plain bare object skips. Prints each figure's median over the rounds with its range, and the ratios of the
-// medians; writes tests/bench/results/rounds-<level>.json.
+// of them alike. The pushes also run on the bare object writing the store's head row with each
+// push, which the reference's layout needs and the plain bare object skips. Prints each figure's
+// median over the rounds with its range, and the ratios of the medians; writes
+// tests/bench/results/rounds-<level>.json.
 //
 //   node tests/bench/behind.mjs [--rounds N] [--log-level LEVEL] [--only push1,httpPush,fan100,fan500] [--name NAME]
 //
@@ -18,6 +19,7 @@ import path from 'node:path'
 
 import { DEFAULT_TOKEN, ROOT, startWorker } from '../e2e/lib/worker.mjs'
 import * as s from './lib/scenarios.mjs'
+import { median } from './lib/wire.mjs'
 
 const args = process.argv.slice(2)
 const arg = (name, fallback) => {
@@ -39,11 +41,6 @@ const loads = [
 ].filter(([key, , , , , from]) => only.includes(from ?? key))
 
 const log = (...a) => console.error('[behind]', ...a)
-const median = (xs) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
 const fmt = (v) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1))
 
 const floorMain = path.join(ROOT, 'tests/bench/floor-worker/index.js')

@@ -19,7 +19,7 @@ const { request } = await import('../e2e/lib/raw.mjs')
 
 const runsAt = process.argv.indexOf('--runs')
 const runs = runsAt >= 0 ? Number(process.argv[runsAt + 1]) : 7
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const { median } = await import('./lib/wire.mjs')
 
 /** One cold start: the runtime's first answer, then a store's first HTTP pull. */
 async function coldStart(reference) {

@@ -146,6 +146,9 @@ export function checkSequence(seqs, from, to, what) {
 /** Percentile of a sorted array. */
 export const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 
+/** The middle value of `xs` (the upper of the two middle ones for an even count), `xs` left as it is. */
+export const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50)
+
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 
 /** POSTs one HTTP RPC body; resolves with the parsed reply array. */
