@@ -398,17 +398,34 @@ impl PgLog {
         )))
     }
 
-    /// Runs DDL that two nodes may run at once: `CREATE … IF NOT EXISTS` racing itself can
-    /// fail on the catalog's unique index, and then succeeds when tried again.
+    /// Runs DDL that several objects or nodes may run at once. `CREATE … IF NOT EXISTS` racing
+    /// itself is refused while the winner commits: on the catalog's unique index (23505) when it
+    /// waited for the winner, or as a duplicate table, type or column when the winner committed
+    /// between its check and its insert. Either way the object exists once the error is seen, so
+    /// the statement is run again (its `IF NOT EXISTS` then holds).
     async fn ddl(&self, statement: &str) -> Result<(), StorageError> {
         let connected = self.node.connection().await?;
-        match connected.client.batch_execute(statement).await {
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                connected.client.batch_execute(statement).await.map_err(pg_err)
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match connected.client.batch_execute(statement).await {
+                Err(e) if tries < 3 && e.code().is_some_and(lost_ddl_race) => continue,
+                other => return other.map_err(pg_err),
             }
-            other => other.map_err(pg_err),
         }
     }
+}
+
+/// The SQLSTATEs of `CREATE … IF NOT EXISTS` (and of the `createdAt` column's `ALTER`) losing a
+/// race with the same statement on another connection.
+fn lost_ddl_race(code: &SqlState) -> bool {
+    [
+        SqlState::UNIQUE_VIOLATION,
+        SqlState::DUPLICATE_TABLE,
+        SqlState::DUPLICATE_OBJECT,
+        SqlState::DUPLICATE_COLUMN,
+    ]
+    .contains(code)
 }
 
 impl EventLog for PgLog {

@@ -1,6 +1,7 @@
 // The Postgres engine's own promises, on a real PostgreSQL (lib/postgres.mjs): a database the
 // sync-electric example's proxy wrote is served as it is, to sync-cf and sync-electric clients,
 // and what we write stays readable in that layout; colliding store names never share a table;
+// stores opening at once on a fresh database all create their tables;
 // two sync nodes on one database never fork a store's log and deliver each other's pushes to
 // their live pulls; and a Postgres killed mid-push loses nothing acknowledged, stores no batch
 // in part, and the nodes go on by themselves once it is back. (The rest of the suite runs on
@@ -10,7 +11,7 @@ import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 
 import { connectElectric, electricEndpoint } from './lib/electric.mjs'
-import { closeSockets, OK, openSocket, waitFor } from './lib/helpers.mjs'
+import { closeSockets, OK, openSocket, waitFor, withSocket } from './lib/helpers.mjs'
 import { postgres } from './lib/postgres.mjs'
 import { liveEvents, makeEvents, openLivePull, push } from './lib/raw.mjs'
 import { assertGapless, figures, fullPull, Ledger, tagged } from './lib/reliability.mjs'
@@ -131,6 +132,23 @@ describe("a database written by sync-electric's example", () => {
     const name = electricName(long)
     assert.match(name, /^eventlog_6_hash_-?\d+$/)
     assert.equal(pg.sql(db, `SELECT count(*) FROM "${name}"`), '1')
+  })
+})
+
+describe('a fresh database', () => {
+  test('stores opened at the same moment on two nodes all create their tables, and each push is stored', async () => {
+    const pg = await postgres()
+    const db = `fresh_${process.pid}`
+    pg.createDatabase(db)
+    const nodes = await Promise.all(['fresh-a', 'fresh-b'].map((label) => start({ database: db, label })))
+    // Every first push runs the schema's `CREATE … IF NOT EXISTS`: racing itself, Postgres
+    // refuses some of them (duplicate table, type or key) until the winner has committed.
+    const stores = Array.from({ length: 24 }, (_, i) => storeId(`fresh-${i}`))
+    const exits = await Promise.all(
+      stores.map((store, i) => withSocket(nodes[i % 2], store, async (s) => (await push(s, store, makeEvents(1, { clientId: store }))).exit)),
+    )
+    assert.deepEqual(exits, stores.map(() => OK), 'every first push stored')
+    assert.equal(pg.sql(db, 'SELECT count(*) FROM livestore_stores'), String(stores.length), 'one registry row per store')
   })
 })
 
