@@ -7,7 +7,8 @@
 // Cloudflare bills as duration for an object that hibernates its WebSockets.
 //
 // The counters are module state: a Worker and its Durable Objects share one isolate in workerd.
-// `GET /__meter` answers them and starts them again from zero. The runtime's clock moves only with
+// `GET /__meter` answers them and starts them again from zero. `constructed` lists the objects
+// constructed, each by its name where the runtime has it, else by its id. The runtime's clock moves only with
 // I/O (workerd's Spectre mitigation), so a span that does no I/O counts as 0 ms: awake time is a
 // floor, the same floor for both servers.
 
@@ -17,7 +18,7 @@ let patched = false
 const awake = new Map() // object id -> { inFlight, since }
 
 function fresh() {
-  return { workerRequests: 0, doFetches: 0, doRpcCalls: 0, wsMessages: 0, wsCloses: 0, alarms: 0, statements: 0, rowsRead: 0, rowsWritten: 0, awakeMs: 0, objects: 0 }
+  return { workerRequests: 0, doFetches: 0, doRpcCalls: 0, wsMessages: 0, wsCloses: 0, alarms: 0, statements: 0, rowsRead: 0, rowsWritten: 0, awakeMs: 0, objects: 0, constructed: [] }
 }
 
 /** Counts every statement of every object from here on (SqlStorage's prototype is shared). */
@@ -97,6 +98,7 @@ export function meteredObject(Inner) {
     constructor(ctx, env) {
       patchSql(ctx.storage.sql)
       counters.objects++
+      counters.constructed.push(ctx.id.name ?? ctx.id.toString())
       super(ctx, env)
       const id = ctx.id.toString()
       // Wrapped on the instance: the reference defines its handlers as instance fields, which
