@@ -415,6 +415,51 @@ fn backups_are_incremental_and_restore_an_emptied_store() {
 }
 
 #[test]
+fn an_empty_store_is_left_out_once_per_wake_and_listed_by_its_first_push_at_once() {
+    let (core, _) = core_for("s", NoHooks, with_directory(None));
+    let http = conn(Transport::Http, Some("s"), None);
+    let pull = |id: &str| {
+        send(
+            &core,
+            &http,
+            &request(id, "SyncHttpRpc.Pull", pull_payload("s", None, false)),
+        )
+    };
+    let start = core.host().now_millis();
+    pull("1");
+    alarm(&core);
+    assert_eq!(core.host().directory_tells.get(), 1, "left out once");
+    // Clients connecting to it again and again ask for one alarm an interval on, not one each.
+    let interval = livestore_sync::directory::UPDATE_INTERVAL_MS;
+    pull("2");
+    pull("3");
+    assert_eq!(core.host().alarms.borrow().last(), Some(&(start + interval)));
+    let alarms = core.host().alarms.borrow().len();
+    core.host().now.set(start + interval);
+    alarm(&core);
+    assert_eq!(core.host().directory_tells.get(), 1, "and not told again");
+    pull("4");
+    assert_eq!(core.host().alarms.borrow().len(), alarms + 1);
+    // Its first events: listed at once, not an interval after the last report.
+    let pushed_at = start + interval + 1_000;
+    core.host().now.set(pushed_at);
+    send(
+        &core,
+        &http,
+        &request("5", "SyncHttpRpc.Push", push_payload("s", &events(1, 0, 2), None)),
+    );
+    assert_eq!(core.host().alarms.borrow().last(), Some(&pushed_at));
+    alarm(&core);
+    let entry = core.host().directory.borrow().get("s").cloned().expect("listed");
+    assert_eq!(entry.events, 2);
+    let info = futures::executor::block_on(core.info("s")).unwrap();
+    assert_eq!(
+        entry.bytes, info.approx_size_bytes,
+        "counted from zero as the admin API counts"
+    );
+}
+
+#[test]
 fn a_reset_store_leaves_the_directory_until_written_again() {
     let (core, _) = core_for("s", NoHooks, with_directory(None));
     let http = conn(Transport::Http, Some("s"), None);

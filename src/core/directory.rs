@@ -27,6 +27,8 @@ pub(super) struct DirectoryState {
     sent_at: Cell<i64>,
     /// The store's last use seen by this object (ms); 0 when none since it woke.
     last_at: Cell<i64>,
+    /// The directory was told, since the object woke, that the store has no events.
+    unlisted: Cell<bool>,
 }
 
 /// What deleting a store removed.
@@ -54,6 +56,14 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             return;
         }
         self.alarm_by((self.directory.sent_at.get() + UPDATE_INTERVAL_MS).max(now));
+    }
+
+    /// The store got its first events (new, or reset before): it is listed at once, not an
+    /// interval after the report that left it out: the `directory_due` of its delivery sets
+    /// the alarm for now.
+    pub(super) fn directory_listing_due(&self) {
+        self.directory.sent_at.set(0);
+        self.directory.dirty.set(false);
     }
 
     /// The alarm came before the store it is for was opened (on an engine that awaits, a first
@@ -139,13 +149,19 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
     async fn send_entry(&self, store_id: &str, now: i64) -> Result<(), Error> {
         self.directory.dirty.set(false);
         let (meta, log) = self.open(store_id).await?;
-        if meta.head == 0 {
-            // Not listed: a store without events (never written, or reset since it was listed).
-            // Not a report that holds the next one back: on an engine that awaits, the alarm of a
-            // store's first use can run before that use's first push is stored.
-            return self.host.tell_directory(store_id, None).await.map_err(Error::storage);
-        }
         self.directory.sent_at.set(now);
+        if meta.head == 0 {
+            // Not listed: a store without events (never written, or reset since it was listed),
+            // told once per wake however often its clients connect; its first push lists it at
+            // once (`directory_listing_due`), even one stored just after this report.
+            if self.directory.unlisted.replace(true) {
+                return Ok(());
+            }
+            let told = self.host.tell_directory(store_id, None).await;
+            self.directory.unlisted.set(told.is_ok());
+            return told.map_err(Error::storage);
+        }
+        self.directory.unlisted.set(false);
         let usage = self.current_usage(&log, &meta).await?;
         let last_at = match self.directory.last_at.get() {
             0 => now,
@@ -189,6 +205,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         self.alarm_fired();
         if self.config.store_directory {
             self.host.tell_directory(store_id, None).await.map_err(Error::storage)?;
+            self.directory.unlisted.set(true);
         }
         Ok(Deleted {
             removed_events: reset.removed_events,

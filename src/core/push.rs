@@ -257,6 +257,9 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             meta.head = last.seq_num.0;
             self.set_meta(&meta);
             self.count_usage(previous, &meta, adding);
+            if previous == 0 {
+                self.directory_listing_due();
+            }
             self.fan_out(&log, &payload.batch, CreatedAt::All(&created_at), &meta.backend_id, ctx)
                 .await;
             return Ok(());
@@ -298,6 +301,14 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         let usage = counted?;
         *self.usage.borrow_mut() = Some((meta.head, meta.backend_id.clone(), usage));
         Ok(usage)
+    }
+
+    /// A store opened without events holds nothing: its count starts at zero here and its
+    /// pushes keep it current, so neither a quota nor a directory report ever counts its log.
+    pub(super) fn usage_opened(&self, meta: &StoreMeta) {
+        if meta.head == 0 {
+            *self.usage.borrow_mut() = Some((0, meta.backend_id.clone(), Usage::default()));
+        }
     }
 
     /// Adds a stored batch to the store's count, if it was current before the batch.

@@ -436,6 +436,8 @@ pub struct TestHost {
     pub sink_gate: RefCell<Option<(String, SinkGate)>>,
     /// The store directory, as the core told it.
     pub directory: RefCell<std::collections::BTreeMap<String, livestore_sync::directory::Entry>>,
+    /// How often the core told the directory anything (an entry or that there is none).
+    pub directory_tells: Cell<u32>,
     /// How often the object was wiped (a store deleted).
     pub wipes: Cell<u32>,
     /// The backup bucket: name -> (body, written at).
@@ -525,6 +527,7 @@ impl Host for TestHost {
         store_id: &str,
         entry: Option<&livestore_sync::directory::Entry>,
     ) -> LocalBoxFuture<'static, Result<(), String>> {
+        self.directory_tells.set(self.directory_tells.get() + 1);
         let mut directory = self.directory.borrow_mut();
         match entry {
             Some(entry) => {
