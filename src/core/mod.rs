@@ -328,7 +328,7 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
             .await
             .inspect_err(|_| self.verify_head.set(verify))?;
         self.open_outbox(log.as_ref(), meta.head).await?;
-        self.usage_opened(&meta);
+        self.usage_opened(log.as_ref(), &meta);
         self.log_store_opened(store_id, &meta);
         *self.store.borrow_mut() = Some(OpenStore {
             store_id: store_id.to_owned(),

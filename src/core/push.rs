@@ -305,8 +305,10 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
 
     /// A store opened without events holds nothing: its count starts at zero here and its
     /// pushes keep it current, so neither a quota nor a directory report ever counts its log.
-    pub(super) fn usage_opened(&self, meta: &StoreMeta) {
-        if meta.head == 0 {
+    /// Not on a shared engine: other nodes write there too, and Postgres counts `args` as its
+    /// JSONB renders them, which a batch's own text does not tell.
+    pub(super) fn usage_opened(&self, log: &L, meta: &StoreMeta) {
+        if meta.head == 0 && !log.shared() {
             *self.usage.borrow_mut() = Some((0, meta.backend_id.clone(), Usage::default()));
         }
     }
