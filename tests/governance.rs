@@ -415,7 +415,7 @@ fn backups_are_incremental_and_restore_an_emptied_store() {
 }
 
 #[test]
-fn an_empty_store_is_left_out_once_per_wake_and_listed_by_its_first_push_at_once() {
+fn an_empty_store_is_left_out_once_per_wake_and_listed_by_its_first_push_or_import_at_once() {
     let (core, _) = core_for("s", NoHooks, with_directory(None));
     let http = conn(Transport::Http, Some("s"), None);
     let pull = |id: &str| {
@@ -457,6 +457,21 @@ fn an_empty_store_is_left_out_once_per_wake_and_listed_by_its_first_push_at_once
         entry.bytes, info.approx_size_bytes,
         "counted from zero as the admin API counts"
     );
+    // Reset, left out again, then imported into: listed at once as well.
+    futures::executor::block_on(core.reset("s")).unwrap();
+    core.host().now.set(pushed_at + interval);
+    alarm(&core);
+    assert!(
+        core.host().directory.borrow().get("s").is_none(),
+        "left out after the reset"
+    );
+    let imported_at = pushed_at + interval + 1_000;
+    core.host().now.set(imported_at);
+    let ndjson: String = events(1, 0, 3).iter().map(|e| e.to_string() + "\n").collect();
+    futures::executor::block_on(core.import("s", &ndjson)).unwrap();
+    assert_eq!(core.host().alarms.borrow().last(), Some(&imported_at));
+    alarm(&core);
+    assert_eq!(core.host().directory.borrow().get("s").map(|e| e.events), Some(3));
 }
 
 #[test]

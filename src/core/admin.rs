@@ -224,6 +224,8 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         }
         meta.head = last;
         self.set_meta(&meta);
+        // Into an empty store, so its first events.
+        self.directory_listing_due();
         // The admin API is HTTP; no client payload or headers come with it.
         let ctx = RequestContext {
             store_id,

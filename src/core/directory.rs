@@ -58,9 +58,9 @@ impl<L: EventLog + 'static, X: Host + 'static, H: SyncHooks> Core<L, X, H> {
         self.alarm_by((self.directory.sent_at.get() + UPDATE_INTERVAL_MS).max(now));
     }
 
-    /// The store got its first events (new, or reset before): it is listed at once, not an
-    /// interval after the report that left it out: the `directory_due` of its delivery sets
-    /// the alarm for now.
+    /// The store got its first events (a push or an import into a new or reset store): it is
+    /// listed at once, not an interval after the report that left it out; the `directory_due`
+    /// of their delivery sets the alarm for now.
     pub(super) fn directory_listing_due(&self) {
         self.directory.sent_at.set(0);
         self.directory.dirty.set(false);
